@@ -1,0 +1,36 @@
+//! The side effects pfstate has on a machine, each behind a small trait.
+//!
+//! Everything before `apply` is pure; `apply`, `plan` and `status` reach the machine only
+//! through these traits, so the logic above them is tested with the fakes in `fake.rs` and a
+//! thinner layer of tests proves the real implementations against a real kernel and systemd.
+
+use crate::error::HostError;
+use crate::model::Family;
+
+/// The kernel's packet filter, as `iptables-save` / `iptables-restore` see it.
+pub trait Netfilter {
+    /// The canonical text of `ip(6)tables-save` for one table (`-t TABLE`).
+    fn save(&self, family: Family, table: &str) -> Result<String, HostError>;
+    /// Feed a payload to `ip(6)tables-restore --noflush --wait`. The payload may hold several
+    /// tables; each `COMMIT` is atomic on its own.
+    fn restore(&self, family: Family, payload: &str) -> Result<(), HostError>;
+}
+
+/// Runtime kernel parameters under /proc/sys.
+pub trait Sysctl {
+    /// The current value, or `None` when the key does not exist (an interface not yet present).
+    fn get(&self, key: &str) -> Result<Option<String>, HostError>;
+    fn set(&self, key: &str, value: &str) -> Result<(), HostError>;
+}
+
+/// The service manager that makes the state come back at boot.
+pub trait ServiceManager {
+    /// `systemctl daemon-reload`.
+    fn reload(&self) -> Result<(), HostError>;
+    /// Create the `[Install]` symlinks of the unit (`systemctl enable`).
+    fn enable(&self, unit: &str) -> Result<(), HostError>;
+    /// Remove them (`systemctl disable`).
+    fn disable(&self, unit: &str) -> Result<(), HostError>;
+    /// Whether the unit is enabled (its `[Install]` symlinks exist).
+    fn is_enabled(&self, unit: &str) -> Result<bool, HostError>;
+}
