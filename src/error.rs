@@ -1,6 +1,62 @@
-//! One error type per layer.
+//! One error type per layer: the spec (with file:line:col), the machine, and apply.
+
+use std::fmt;
 
 use thiserror::Error;
+
+/// A position in the desired-state file, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Location {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Location {
+    pub fn new(line: u64, column: u64) -> Self {
+        // The parser reports 0 for positions it does not know; print those as 1:1.
+        Location { line: line.max(1), column: column.max(1) }
+    }
+    pub fn start() -> Self {
+        Location::new(1, 1)
+    }
+}
+
+/// One thing wrong with the desired state, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub location: Location,
+    pub message: String,
+}
+
+/// Everything wrong with one file: parse errors stop at the first, validation collects all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    pub file: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl SpecError {
+    pub fn one(file: &str, location: Location, message: impl Into<String>) -> Self {
+        SpecError {
+            file: file.to_string(),
+            diagnostics: vec![Diagnostic { location, message: message.into() }],
+        }
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}:{}: {}", self.file, d.location.line, d.location.column, d.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecError {}
 
 /// Something the machine refused or could not do.
 #[derive(Debug, Error)]
@@ -13,4 +69,29 @@ pub enum HostError {
     NoSystemBus(String),
     #[error("systemd: {0}")]
     Systemd(String),
+}
+
+impl HostError {
+    pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
+        HostError::Io { path: path.to_string(), source }
+    }
+}
+
+/// Why a command did not do what was asked.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{0}")]
+    Spec(#[from] SpecError),
+    #[error("{0}")]
+    Host(#[from] HostError),
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// Apply failed, and what it had changed was put back.
+    #[error("{cause}\nnothing was changed: the previous state was restored")]
+    RolledBack { cause: Box<Error> },
+    /// Apply failed and so did putting the previous state back: the operator must look.
+    #[error("{cause}\nputting the previous state back failed too: {rollback}\nrun `pfstate plan` to see what is live")]
+    RollbackFailed { cause: Box<Error>, rollback: Box<Error> },
+    #[error("{0}")]
+    Usage(String),
 }

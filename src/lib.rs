@@ -13,3 +13,13 @@
 pub mod error;
 pub mod host;
 pub mod model;
+pub mod names;
+pub mod spec;
+pub mod spec_values;
+pub mod suggest;
+pub mod validate;
+pub mod rule;
+pub mod render;
+pub mod resolve;
+pub mod iptsave;
+pub mod plan;

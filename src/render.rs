@@ -1,0 +1,466 @@
+//! Model -> the rules pfstate owns, in the canonical text `iptables-save` prints, plus the
+//! sysctls the state needs. Pure: the only outside facts come through a [`Resolver`].
+//!
+//! Layout per family (chains exist only when they hold rules):
+//!
+//! ```text
+//! nat    PREROUTING  -> PREFIX-PREROUTING   DNAT of forwards (per-forward PREFIX-LB-name for balancing)
+//! nat    OUTPUT      -> PREFIX-OUTPUT       the same DNAT for `local: true`
+//! nat    POSTROUTING -> PREFIX-POSTROUTING  snat/hairpin/local masquerade, outbound snat
+//! filter INPUT       -> PREFIX-INPUT        route_localnet guard, input filter rules
+//! filter FORWARD     -> PREFIX-FORWARD      forward filter rules, then accepts of forwards and snat
+//! filter OUTPUT      -> PREFIX-OUTPUT       output filter rules
+//! ```
+//! Owned chains never end in a verdict of their own: packets nothing matched fall through to
+//! the rules of Docker, libvirt, Kubernetes or ufw below the jump.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::model::*;
+use crate::names::{self, JUMP_COMMENT};
+use crate::resolve::Resolver;
+use crate::rule::{probability_text, Rule};
+
+/// The tables pfstate may put rules in, in the order payloads list them.
+pub const TABLES: [&str; 2] = ["nat", "filter"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    /// Full `-A NAME ...` lines.
+    pub rules: Vec<String>,
+}
+
+/// A jump from a chain pfstate does not own into one it does.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Jump {
+    pub from: String,
+    pub to: String,
+}
+
+impl Jump {
+    pub fn line(&self) -> String {
+        format!("-A {} -m comment --comment {JUMP_COMMENT} -j {}", self.from, self.to)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableRules {
+    pub chains: Vec<Chain>,
+    pub jumps: Vec<Jump>,
+}
+
+/// Everything pfstate owns in one family, by table name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    pub family: Family,
+    pub tables: Vec<(&'static str, TableRules)>,
+}
+
+impl Ruleset {
+    pub fn table(&self, name: &str) -> Option<&TableRules> {
+        self.tables.iter().find(|(t, _)| *t == name).map(|(_, r)| r)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tables.iter().all(|(_, t)| t.chains.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub prefix: String,
+    pub rulesets: Vec<Ruleset>,
+    pub sysctls: Vec<Sysctl>,
+    pub warnings: Vec<String>,
+}
+
+impl Desired {
+    pub fn ruleset(&self, family: Family) -> &Ruleset {
+        self.rulesets.iter().find(|r| r.family == family).expect("both families are rendered")
+    }
+}
+
+/// Render a model. Both families are always present (possibly empty), so stale chains of a
+/// family the file no longer uses are found and removed.
+pub fn render(model: &Model, resolver: &dyn Resolver) -> Desired {
+    let mut warnings = Vec::new();
+    let rulesets = Family::ALL.iter().map(|f| render_family(model, *f, resolver, &mut warnings)).collect();
+    let sysctls = sysctls(model, resolver);
+    Desired { prefix: model.prefix.clone(), rulesets, sysctls, warnings }
+}
+
+/// The chains of one table under construction, in the order they were first used.
+#[derive(Default)]
+struct Builder {
+    chains: Vec<Chain>,
+}
+
+impl Builder {
+    fn push(&mut self, chain: &str, rule: Rule) {
+        let line = rule.line();
+        match self.chains.iter_mut().find(|c| c.name == chain) {
+            Some(c) => {
+                // Identical lines (e.g. one guard rule wanted by two forwards) are kept once.
+                if !c.rules.contains(&line) {
+                    c.rules.push(line);
+                }
+            }
+            None => self.chains.push(Chain { name: chain.to_string(), rules: vec![line] }),
+        }
+    }
+}
+
+struct Names {
+    prerouting: String,
+    nat_output: String,
+    postrouting: String,
+    input: String,
+    forward: String,
+    filter_output: String,
+}
+
+fn render_family(model: &Model, family: Family, resolver: &dyn Resolver, warnings: &mut Vec<String>) -> Ruleset {
+    let p = model.prefix.as_str();
+    let n = Names {
+        prerouting: names::owned_chain(p, "PREROUTING"),
+        nat_output: names::owned_chain(p, "OUTPUT"),
+        postrouting: names::owned_chain(p, "POSTROUTING"),
+        input: names::owned_chain(p, "INPUT"),
+        forward: names::owned_chain(p, "FORWARD"),
+        filter_output: names::owned_chain(p, "OUTPUT"),
+    };
+    let mut nat = Builder::default();
+    let mut filter = Builder::default();
+
+    for r in model.filters.iter().filter(|r| r.families.contains(&family)) {
+        let chain = match r.chain {
+            FilterChain::Input => &n.input,
+            FilterChain::Forward => &n.forward,
+            FilterChain::Output => &n.filter_output,
+        };
+        filter.push(chain, filter_rule(chain, r, family));
+    }
+    for f in model.forwards.iter().filter(|f| f.family == family) {
+        forward_rules(model, f, &n, &mut nat, &mut filter, resolver, warnings);
+    }
+    for s in model.snats.iter().filter(|s| s.family == family) {
+        snat_rules(s, &n, &mut nat, &mut filter);
+    }
+
+    // The route_localnet guard must come before any accepting input rule.
+    if let Some(input) = filter.chains.iter_mut().find(|c| c.name == n.input) {
+        input.rules.sort_by_key(|l| !l.contains(" -d 127.0.0.0/8 "));
+    }
+    let nat = with_jumps(nat, &[("PREROUTING", &n.prerouting), ("OUTPUT", &n.nat_output), ("POSTROUTING", &n.postrouting)]);
+    let filter = with_jumps(filter, &[("INPUT", &n.input), ("FORWARD", &n.forward), ("OUTPUT", &n.filter_output)]);
+    Ruleset { family, tables: vec![("nat", nat), ("filter", filter)] }
+}
+
+fn with_jumps(b: Builder, hooks: &[(&str, &String)]) -> TableRules {
+    let jumps = hooks
+        .iter()
+        .filter(|(_, chain)| b.chains.iter().any(|c| &c.name == *chain))
+        .map(|(from, to)| Jump { from: from.to_string(), to: to.to_string() })
+        .collect();
+    // Base chains first in hook order, helper chains (LB) after, for a readable render.
+    let mut chains = b.chains;
+    chains.sort_by_key(|c| hooks.iter().position(|(_, h)| **h == c.name).unwrap_or(hooks.len()));
+    TableRules { chains, jumps }
+}
+
+fn host(addr: IpAddr) -> IpNet {
+    IpNet::from(addr)
+}
+
+fn comment(name: &str) -> String {
+    format!("pfstate:{name}")
+}
+
+/// `--to-destination` for a backend: the port part follows what the forward maps.
+fn dnat_target(f: &Forward, b: &Backend) -> String {
+    let addr = match b.addr {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let port = match b.port {
+        None if f.port.is_single() => Some(f.port.nat_text()),
+        None => None, // a range maps each port to itself
+        Some(bp) if bp == f.port && !bp.is_single() => None,
+        Some(bp) if bp.is_single() => Some(bp.nat_text()),
+        Some(bp) => Some(format!("{}/{}", bp.nat_text(), f.port.lo)),
+    };
+    match (port, b.addr) {
+        (Some(p), _) => format!("DNAT --to-destination {addr}:{p}"),
+        (None, IpAddr::V4(a)) => format!("DNAT --to-destination {a}"),
+        (None, IpAddr::V6(a)) => format!("DNAT --to-destination {a}"),
+    }
+}
+
+/// The rules that choose a backend for a connection: one DNAT, or statistic rules ending in a
+/// catch-all. Probabilities 1/n, 1/(n-1), ... (weighted likewise) make each backend's share
+/// its weight; round-robin uses `nth` in the nat table, which sees one packet per connection.
+fn selection(f: &Forward, chain: &str, proto: Proto) -> Vec<Rule> {
+    let base = || Rule::new(chain).proto(proto.name()).comment(&comment(&f.name));
+    let mut out = Vec::new();
+    match f.balance {
+        Balance::Random => {
+            let total: u32 = f.backends.iter().map(|b| b.weight).sum();
+            let mut remaining = total;
+            for (i, b) in f.backends.iter().enumerate() {
+                let mut r = base();
+                if i + 1 < f.backends.len() {
+                    let p = f64::from(b.weight) / f64::from(remaining);
+                    r = r.m("statistic", &format!("--mode random --probability {}", probability_text(p)));
+                }
+                remaining -= b.weight;
+                out.push(r.target(&dnat_target(f, b)));
+            }
+        }
+        Balance::RoundRobin => {
+            let slots: Vec<&Backend> = f.backends.iter().flat_map(|b| std::iter::repeat_n(b, b.weight as usize)).collect();
+            let n = slots.len();
+            for (i, b) in slots.iter().enumerate() {
+                let mut r = base();
+                if i + 1 < n {
+                    r = r.m("statistic", &format!("--mode nth --every {} --packet 0", n - i));
+                }
+                out.push(r.target(&dnat_target(f, b)));
+            }
+        }
+    }
+    out
+}
+
+fn forward_rules(
+    model: &Model,
+    f: &Forward,
+    n: &Names,
+    nat: &mut Builder,
+    filter: &mut Builder,
+    resolver: &dyn Resolver,
+    warnings: &mut Vec<String>,
+) {
+    let c = comment(&f.name);
+    let lb_chain = (f.backends.len() > 1).then(|| names::owned_chain(&model.prefix, &format!("LB-{}", f.name)));
+    let via = f.via.clone();
+    let egress = via.clone().or_else(|| resolver.egress_interface(f.backends[0].addr));
+
+    for proto in &f.protos {
+        let pn = proto.name();
+        let dport = format!("--dport {}", f.port.match_text());
+        // Where DNAT applies: the listen address, or any of the gateway's own addresses.
+        let dest = |r: Rule| match f.address {
+            Some(a) => r.destination(host(a)),
+            None => r.m("addrtype", "--dst-type LOCAL"),
+        };
+        // The dispatch rule(s) for one hook: straight to the backend, or into the LB chain.
+        let dispatch = |chain: &str, sources: &[Option<IpNet>], iface: Option<&str>, nat: &mut Builder| {
+            for src in sources {
+                let mut r = Rule::new(chain).proto(pn).maybe_in_interface(iface);
+                if let Some(s) = src {
+                    r = r.source(*s);
+                }
+                let r = dest(r).m(pn, &dport).comment(&c);
+                match &lb_chain {
+                    Some(lb) => nat.push(chain, r.target(lb)),
+                    None => nat.push(chain, r.target(&dnat_target(f, &f.backends[0]))),
+                }
+            }
+        };
+        let sources: Vec<Option<IpNet>> = if f.from.is_empty() { vec![None] } else { f.from.iter().copied().map(Some).collect() };
+        dispatch(&n.prerouting, &sources, f.interface.as_deref(), nat);
+        // A forward bound to the WAN interface still has to catch LAN clients for hairpin.
+        if f.hairpin != Hairpin::Off
+            && let (Some(wan), Some(lan)) = (&f.interface, &via)
+            && wan != lan
+        {
+            dispatch(&n.prerouting, &sources, Some(lan), nat);
+        }
+        if f.local {
+            dispatch(&n.nat_output, &[None], None, nat);
+        }
+        if let Some(lb) = &lb_chain {
+            for r in selection(f, lb, *proto) {
+                nat.push(lb, r);
+            }
+        }
+
+        for b in &f.backends {
+            let bport = format!("--dport {}", f.backend_port(b).match_text());
+            let to_backend = || {
+                Rule::new(&n.postrouting).destination(host(b.addr)).maybe_out_interface(via.as_deref()).proto(pn)
+            };
+            let dnatted = |r: Rule| r.m(pn, &bport).m("conntrack", "--ctstate DNAT").comment(&c);
+            match &f.snat {
+                SourceNat::Masquerade => nat.push(&n.postrouting, dnatted(to_backend()).target("MASQUERADE")),
+                SourceNat::To(a) => nat.push(&n.postrouting, dnatted(to_backend()).target(&format!("SNAT --to-source {a}"))),
+                SourceNat::None => {
+                    for net in hairpin_networks(f, via.as_deref().or(egress.as_deref()), resolver, warnings) {
+                        let r = match net {
+                            Some(net) => to_backend().source(net),
+                            None => to_backend(),
+                        };
+                        nat.push(&n.postrouting, dnatted(r).target("MASQUERADE"));
+                    }
+                    if f.local {
+                        let r = to_backend().m("addrtype", "--src-type LOCAL");
+                        nat.push(&n.postrouting, dnatted(r).target("MASQUERADE"));
+                    }
+                }
+            }
+            if f.accept {
+                // ctstate DNAT with the reply source matches both directions of exactly the
+                // connections this forward translated, so replies pass a FORWARD policy of DROP.
+                let mut ct = String::from("--ctstate DNAT");
+                if let Some(a) = f.address {
+                    ct.push_str(&format!(" --ctorigdst {a}"));
+                }
+                ct.push_str(&format!(" --ctreplsrc {} --ctorigdstport {} --ctreplsrcport {}", b.addr, f.port.match_text(), f.backend_port(b).match_text()));
+                filter.push(&n.forward, Rule::new(&n.forward).proto(pn).m("conntrack", &ct).comment(&c).target("ACCEPT"));
+            }
+        }
+    }
+
+    if f.local && f.family == Family::V4 {
+        match &egress {
+            Some(dev) => {
+                let lo: IpNet = "127.0.0.0/8".parse().expect("literal");
+                let guard = Rule::new(&n.input)
+                    .not_source(lo)
+                    .destination(lo)
+                    .in_interface(dev)
+                    .m("conntrack", "! --ctstate RELATED,ESTABLISHED,DNAT")
+                    .comment(&c)
+                    .target("DROP");
+                filter.push(&n.input, guard);
+            }
+            None => warnings.push(format!(
+                "forward `{}`: local access through 127.0.0.1 needs route_localnet on the interface towards the backends; set `via:` (no route to {} here)",
+                f.name, f.backends[0].addr
+            )),
+        }
+    }
+}
+
+/// The client networks hairpin masquerades: `None` stands for "any source" when the networks
+/// of the LAN interface are unknown (correct, but WAN clients are then masqueraded too).
+fn hairpin_networks(f: &Forward, lan: Option<&str>, resolver: &dyn Resolver, warnings: &mut Vec<String>) -> Vec<Option<IpNet>> {
+    match &f.hairpin {
+        Hairpin::Off => Vec::new(),
+        Hairpin::Networks(nets) => nets.iter().copied().map(Some).collect(),
+        Hairpin::Auto => {
+            let nets = lan.map(|l| resolver.networks(l, f.family)).unwrap_or_default();
+            if nets.is_empty() {
+                let msg = format!("forward `{}`: hairpin networks unknown (give `hairpin: [CIDR]` or `via:`); masquerading every client of this forward", f.name);
+                if !warnings.contains(&msg) {
+                    warnings.push(msg);
+                }
+                vec![None]
+            } else {
+                nets.into_iter().map(Some).collect()
+            }
+        }
+    }
+}
+
+fn snat_rules(s: &OutboundSnat, n: &Names, nat: &mut Builder, filter: &mut Builder) {
+    let c = comment(&s.name);
+    let r = Rule::new(&n.postrouting).source(s.source).maybe_out_interface(s.out_interface.as_deref()).comment(&c);
+    let r = match &s.to {
+        SourceNat::To(a) => r.target(&format!("SNAT --to-source {a}")),
+        _ => r.target("MASQUERADE"),
+    };
+    nat.push(&n.postrouting, r);
+    if s.accept {
+        let out = Rule::new(&n.forward).source(s.source).maybe_out_interface(s.out_interface.as_deref()).comment(&c).target("ACCEPT");
+        filter.push(&n.forward, out);
+        let back = Rule::new(&n.forward)
+            .destination(s.source)
+            .maybe_in_interface(s.out_interface.as_deref())
+            .m("conntrack", "--ctstate RELATED,ESTABLISHED")
+            .comment(&c)
+            .target("ACCEPT");
+        filter.push(&n.forward, back);
+    }
+}
+
+fn filter_rule(chain: &str, r: &FilterRule, family: Family) -> Rule {
+    let mut rule = Rule::new(chain).maybe_in_interface(r.in_interface.as_deref()).maybe_out_interface(r.out_interface.as_deref());
+    if let Some(s) = r.source {
+        rule = rule.source(s);
+    }
+    if let Some(d) = r.destination {
+        rule = rule.destination(d);
+    }
+    let proto = r.proto.map(|p| match (p, family) {
+        (FilterProto::Tcp, _) => "tcp",
+        (FilterProto::Udp, _) => "udp",
+        (FilterProto::Icmp, Family::V4) => "icmp",
+        (FilterProto::Icmp, Family::V6) => "ipv6-icmp",
+    });
+    if let Some(p) = proto {
+        rule = rule.proto(p);
+        let mut ports = Vec::new();
+        if let Some(sp) = r.sport {
+            ports.push(format!("--sport {}", sp.match_text()));
+        }
+        if let Some(dp) = r.dport {
+            ports.push(format!("--dport {}", dp.match_text()));
+        }
+        if !ports.is_empty() {
+            rule = rule.m(p, &ports.join(" "));
+        }
+    }
+    if !r.states.is_empty() {
+        rule = rule.m("conntrack", &format!("--ctstate {}", r.states.join(",")));
+    }
+    let target = match r.action {
+        Action::Accept => "ACCEPT".to_string(),
+        Action::Drop => "DROP".to_string(),
+        Action::Return => "RETURN".to_string(),
+        Action::Reject => match family {
+            Family::V4 => "REJECT --reject-with icmp-port-unreachable".to_string(),
+            Family::V6 => "REJECT --reject-with icmp6-port-unreachable".to_string(),
+        },
+        Action::Log => match &r.log_prefix {
+            Some(p) => format!("LOG --log-prefix {}", crate::rule::save_string(p)),
+            None => "LOG".to_string(),
+        },
+    };
+    rule.comment(&comment(&r.name)).target(&target)
+}
+
+/// Implied sysctls first (forwarding per family in use, route_localnet per egress interface
+/// of `local` forwards), then the file's own; a key given in the file wins.
+fn sysctls(model: &Model, resolver: &dyn Resolver) -> Vec<Sysctl> {
+    let mut out: Vec<Sysctl> = Vec::new();
+    let mut add = |key: SysctlKey, value: &str| {
+        if !out.iter().any(|s| s.key == key) {
+            out.push(Sysctl { key, value: value.to_string() });
+        }
+    };
+    let uses = |fam: Family| model.forwards.iter().any(|f| f.family == fam) || model.snats.iter().any(|s| s.family == fam);
+    if uses(Family::V4) {
+        add(SysctlKey::from_parts(&["net", "ipv4", "ip_forward"]), "1");
+    }
+    if uses(Family::V6) {
+        add(SysctlKey::from_parts(&["net", "ipv6", "conf", "all", "forwarding"]), "1");
+    }
+    for f in model.forwards.iter().filter(|f| f.local && f.family == Family::V4) {
+        if let Some(dev) = f.via.clone().or_else(|| resolver.egress_interface(f.backends[0].addr)) {
+            add(SysctlKey::from_parts(&["net", "ipv4", "conf", &dev, "route_localnet"]), "1");
+        }
+    }
+    let mut explicit = model.sysctls.clone();
+    for s in out {
+        if !explicit.iter().any(|e| e.key == s.key) {
+            explicit.push(s);
+        }
+    }
+    // Implied keys keep their place before explicit ones for a stable, readable file.
+    let implied_count = explicit.len() - model.sysctls.len();
+    explicit.rotate_right(implied_count);
+    explicit
+}
