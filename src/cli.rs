@@ -1,0 +1,79 @@
+//! The command line, defined once with clap's derive API.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Keep a host's port forwarding, NAT and firewall rules in the desired state a YAML file
+/// describes, in iptables chains pfstate owns, without touching anyone else's rules.
+#[derive(Debug, Parser)]
+#[command(name = "pfstate", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// Read and write every file (/etc/...) under DIR; enable the unit by creating its
+    /// [Install] symlinks directly instead of over D-Bus (like `systemctl --root`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// When to colour diffs.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Parse and check files; errors as FILE:LINE:COL: message.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print everything apply would install: restore payloads, the sysctl.d file, the unit.
+    Render { file: PathBuf },
+    /// Unified diff between the renders of two desired states (exit 2 when they differ).
+    Diff { old: PathBuf, new: PathBuf },
+    /// Unified diff between the live host and FILE (exit 2 when there are changes).
+    Plan { file: PathBuf },
+    /// Converge the host to FILE; nothing is written when it is already converged.
+    Apply {
+        file: PathBuf,
+        /// Only show what would change, like `plan`.
+        #[arg(long)]
+        dry_run: bool,
+        /// Used by the boot unit: apply FILE as it is, without rewriting the persisted copy.
+        #[arg(long, hide = true)]
+        boot: bool,
+    },
+    /// Owned chains with counters per forward, active connections per forward, and drift.
+    Status {
+        /// The desired state to compare with (default: the persisted /etc/pfstate/host.yaml).
+        file: Option<PathBuf>,
+    },
+    /// Delete every owned chain and jump, the persisted state, the sysctl.d file and the unit.
+    Remove {
+        /// The chain prefix to remove (default: the persisted state's, else PFSTATE).
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+}
