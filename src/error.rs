@@ -13,4 +13,7 @@ pub enum HostError {
     NoSystemBus(String),
     #[error("systemd: {0}")]
     Systemd(String),
+    /// Another pfstate holds the run lock (see `persist::RunLock`).
+    #[error("{0}")]
+    Locked(String),
 }

@@ -13,3 +13,7 @@
 pub mod error;
 pub mod host;
 pub mod model;
+pub mod persist;
+pub mod sysctl_conf;
+pub mod systemd;
+pub mod unit;
