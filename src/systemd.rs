@@ -95,7 +95,8 @@ fn is_not_found(e: &zbus::Error) -> bool {
         zbus::Error::FDO(f) => matches!(**f, zbus::fdo::Error::FileNotFound(_)),
         zbus::Error::MethodError(name, _, _) => {
             let n = name.as_str();
-            n.ends_with(".NoSuchUnit") || n.ends_with(".FileNotFound")
+            // systemd 252 answers GetUnitFileState for a missing file with System.Error.ENOENT.
+            n.ends_with(".NoSuchUnit") || n.ends_with(".FileNotFound") || n.ends_with(".ENOENT")
         }
         _ => false,
     }
