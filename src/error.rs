@@ -69,6 +69,9 @@ pub enum HostError {
     NoSystemBus(String),
     #[error("systemd: {0}")]
     Systemd(String),
+    /// Another pfstate holds the run lock (see `persist::RunLock`).
+    #[error("{0}")]
+    Locked(String),
 }
 
 impl HostError {

@@ -33,4 +33,16 @@ pub trait ServiceManager {
     fn disable(&self, unit: &str) -> Result<(), HostError>;
     /// Whether the unit is enabled (its `[Install]` symlinks exist).
     fn is_enabled(&self, unit: &str) -> Result<bool, HostError>;
+    /// `systemctl restart` and wait for the job; a failed start is an error.
+    ///
+    /// Defaulted (as an error) so existing fakes keep compiling; the real managers implement it.
+    fn restart(&self, unit: &str) -> Result<(), HostError> {
+        Err(HostError::Systemd(format!(
+            "cannot restart {unit}: not supported by this service manager"
+        )))
+    }
+    /// The unit's `ActiveState` (`active`, `inactive`, `failed`, ...); `unknown` by default.
+    fn active_state(&self, _unit: &str) -> Result<String, HostError> {
+        Ok("unknown".to_string())
+    }
 }

@@ -10,22 +10,26 @@
 //! Everything up to and including `plan`'s diff is pure; side effects live behind the traits
 //! in [`host`].
 
+pub mod cli;
+pub mod conntrack;
+pub mod converge;
+pub mod diff;
 pub mod error;
 pub mod host;
+pub mod iptables;
+pub mod iptsave;
 pub mod model;
 pub mod names;
+pub mod persist;
+pub mod plan;
+pub mod render;
+pub mod resolve;
+pub mod rule;
 pub mod spec;
 pub mod spec_values;
 pub mod suggest;
-pub mod validate;
-pub mod rule;
-pub mod render;
-pub mod resolve;
-pub mod iptsave;
-pub mod plan;
-pub mod conntrack;
-pub mod iptables;
 pub mod sysctl;
-pub mod converge;
-pub mod diff;
-pub mod cli;
+pub mod sysctl_conf;
+pub mod systemd;
+pub mod unit;
+pub mod validate;
