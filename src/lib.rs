@@ -33,3 +33,6 @@ pub mod sysctl_conf;
 pub mod systemd;
 pub mod unit;
 pub mod validate;
+pub mod files;
+pub mod app;
+pub mod status;
