@@ -13,3 +13,4 @@
 pub mod error;
 pub mod host;
 pub mod model;
+pub mod netlab;
