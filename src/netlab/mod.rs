@@ -4,6 +4,28 @@
 //! Used by `pfstate try FILE` and by the end-to-end traffic tests. The layout follows
 //! `shared/notes/traffic-tests.md` §1 ([`Topology::gateway`]).
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use pfstate::netlab::{GatewayOptions, LanMode, ProbeResult, Topology, probe_tcp, sample_tcp};
+//!
+//! if pfstate::netlab::skip_unless_root("my_test") {
+//!     return;
+//! }
+//! let topo = Topology::gateway(GatewayOptions { lan_mode: LanMode::Bridge, ..Default::default() })
+//!     .unwrap();
+//! // Configure the gateway like a real host would be ...
+//! topo.gw().set_sysctls(&[("net.ipv4.ip_forward", "1")]).unwrap();
+//! topo.gw().exec("pfstate", &["apply", "/tmp/state.yaml"]).unwrap();
+//! // ... and send real connections through it.
+//! let public = Topology::addr(Topology::GW_WAN, 80);
+//! let r = probe_tcp(topo.client(), public, Duration::from_millis(1500));
+//! assert_eq!(r.name().as_deref(), Some("be1"), "{}", topo.dump());
+//! let s = sample_tcp(topo.client(), public, 300, Duration::from_millis(1500));
+//! assert_eq!(s.count("be1") + s.count("be2"), 300);
+//! assert_ne!(r, ProbeResult::Timeout);
+//! // Dropping `topo` stops the servers and deletes every namespace.
+//! ```
+//!
 //! Safety rules this module keeps, because it runs as root on developer machines and CI:
 //! - it never touches the root namespace's firewall or sysctls: every sysctl is written from a
 //!   thread that has entered the lab namespace, every command runs under `ip -n`/`ip netns exec`;

@@ -227,6 +227,19 @@ impl Netns {
         }
     }
 
+    /// Tell this namespace's servers to stop without waiting for them; a lab signals all its
+    /// namespaces first so tearing it down costs one poll interval in total.
+    pub fn signal_servers(&self) {
+        for s in self
+            .servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            s.signal_stop();
+        }
+    }
+
     /// Delete namespaces `pft-<pid>-...` whose process no longer exists (left by a run that
     /// was killed before its destructors ran). Returns the names removed. Never touches a
     /// namespace without the prefix or one whose process is alive.

@@ -29,6 +29,13 @@ fn sa(ip: impl Into<std::net::IpAddr>, port: u16) -> SocketAddr {
 }
 
 #[test]
+fn handles_are_shareable_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Netns>();
+    send_sync::<Topology>();
+}
+
+#[test]
 fn parse_reply() {
     let r: Reply = "be1 tcp peer=10.77.0.1:4242".parse().unwrap();
     assert_eq!(r.name, "be1");
@@ -341,6 +348,7 @@ fn port_forward_through_gateway() {
     if skip_unless_root("port_forward_through_gateway") {
         return;
     }
+    let root_before = root_state();
     let topo = Topology::gateway(GatewayOptions {
         backend_default_route: false,
         ..Default::default()
@@ -398,6 +406,44 @@ fn port_forward_through_gateway() {
     let reply = r.reply().unwrap_or_else(|| panic!("{r:?}"));
     assert_eq!(reply.name, "be1");
     assert_eq!(reply.peer.ip(), std::net::IpAddr::from(Topology::GW_LAN));
+    assert!(topo.dump().contains("DNAT"));
+    drop(topo);
+    assert_eq!(root_state(), root_before, "the root namespace changed");
+}
+
+/// What must never change in the root namespace: its rules and key sysctls.
+fn root_state() -> Vec<String> {
+    let mut v = Vec::new();
+    for (cmd, args) in [
+        ("iptables-save", &[][..]),
+        ("ip6tables-save", &[][..]),
+        ("nft", &["list", "ruleset"][..]),
+    ] {
+        let out = std::process::Command::new(cmd).args(args).output();
+        // Drop the "# Generated ... on <date>" comment lines of iptables-save.
+        v.push(match out {
+            Ok(o) => String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("{cmd}: {e}"),
+        });
+    }
+    for k in [
+        "net/ipv4/ip_forward",
+        "net/ipv4/conf/all/rp_filter",
+        "net/ipv4/conf/all/route_localnet",
+        "net/ipv4/conf/all/forwarding",
+        "net/ipv6/conf/all/forwarding",
+        "net/bridge/bridge-nf-call-iptables",
+    ] {
+        v.push(format!(
+            "{k}={}",
+            std::fs::read_to_string(format!("/proc/sys/{k}")).unwrap_or_default()
+        ));
+    }
+    v
 }
 
 #[test]
@@ -411,20 +457,37 @@ fn sweep_leaves_live_namespaces_alone() {
     assert!(listed().contains(ns.name()));
 }
 
+/// Timings for the report: build times and per-probe costs.
 #[test]
-#[ignore]
-fn debug_dump() {
-    let topo = Topology::gateway(GatewayOptions::default()).unwrap();
-    let r = probe_tcp(topo.lan(), sa(Topology::BE1, 8080), SHORT);
-    eprintln!("{r:?}");
-    for ns in topo.all() {
-        eprintln!("== {} {}", ns.role(), ns.name());
-        eprintln!("{}", ns.ip(&["-br", "link"]).unwrap());
-        eprintln!("{}", ns.ip(&["-br", "addr"]).unwrap());
-        eprintln!("{}", ns.ip(&["route"]).unwrap());
-        eprintln!("{}", ns.ip(&["neigh"]).unwrap());
+fn timings() {
+    if skip_unless_root("timings") {
+        return;
     }
-    let (_, sw) = topo.lan_bridge();
-    eprintln!("{}", sw.exec("bridge", &["link"]).unwrap());
-    eprintln!("{}", topo.backends()[0].exec("ss", &["-ltnup"]).unwrap());
+    for mode in [LanMode::Switch, LanMode::Bridge] {
+        let t = Instant::now();
+        let topo = Topology::gateway(GatewayOptions {
+            lan_mode: mode,
+            ..Default::default()
+        })
+        .unwrap();
+        let built = t.elapsed();
+        let time = |f: &dyn Fn() -> ProbeResult| {
+            let t = Instant::now();
+            let r = f();
+            (r.label(), t.elapsed())
+        };
+        let ok = time(&|| probe_tcp(topo.lan(), sa(Topology::BE1, 8080), T));
+        let udp = time(&|| probe_udp(topo.lan(), sa(Topology::BE1, 8080), None, T));
+        let refused = time(&|| probe_tcp(topo.lan(), sa(Topology::BE1, 81), T));
+        let s = sample_tcp(topo.lan(), sa(Topology::BE1, 8080), 300, T);
+        let t = Instant::now();
+        drop(topo);
+        eprintln!(
+            "{mode:?}: build {built:?}, tcp {ok:?}, udp {udp:?}, refused {refused:?}, \
+             300 conns {:?}, drop {:?}",
+            s.elapsed,
+            t.elapsed()
+        );
+        assert_eq!(s.count("be1"), 300);
+    }
 }

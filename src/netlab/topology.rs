@@ -78,6 +78,17 @@ pub struct Topology {
 /// (the same digits in `10.77.0.X` and `fd00:77::X`).
 const LAN_HOSTS: [(&str, &str); 4] = [("be1", "11"), ("be2", "12"), ("be3", "13"), ("lan", "50")];
 
+impl Drop for Topology {
+    /// Signal every server of every namespace first, then let the fields drop (each [`Netns`]
+    /// joins its servers and deletes itself), so teardown waits for one poll interval, not one
+    /// per namespace.
+    fn drop(&mut self) {
+        for ns in self.all() {
+            ns.signal_servers();
+        }
+    }
+}
+
 impl Topology {
     pub const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
     /// The gateway's WAN ("public") address.
@@ -295,6 +306,32 @@ impl Topology {
             .into_iter()
             .map(|n| (n.role().to_string(), n.name().to_string()))
             .collect()
+    }
+
+    /// Addresses, routes and neighbours of every namespace, plus the gateway's iptables rules:
+    /// print it when a traffic assertion fails.
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        for ns in self.all() {
+            out.push_str(&format!("== {} ({})\n", ns.role(), ns.name()));
+            for args in [
+                &["-br", "addr"][..],
+                &["route"][..],
+                &["-6", "route"][..],
+                &["neigh"][..],
+            ] {
+                match ns.ip(args) {
+                    Ok(s) => out.push_str(&s),
+                    Err(e) => out.push_str(&format!("ip {}: {e}\n", args.join(" "))),
+                }
+            }
+        }
+        out.push_str("== gw iptables-save\n");
+        match self.gw.exec("iptables-save", &[]) {
+            Ok(s) => out.push_str(&s),
+            Err(e) => out.push_str(&format!("{e}\n")),
+        }
+        out
     }
 
     /// `IP:port` helper: `Topology::addr(Topology::BE1, 8080)`.
