@@ -491,3 +491,28 @@ fn timings() {
         assert_eq!(s.count("be1"), 300);
     }
 }
+
+#[test]
+fn custom_interface_names() {
+    if skip_unless_root("custom_interface_names") {
+        return;
+    }
+    let topo = Topology::gateway(GatewayOptions {
+        wan_if: Some("eth0".into()),
+        lan_if: Some("eth1".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!((topo.wan_if(), topo.lan_if()), ("eth0", "eth1"));
+    let addrs = topo.gw().ip(&["-4", "-br", "addr"]).unwrap();
+    assert!(
+        addrs.contains("eth1") && addrs.contains("10.77.0.1/24"),
+        "{addrs}"
+    );
+    assert_eq!(
+        probe_tcp(topo.gw(), sa(Topology::BE1, 8080), T)
+            .name()
+            .as_deref(),
+        Some("be1")
+    );
+}

@@ -31,8 +31,14 @@ pub enum LanMode {
 }
 
 /// Options of [`Topology::gateway`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayOptions {
+    /// The gateway's WAN interface name (`None`: `wan0`). `pfstate try` sets the names its
+    /// file uses, so `-i`/`-o` matches and per-interface sysctls hit real interfaces.
+    pub wan_if: Option<String>,
+    /// The gateway's LAN interface (`None`: `lan0` in switch mode, the bridge `br0` in bridge
+    /// mode, where it is the bridge that carries the LAN address).
+    pub lan_if: Option<String>,
     pub lan_mode: LanMode,
     /// Backends get `default via 10.77.0.1` (and `fd00:77::1`). Without it a DNAT without SNAT
     /// times out: the backend cannot route its reply.
@@ -51,6 +57,8 @@ pub struct GatewayOptions {
 impl Default for GatewayOptions {
     fn default() -> Self {
         GatewayOptions {
+            wan_if: None,
+            lan_if: None,
             lan_mode: LanMode::Switch,
             backend_default_route: true,
             ipv6: false,
@@ -110,8 +118,6 @@ impl Topology {
     pub const BACKEND_PORT: u16 = 8080;
     /// Port of the servers on the client.
     pub const CLIENT_PORT: u16 = 9000;
-    /// The gateway's WAN interface.
-    pub const WAN_IF: &'static str = "wan0";
 
     /// Build the lab. On error, whatever was built is torn down before returning.
     pub fn gateway(opts: GatewayOptions) -> Result<Topology, NetlabError> {
@@ -162,7 +168,7 @@ impl Topology {
             build_time: Duration::ZERO,
         };
         topo.wire()?;
-        if opts.servers {
+        if topo.opts.servers {
             topo.start_servers()?;
         }
         topo.build_time = start.elapsed();
@@ -172,16 +178,17 @@ impl Topology {
     fn wire(&mut self) -> Result<(), NetlabError> {
         let v6 = self.opts.ipv6;
         // WAN: client eth0 ── gw wan0.
-        Veth::create(&self.client, "eth0", &self.gw, Self::WAN_IF)?;
+        let wan_if = self.wan_if().to_string();
+        let lan_if = self.lan_if().to_string();
+        Veth::create(&self.client, "eth0", &self.gw, &wan_if)?;
         self.client
             .addr_add("eth0", &format!("{}/24", Self::CLIENT))?;
-        self.gw
-            .addr_add(Self::WAN_IF, &format!("{}/24", Self::GW_WAN))?;
+        self.gw.addr_add(&wan_if, &format!("{}/24", Self::GW_WAN))?;
         if v6 {
             self.client
                 .addr_add("eth0", &format!("{}/64", Self::CLIENT6))?;
             self.gw
-                .addr_add(Self::WAN_IF, &format!("{}/64", Self::GW_WAN6))?;
+                .addr_add(&wan_if, &format!("{}/64", Self::GW_WAN6))?;
         }
 
         // LAN segment.
@@ -192,22 +199,22 @@ impl Topology {
                 if sw.sysctl("net.bridge.bridge-nf-call-iptables")?.is_some() {
                     sw.set_bridge_nf_call(false, false)?;
                 }
-                Veth::create(&self.gw, "lan0", sw, "p-gw")?;
+                Veth::create(&self.gw, &lan_if, sw, "p-gw")?;
                 br.add_port(sw, "p-gw")?;
                 br
             }
             None => {
-                let br = Bridge::create(&self.gw, "br0")?;
+                let br = Bridge::create(&self.gw, &lan_if)?;
                 if let Some(on) = self.opts.bridge_nf_call {
                     self.gw.set_bridge_nf_call(on, on)?;
                 }
                 br
             }
         };
-        let lan_if = self.lan_if();
-        self.gw.addr_add(lan_if, &format!("{}/24", Self::GW_LAN))?;
+        self.gw.addr_add(&lan_if, &format!("{}/24", Self::GW_LAN))?;
         if v6 {
-            self.gw.addr_add(lan_if, &format!("{}/64", Self::GW_LAN6))?;
+            self.gw
+                .addr_add(&lan_if, &format!("{}/64", Self::GW_LAN6))?;
         }
         let bridge_ns = self.sw.as_ref().unwrap_or(&self.gw);
         for (host, (role, last)) in self.lan_hosts.iter().zip(LAN_HOSTS) {
@@ -239,8 +246,8 @@ impl Topology {
         Ok(())
     }
 
-    pub fn options(&self) -> GatewayOptions {
-        self.opts
+    pub fn options(&self) -> &GatewayOptions {
+        &self.opts
     }
 
     /// How long [`gateway`](Self::gateway) took (namespaces, links, servers ready).
@@ -269,11 +276,18 @@ impl Topology {
         (br, self.sw.as_ref().unwrap_or(&self.gw))
     }
 
-    /// The gateway's LAN interface: `lan0` (switch mode) or `br0` (bridge mode).
-    pub fn lan_if(&self) -> &'static str {
-        match self.opts.lan_mode {
-            LanMode::Switch => "lan0",
-            LanMode::Bridge => "br0",
+    /// The gateway's WAN interface (`wan0` unless [`GatewayOptions::wan_if`] says otherwise).
+    pub fn wan_if(&self) -> &str {
+        self.opts.wan_if.as_deref().unwrap_or("wan0")
+    }
+
+    /// The gateway's LAN interface: `lan0` (switch mode) or `br0` (bridge mode) unless
+    /// [`GatewayOptions::lan_if`] says otherwise.
+    pub fn lan_if(&self) -> &str {
+        match (&self.opts.lan_if, self.opts.lan_mode) {
+            (Some(name), _) => name,
+            (None, LanMode::Switch) => "lan0",
+            (None, LanMode::Bridge) => "br0",
         }
     }
 
