@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use crate::cli::{Cli, ColorChoice, Cmd, Format};
+use crate::cli::{Cli, Cmd, ColorChoice, Format};
 use crate::converge::{self, Host, Observed, Plan};
 use crate::diff;
 use crate::error::{Error, HostError};
@@ -46,10 +46,21 @@ impl Ctx {
         let color = match cli.global.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
         } && cli.global.format == Format::Text;
-        let root = cli.global.root.as_ref().map(Root::under).unwrap_or_else(Root::live);
-        Ctx { root, color, format: cli.global.format }
+        let root = cli
+            .global
+            .root
+            .as_ref()
+            .map(Root::under)
+            .unwrap_or_else(Root::live);
+        Ctx {
+            root,
+            color,
+            format: cli.global.format,
+        }
     }
 }
 
@@ -59,7 +70,11 @@ pub fn run(cli: &Cli, ctx: &Ctx) -> Result<Outcome, Error> {
         Cmd::Render { file } => render_file(file),
         Cmd::Diff { old, new } => diff_files(old, new),
         Cmd::Plan { file } => plan_file(ctx, file),
-        Cmd::Apply { file, dry_run: true, .. } => plan_file(ctx, file),
+        Cmd::Apply {
+            file,
+            dry_run: true,
+            ..
+        } => plan_file(ctx, file),
         Cmd::Apply { file, boot, .. } => apply_file(ctx, file, *boot),
         Cmd::Status { file } => crate::status::status(ctx, file.as_deref()),
         Cmd::Remove { prefix } => remove(ctx, prefix.as_deref()),
@@ -75,11 +90,21 @@ pub fn load(path: &Path) -> Result<(Model, String), Error> {
 }
 
 fn read_text(path: &Path) -> Result<String, Error> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::Read { path: path.display().to_string(), source: e })?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::Read {
+        path: path.display().to_string(),
+        source: e,
+    })?;
     if meta.len() > crate::spec::MAX_FILE_BYTES as u64 {
-        return Err(Error::Usage(format!("{}: larger than {} MiB", path.display(), crate::spec::MAX_FILE_BYTES >> 20)));
+        return Err(Error::Usage(format!(
+            "{}: larger than {} MiB",
+            path.display(),
+            crate::spec::MAX_FILE_BYTES >> 20
+        )));
     }
-    std::fs::read_to_string(path).map_err(|e| Error::Read { path: path.display().to_string(), source: e })
+    std::fs::read_to_string(path).map_err(|e| Error::Read {
+        path: path.display().to_string(),
+        source: e,
+    })
 }
 
 fn validate_files(paths: &[std::path::PathBuf]) -> Result<Outcome, Error> {
@@ -91,7 +116,11 @@ fn validate_files(paths: &[std::path::PathBuf]) -> Result<Outcome, Error> {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(Error::Usage(errors.join("\n"))) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Usage(errors.join("\n")))
+    }
 }
 
 /// The full text `render` prints for a state: what apply would install on an empty host.
@@ -105,7 +134,11 @@ pub fn render_text(model: &Model, source: &str) -> Result<String, Error> {
             Family::V6 => "ip6tables-restore",
         };
         if !plan.is_empty() {
-            out.push_str(&format!("# {}: {tool} --noflush\n{}", rs.family, plan.payload()));
+            out.push_str(&format!(
+                "# {}: {tool} --noflush\n{}",
+                rs.family,
+                plan.payload()
+            ));
         }
     }
     for f in files::desired_files(model, &desired, source)? {
@@ -124,7 +157,10 @@ pub fn render_text(model: &Model, source: &str) -> Result<String, Error> {
 
 fn render_file(path: &Path) -> Result<Outcome, Error> {
     let (model, source) = load(path)?;
-    Ok(Outcome { diff: render_text(&model, &source)?, ..Outcome::default() })
+    Ok(Outcome {
+        diff: render_text(&model, &source)?,
+        ..Outcome::default()
+    })
 }
 
 fn diff_files(old: &Path, new: &Path) -> Result<Outcome, Error> {
@@ -132,8 +168,18 @@ fn diff_files(old: &Path, new: &Path) -> Result<Outcome, Error> {
     let (m_new, s_new) = load(new)?;
     let a = render_text(&m_old, &s_old)?;
     let b = render_text(&m_new, &s_new)?;
-    let d = diff::unified(&a, &b, &old.display().to_string(), &new.display().to_string());
-    Ok(Outcome { changed: !d.is_empty(), diff: d, changes_exit_2: true, ..Outcome::default() })
+    let d = diff::unified(
+        &a,
+        &b,
+        &old.display().to_string(),
+        &new.display().to_string(),
+    );
+    Ok(Outcome {
+        changed: !d.is_empty(),
+        diff: d,
+        changes_exit_2: true,
+        ..Outcome::default()
+    })
 }
 
 /// Everything a plan or apply needs, computed once.
@@ -153,7 +199,13 @@ fn service_manager(root: &Root) -> Result<Box<dyn ServiceManager>, HostError> {
     }
 }
 
-fn prepare(ctx: &Ctx, host: &Host, model: Model, source: &str, files_wanted: Option<Vec<ManagedFile>>) -> Result<Prepared, Error> {
+fn prepare(
+    ctx: &Ctx,
+    host: &Host,
+    model: Model,
+    source: &str,
+    files_wanted: Option<Vec<ManagedFile>>,
+) -> Result<Prepared, Error> {
     let desired = render::render(&model, &SystemResolver);
     let observed = converge::observe(host, &desired)?;
     let plan = converge::plan(host, &desired, &observed)?;
@@ -161,8 +213,17 @@ fn prepare(ctx: &Ctx, host: &Host, model: Model, source: &str, files_wanted: Opt
         Some(f) => f,
         None => files::desired_files(&model, &desired, source)?,
     };
-    let unit_enabled = service_manager(&ctx.root).and_then(|sm| sm.is_enabled(UNIT_NAME)).ok();
-    Ok(Prepared { model, desired, observed, plan, files, unit_enabled })
+    let unit_enabled = service_manager(&ctx.root)
+        .and_then(|sm| sm.is_enabled(UNIT_NAME))
+        .ok();
+    Ok(Prepared {
+        model,
+        desired,
+        observed,
+        plan,
+        files,
+        unit_enabled,
+    })
 }
 
 /// The unified diff of a prepared plan: rules per family, runtime sysctls, files, unit state.
@@ -177,7 +238,12 @@ fn plan_diff(ctx: &Ctx, p: &Prepared, want_enabled: bool) -> Result<(String, boo
     let (live, want) = &p.plan.sysctl_view;
     if p.plan.sysctl_changes() {
         changed = true;
-        out.push_str(&diff::unified(live, want, "sysctl (live)", "sysctl (desired)"));
+        out.push_str(&diff::unified(
+            live,
+            want,
+            "sysctl (live)",
+            "sysctl (desired)",
+        ));
     }
     for f in &p.files {
         let live = files::read(&ctx.root, f.target)?;
@@ -186,14 +252,23 @@ fn plan_diff(ctx: &Ctx, p: &Prepared, want_enabled: bool) -> Result<(String, boo
             let shown = ctx.root.path(f.target).display().to_string();
             let a = live.unwrap_or_default();
             let b = f.content.clone().unwrap_or_default();
-            let d = diff::unified(&a, &b, &format!("{shown} (live)"), &format!("{shown} (desired)"));
+            let d = diff::unified(
+                &a,
+                &b,
+                &format!("{shown} (live)"),
+                &format!("{shown} (desired)"),
+            );
             out.push_str(&d);
         }
     }
     match p.unit_enabled {
         Some(e) if e != want_enabled => {
             changed = true;
-            out.push_str(&format!("unit {UNIT_NAME}: {} -> {}\n", enabled_word(e), enabled_word(want_enabled)));
+            out.push_str(&format!(
+                "unit {UNIT_NAME}: {} -> {}\n",
+                enabled_word(e),
+                enabled_word(want_enabled)
+            ));
         }
         _ => {}
     }
@@ -209,7 +284,12 @@ fn rules_diff(fp: &FamilyPlan) -> String {
         return String::new();
     }
     let name = fp.family.name();
-    let d = diff::unified(&fp.live_view, &fp.desired_view, &format!("{name} rules (live)"), &format!("{name} rules (desired)"));
+    let d = diff::unified(
+        &fp.live_view,
+        &fp.desired_view,
+        &format!("{name} rules (live)"),
+        &format!("{name} rules (desired)"),
+    );
     if d.is_empty() {
         // Same text, different placement (e.g. a jump in the wrong chain position).
         return format!("{name}: jumps to re-place\n");
@@ -224,15 +304,25 @@ fn live_host() -> (Iptables, ProcSys) {
 fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
     let (model, source) = load(path)?;
     let (nf, sc) = live_host();
-    let host = Host { netfilter: &nf, sysctl: &sc };
+    let host = Host {
+        netfilter: &nf,
+        sysctl: &sc,
+    };
     let p = prepare(ctx, &host, model, &source, None)?;
     let (d, changed) = plan_diff(ctx, &p, true)?;
-    let mut out = Outcome { changed, diff: d, changes_exit_2: true, warnings: p.plan.warnings.clone(), ..Outcome::default() };
+    let mut out = Outcome {
+        changed,
+        diff: d,
+        changes_exit_2: true,
+        warnings: p.plan.warnings.clone(),
+        ..Outcome::default()
+    };
     if !changed {
         out.notes.push("in sync: nothing to change".into());
     }
     if p.unit_enabled.is_none() && !ctx.root.is_offline() {
-        out.warnings.push("cannot ask systemd whether the unit is enabled (no system bus?)".into());
+        out.warnings
+            .push("cannot ask systemd whether the unit is enabled (no system bus?)".into());
     }
     Ok(out)
 }
@@ -241,13 +331,21 @@ fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, Error> {
     let _lock = persist::RunLock::acquire(&ctx.root, persist::DEFAULT_LOCK_TIMEOUT)?;
     let (model, source) = load(path)?;
     let (nf, sc) = live_host();
-    let host = Host { netfilter: &nf, sysctl: &sc };
+    let host = Host {
+        netfilter: &nf,
+        sysctl: &sc,
+    };
     // At boot the unit applies the persisted copy: files and unit are already as they should be.
     let files_wanted = boot.then(Vec::new);
     let p = prepare(ctx, &host, model, &source, files_wanted)?;
     let (d, changed) = plan_diff(ctx, &p, true)?;
     let d = if boot { String::new() } else { d };
-    let mut out = Outcome { changed, diff: d, warnings: p.plan.warnings.clone(), ..Outcome::default() };
+    let mut out = Outcome {
+        changed,
+        diff: d,
+        warnings: p.plan.warnings.clone(),
+        ..Outcome::default()
+    };
     if !changed && (boot || p.unit_enabled == Some(true)) {
         out.notes.push("in sync: nothing to change".into());
         return Ok(out);
@@ -258,10 +356,18 @@ fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, Error> {
         let mut journal = FileJournal::default();
         let result = write_files_and_enable(ctx, &p, &mut journal);
         if let Err(cause) = result {
-            let back = journal.rollback().map_err(Error::from).and_then(|_| undo_kernel(&host, &p));
+            let back = journal
+                .rollback()
+                .map_err(Error::from)
+                .and_then(|_| undo_kernel(&host, &p));
             return Err(match back {
-                Ok(()) => Error::RolledBack { cause: Box::new(cause) },
-                Err(rb) => Error::RollbackFailed { cause: Box::new(cause), rollback: Box::new(rb) },
+                Ok(()) => Error::RolledBack {
+                    cause: Box::new(cause),
+                },
+                Err(rb) => Error::RollbackFailed {
+                    cause: Box::new(cause),
+                    rollback: Box::new(rb),
+                },
             });
         }
     }
@@ -269,7 +375,11 @@ fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, Error> {
     out.notes.push(format!(
         "applied: {} rule set(s) rewritten{}, {} sysctl(s) set",
         fams.len(),
-        if fams.is_empty() { String::new() } else { format!(" ({})", fams.join(", ")) },
+        if fams.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", fams.join(", "))
+        },
         report.sysctls_set.len()
     ));
     Ok(out)
@@ -294,7 +404,8 @@ fn write_files_and_enable(ctx: &Ctx, p: &Prepared, journal: &mut FileJournal) ->
 /// Put the kernel and sysctls back as observed before this apply (files are done by the journal).
 fn undo_kernel(host: &Host, p: &Prepared) -> Result<(), Error> {
     for family in Family::ALL {
-        let target = crate::plan::ruleset_from_live(&p.desired.prefix, family, p.observed.saved(family));
+        let target =
+            crate::plan::ruleset_from_live(&p.desired.prefix, family, p.observed.saved(family));
         let now = crate::iptsave::parse(&host.netfilter.save(family, "")?);
         let back = crate::plan::plan_family(&p.desired.prefix, &target, &now);
         if !back.is_empty() {
@@ -317,19 +428,38 @@ pub fn persisted_prefix(root: &Root) -> Option<String> {
 
 fn remove(ctx: &Ctx, prefix: Option<&str>) -> Result<Outcome, Error> {
     let _lock = persist::RunLock::acquire(&ctx.root, persist::DEFAULT_LOCK_TIMEOUT)?;
-    let prefix = prefix.map(str::to_string).or_else(|| persisted_prefix(&ctx.root)).unwrap_or_else(|| names::DEFAULT_PREFIX.to_string());
+    let prefix = prefix
+        .map(str::to_string)
+        .or_else(|| persisted_prefix(&ctx.root))
+        .unwrap_or_else(|| names::DEFAULT_PREFIX.to_string());
     if let Some(problem) = names::prefix_problem(&prefix) {
         return Err(Error::Usage(problem));
     }
     let (nf, sc) = live_host();
-    let host = Host { netfilter: &nf, sysctl: &sc };
-    let p = prepare(ctx, &host, Model::empty(&prefix), "", Some(files::no_files()))?;
+    let host = Host {
+        netfilter: &nf,
+        sysctl: &sc,
+    };
+    let p = prepare(
+        ctx,
+        &host,
+        Model::empty(&prefix),
+        "",
+        Some(files::no_files()),
+    )?;
     let (d, changed) = plan_diff(ctx, &p, false)?;
-    let mut out = Outcome { changed, diff: d, warnings: p.plan.warnings.clone(), ..Outcome::default() };
+    let mut out = Outcome {
+        changed,
+        diff: d,
+        warnings: p.plan.warnings.clone(),
+        ..Outcome::default()
+    };
     if p.unit_enabled == Some(true) {
         match service_manager(&ctx.root).and_then(|sm| sm.disable(UNIT_NAME)) {
             Ok(()) => {}
-            Err(e) => out.warnings.push(format!("could not disable {UNIT_NAME}: {e}")),
+            Err(e) => out
+                .warnings
+                .push(format!("could not disable {UNIT_NAME}: {e}")),
         }
     }
     converge::apply(&host, &p.model, &p.desired, &p.observed, &p.plan)?;
@@ -342,11 +472,19 @@ fn remove(ctx: &Ctx, prefix: Option<&str>) -> Result<Outcome, Error> {
     {
         let _ = sm.reload();
     }
-    out.notes.push(if changed { format!("removed everything under prefix {prefix}") } else { "nothing to remove".into() });
+    out.notes.push(if changed {
+        format!("removed everything under prefix {prefix}")
+    } else {
+        "nothing to remove".into()
+    });
     Ok(out)
 }
 
 /// Colour a diff for the terminal if wanted.
 pub fn present_diff(ctx: &Ctx, d: &str) -> String {
-    if ctx.color { diff::colorize(d) } else { d.to_string() }
+    if ctx.color {
+        diff::colorize(d)
+    } else {
+        d.to_string()
+    }
 }

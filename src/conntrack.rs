@@ -13,7 +13,11 @@ const MAX_PORTS_TO_FLUSH: u32 = 1024;
 pub fn flush_forward(f: &Forward) -> Vec<String> {
     let mut warnings = Vec::new();
     if f.port.width() > MAX_PORTS_TO_FLUSH {
-        warnings.push(format!("forward `{}`: not flushing conntrack entries of {} ports", f.name, f.port.width()));
+        warnings.push(format!(
+            "forward `{}`: not flushing conntrack entries of {} ports",
+            f.name,
+            f.port.width()
+        ));
         return warnings;
     }
     let family = match f.family {
@@ -23,7 +27,15 @@ pub fn flush_forward(f: &Forward) -> Vec<String> {
     for proto in &f.protos {
         for port in f.port.lo..=f.port.hi {
             let mut cmd = Command::new("conntrack");
-            cmd.args(["-D", "-f", family, "-p", proto.name(), "--orig-port-dst", &port.to_string()]);
+            cmd.args([
+                "-D",
+                "-f",
+                family,
+                "-p",
+                proto.name(),
+                "--orig-port-dst",
+                &port.to_string(),
+            ]);
             if let Some(a) = f.address {
                 cmd.args(["--orig-dst", &a.to_string()]);
             }

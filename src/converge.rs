@@ -26,7 +26,12 @@ pub struct Observed {
 
 impl Observed {
     pub fn saved(&self, family: Family) -> &Saved {
-        &self.saved.iter().find(|(f, _)| *f == family).expect("both families observed").1
+        &self
+            .saved
+            .iter()
+            .find(|(f, _)| *f == family)
+            .expect("both families observed")
+            .1
     }
 }
 
@@ -86,22 +91,39 @@ pub fn plan(host: &Host, desired: &Desired, observed: &Observed) -> Result<Plan,
         let live = host.sysctl.get(&s.key.proc_path())?;
         match &live {
             None => {
-                let what = s.key.interface().map(|i| format!("interface {i} does not exist (yet)")).unwrap_or_else(|| "no such key here".into());
-                warnings.push(format!("sysctl {}: {what}; it is written to sysctl.d and applies when it appears", s.key));
+                let what = s
+                    .key
+                    .interface()
+                    .map(|i| format!("interface {i} does not exist (yet)"))
+                    .unwrap_or_else(|| "no such key here".into());
+                warnings.push(format!(
+                    "sysctl {}: {what}; it is written to sysctl.d and applies when it appears",
+                    s.key
+                ));
                 live_view.push_str(&format!("# {} (absent)\n", s.key));
             }
             Some(v) => live_view.push_str(&format!("{} = {v}\n", s.key)),
         }
         want_view.push_str(&format!("{} = {}\n", s.key, s.value));
-        let differs = live.as_deref().is_none_or(|v| normalize(v) != normalize(&s.value));
+        let differs = live
+            .as_deref()
+            .is_none_or(|v| normalize(v) != normalize(&s.value));
         if differs {
-            changes.push(SysctlChange { setting: s.clone(), live });
+            changes.push(SysctlChange {
+                setting: s.clone(),
+                live,
+            });
         }
     }
     if observed_forwarding_off(host, desired)? {
         warnings.push("an interface has forwarding=0 although ip_forward=1: writing ip_forward resets the per-interface flags only on a 0->1 change; check `sysctl net.ipv4.conf`".into());
     }
-    Ok(Plan { families, sysctls: changes, sysctl_view: (live_view, want_view), warnings })
+    Ok(Plan {
+        families,
+        sysctls: changes,
+        sysctl_view: (live_view, want_view),
+        warnings,
+    })
 }
 
 /// Kernel sysctl values print tabs between fields; compare them by their words.
@@ -112,7 +134,10 @@ fn normalize(v: &str) -> String {
 /// A plan also reports an interface whose own `forwarding` flag is 0 (notes: S3) when
 /// forwarding is wanted: ip_forward=1 alone does not route through it.
 fn observed_forwarding_off(host: &Host, desired: &Desired) -> Result<bool, HostError> {
-    let wants = desired.sysctls.iter().any(|s| s.key.dotted() == "net.ipv4.ip_forward" && s.value == "1");
+    let wants = desired
+        .sysctls
+        .iter()
+        .any(|s| s.key.dotted() == "net.ipv4.ip_forward" && s.value == "1");
     if !wants || host.sysctl.get("net/ipv4/ip_forward")?.as_deref() != Some("1") {
         return Ok(false);
     }
@@ -124,7 +149,12 @@ fn observed_forwarding_off(host: &Host, desired: &Desired) -> Result<bool, HostE
         if name == "all" || name == "default" || name == "lo" {
             continue;
         }
-        if host.sysctl.get(&format!("net/ipv4/conf/{name}/forwarding"))?.as_deref() == Some("0") {
+        if host
+            .sysctl
+            .get(&format!("net/ipv4/conf/{name}/forwarding"))?
+            .as_deref()
+            == Some("0")
+        {
             return Ok(true);
         }
     }
@@ -141,7 +171,13 @@ pub struct Report {
 
 /// Apply a plan: kernel first (one restore per family that changes), then sysctls, then the
 /// conntrack flush of changed forwards. Any failure puts the previous state back.
-pub fn apply(host: &Host, model: &Model, desired: &Desired, observed: &Observed, plan: &Plan) -> Result<Report, Error> {
+pub fn apply(
+    host: &Host,
+    model: &Model,
+    desired: &Desired,
+    observed: &Observed,
+    plan: &Plan,
+) -> Result<Report, Error> {
     let mut report = Report::default();
     let mut touched: Vec<Family> = Vec::new();
     let mut set: Vec<&SysctlChange> = Vec::new();
@@ -153,18 +189,32 @@ pub fn apply(host: &Host, model: &Model, desired: &Desired, observed: &Observed,
         }
         for c in plan.sysctls.iter().filter(|c| c.live.is_some()) {
             set.push(c);
-            host.sysctl.set(&c.setting.key.proc_path(), &c.setting.value)?;
-            report.sysctls_set.push(format!("{} = {}", c.setting.key, c.setting.value));
+            host.sysctl
+                .set(&c.setting.key.proc_path(), &c.setting.value)?;
+            report
+                .sysctls_set
+                .push(format!("{} = {}", c.setting.key, c.setting.value));
         }
         Ok(())
     })();
     if let Err(cause) = result {
-        return Err(match rollback(host, &desired.prefix, observed, &touched, &set) {
-            Ok(()) => Error::RolledBack { cause: Box::new(cause) },
-            Err(rb) => Error::RollbackFailed { cause: Box::new(cause), rollback: Box::new(rb) },
-        });
+        return Err(
+            match rollback(host, &desired.prefix, observed, &touched, &set) {
+                Ok(()) => Error::RolledBack {
+                    cause: Box::new(cause),
+                },
+                Err(rb) => Error::RollbackFailed {
+                    cause: Box::new(cause),
+                    rollback: Box::new(rb),
+                },
+            },
+        );
     }
-    let changed: std::collections::BTreeSet<&String> = plan.families.iter().flat_map(|f| f.changed_entries.iter()).collect();
+    let changed: std::collections::BTreeSet<&String> = plan
+        .families
+        .iter()
+        .flat_map(|f| f.changed_entries.iter())
+        .collect();
     for f in model.forwards.iter().filter(|f| changed.contains(&f.name)) {
         report.warnings.extend(crate::conntrack::flush_forward(f));
     }
@@ -173,7 +223,13 @@ pub fn apply(host: &Host, model: &Model, desired: &Desired, observed: &Observed,
 
 /// Converge the touched families back to the owned state observed before apply, and write
 /// back the sysctls that were changed.
-fn rollback(host: &Host, prefix: &str, before: &Observed, touched: &[Family], set: &[&SysctlChange]) -> Result<(), Error> {
+fn rollback(
+    host: &Host,
+    prefix: &str,
+    before: &Observed,
+    touched: &[Family],
+    set: &[&SysctlChange],
+) -> Result<(), Error> {
     for family in touched {
         let target = plan::ruleset_from_live(prefix, *family, before.saved(*family));
         let now = iptsave::parse(&host.netfilter.save(*family, "")?);

@@ -14,7 +14,10 @@ pub struct Location {
 impl Location {
     pub fn new(line: u64, column: u64) -> Self {
         // The parser reports 0 for positions it does not know; print those as 1:1.
-        Location { line: line.max(1), column: column.max(1) }
+        Location {
+            line: line.max(1),
+            column: column.max(1),
+        }
     }
     pub fn start() -> Self {
         Location::new(1, 1)
@@ -39,7 +42,10 @@ impl SpecError {
     pub fn one(file: &str, location: Location, message: impl Into<String>) -> Self {
         SpecError {
             file: file.to_string(),
-            diagnostics: vec![Diagnostic { location, message: message.into() }],
+            diagnostics: vec![Diagnostic {
+                location,
+                message: message.into(),
+            }],
         }
     }
 }
@@ -50,7 +56,11 @@ impl fmt::Display for SpecError {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}:{}: {}", self.file, d.location.line, d.location.column, d.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, d.location.line, d.location.column, d.message
+            )?;
         }
         Ok(())
     }
@@ -64,7 +74,10 @@ pub enum HostError {
     #[error("{program}: {message}")]
     Command { program: String, message: String },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("no system bus ({0}); use --root DIR to install the unit without systemd running")]
     NoSystemBus(String),
     #[error("systemd: {0}")]
@@ -76,7 +89,10 @@ pub enum HostError {
 
 impl HostError {
     pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
-        HostError::Io { path: path.to_string(), source }
+        HostError::Io {
+            path: path.to_string(),
+            source,
+        }
     }
 }
 
@@ -88,13 +104,21 @@ pub enum Error {
     #[error("{0}")]
     Host(#[from] HostError),
     #[error("{path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     /// Apply failed, and what it had changed was put back.
     #[error("{cause}\nnothing was changed: the previous state was restored")]
     RolledBack { cause: Box<Error> },
     /// Apply failed and so did putting the previous state back: the operator must look.
-    #[error("{cause}\nputting the previous state back failed too: {rollback}\nrun `pfstate plan` to see what is live")]
-    RollbackFailed { cause: Box<Error>, rollback: Box<Error> },
+    #[error(
+        "{cause}\nputting the previous state back failed too: {rollback}\nrun `pfstate plan` to see what is live"
+    )]
+    RollbackFailed {
+        cause: Box<Error>,
+        rollback: Box<Error>,
+    },
     #[error("{0}")]
     Usage(String),
 }

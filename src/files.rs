@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use crate::error::HostError;
 use crate::model::Model;
-use crate::persist::{self, Root, FILE_MODE};
+use crate::persist::{self, FILE_MODE, Root};
 use crate::render::Desired;
-use crate::sysctl_conf::{self, SysctlEntry, SYSCTL_CONF_PATH};
-use crate::unit::{self, UnitParams, STATE_PATH, UNIT_PATH};
+use crate::sysctl_conf::{self, SYSCTL_CONF_PATH, SysctlEntry};
+use crate::unit::{self, STATE_PATH, UNIT_PATH, UnitParams};
 
 /// A file as pfstate wants it: `None` content means "must not exist".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,28 +20,60 @@ pub struct ManagedFile {
 
 /// The three files for a desired state. `source` is the YAML text as given (persisted verbatim,
 /// so comments survive and the boot unit applies exactly what was reviewed).
-pub fn desired_files(model: &Model, desired: &Desired, source: &str) -> Result<Vec<ManagedFile>, HostError> {
-    let entries: Vec<SysctlEntry> = desired.sysctls.iter().map(|s| SysctlEntry::new(s.key.0.clone(), s.value.clone())).collect();
+pub fn desired_files(
+    model: &Model,
+    desired: &Desired,
+    source: &str,
+) -> Result<Vec<ManagedFile>, HostError> {
+    let entries: Vec<SysctlEntry> = desired
+        .sysctls
+        .iter()
+        .map(|s| SysctlEntry::new(s.key.0.clone(), s.value.clone()))
+        .collect();
     let sysctl = if entries.is_empty() {
         None
     } else {
-        Some(sysctl_conf::render_sysctl_conf(&entries).map_err(|e| HostError::Command { program: "sysctl.d".into(), message: e.to_string() })?)
+        Some(
+            sysctl_conf::render_sysctl_conf(&entries).map_err(|e| HostError::Command {
+                program: "sysctl.d".into(),
+                message: e.to_string(),
+            })?,
+        )
     };
     let binary = std::env::current_exe()
         .ok()
         .and_then(|p| p.to_str().map(str::to_string))
         .unwrap_or_else(|| "/usr/sbin/pfstate".to_string());
-    let unit = unit::render_unit(&UnitParams { binary, state_path: STATE_PATH.to_string(), host_label: model.host.clone() });
+    let unit = unit::render_unit(&UnitParams {
+        binary,
+        state_path: STATE_PATH.to_string(),
+        host_label: model.host.clone(),
+    });
     Ok(vec![
-        ManagedFile { target: STATE_PATH, content: Some(source.to_string()) },
-        ManagedFile { target: SYSCTL_CONF_PATH, content: sysctl },
-        ManagedFile { target: UNIT_PATH, content: Some(unit) },
+        ManagedFile {
+            target: STATE_PATH,
+            content: Some(source.to_string()),
+        },
+        ManagedFile {
+            target: SYSCTL_CONF_PATH,
+            content: sysctl,
+        },
+        ManagedFile {
+            target: UNIT_PATH,
+            content: Some(unit),
+        },
     ])
 }
 
 /// What `remove` converges to: none of the files.
 pub fn no_files() -> Vec<ManagedFile> {
-    [STATE_PATH, SYSCTL_CONF_PATH, UNIT_PATH].into_iter().map(|target| ManagedFile { target, content: None }).collect()
+    [STATE_PATH, SYSCTL_CONF_PATH, UNIT_PATH]
+        .into_iter()
+        .map(|target| ManagedFile {
+            target,
+            content: None,
+        })
+        .collect()
 }
 
 /// A file's live content (`None` when absent).

@@ -24,7 +24,12 @@ impl Iptables {
             Command::new(tool)
                 .stderr(Stdio::null())
                 .output()
-                .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with("-A ")))
+                .map(|o| {
+                    o.status.success()
+                        && String::from_utf8_lossy(&o.stdout)
+                            .lines()
+                            .any(|l| l.starts_with("-A "))
+                })
                 .unwrap_or(false)
         };
         let legacy = has_rules("iptables-legacy-save") || has_rules("ip6tables-legacy-save");
@@ -36,7 +41,11 @@ impl Iptables {
     }
 
     pub fn backend_name(&self) -> &'static str {
-        if self.variant == "-legacy" { "legacy" } else { "default (nf_tables)" }
+        if self.variant == "-legacy" {
+            "legacy"
+        } else {
+            "default (nf_tables)"
+        }
     }
 
     fn tool(&self, family: Family, what: &str) -> String {
@@ -57,11 +66,20 @@ fn run_save(program: &str, args: &[&str]) -> Result<String, HostError> {
     let out = Command::new(program)
         .args(args)
         .output()
-        .map_err(|e| HostError::Command { program: program.to_string(), message: format!("cannot run it ({e}); install the iptables package") })?;
+        .map_err(|e| HostError::Command {
+            program: program.to_string(),
+            message: format!("cannot run it ({e}); install the iptables package"),
+        })?;
     if !out.status.success() {
-        return Err(HostError::Command { program: program.to_string(), message: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+        return Err(HostError::Command {
+            program: program.to_string(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
-    String::from_utf8(out.stdout).map_err(|_| HostError::Command { program: program.to_string(), message: "printed text that is not UTF-8".into() })
+    String::from_utf8(out.stdout).map_err(|_| HostError::Command {
+        program: program.to_string(),
+        message: "printed text that is not UTF-8".into(),
+    })
 }
 
 impl Netfilter for Iptables {
@@ -80,9 +98,17 @@ impl Netfilter for Iptables {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| HostError::Command { program: program.clone(), message: format!("cannot run it ({e}); install the iptables package") })?;
-        let write = child.stdin.take().map(|mut stdin| stdin.write_all(payload.as_bytes()));
-        let out = child.wait_with_output().map_err(|e| HostError::io(&program, e))?;
+            .map_err(|e| HostError::Command {
+                program: program.clone(),
+                message: format!("cannot run it ({e}); install the iptables package"),
+            })?;
+        let write = child
+            .stdin
+            .take()
+            .map(|mut stdin| stdin.write_all(payload.as_bytes()));
+        let out = child
+            .wait_with_output()
+            .map_err(|e| HostError::io(&program, e))?;
         if let Some(Err(e)) = write
             && out.status.success()
         {
@@ -92,7 +118,10 @@ impl Netfilter for Iptables {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        Err(HostError::Command { program, message: explain_restore_error(&stderr, payload) })
+        Err(HostError::Command {
+            program,
+            message: explain_restore_error(&stderr, payload),
+        })
     }
 }
 
@@ -104,7 +133,10 @@ pub fn explain_restore_error(stderr: &str, payload: &str) -> String {
             return rest.trim().parse::<usize>().ok();
         }
         let idx = l.find("line ")?;
-        let digits: String = l[idx + 5..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = l[idx + 5..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         digits.parse::<usize>().ok()
     });
     let Some(n) = line_no else {
@@ -131,7 +163,10 @@ mod tests {
         let payload = "*nat\n:A - [0:0]\n-A A -j NOPE\nCOMMIT\n";
         let m = explain_restore_error("iptables-restore: line 3 failed", payload);
         assert!(m.contains(">    3  -A A -j NOPE"), "{m}");
-        let m = explain_restore_error("Error occurred at line: 2\nTry `iptables-restore -h'", payload);
+        let m = explain_restore_error(
+            "Error occurred at line: 2\nTry `iptables-restore -h'",
+            payload,
+        );
         assert!(m.contains(">    2  :A - [0:0]"), "{m}");
     }
 }

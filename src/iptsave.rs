@@ -60,11 +60,20 @@ pub fn parse(text: &str) -> Saved {
             }
         } else if line.starts_with("-A ") || line.starts_with('[') {
             let rule = strip_counters(line);
-            let chain = rule.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let chain = rule
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
             if !table.chains.contains_key(&chain) {
                 table.order.push(chain.clone());
             }
-            table.chains.entry(chain).or_default().rules.push(rule.to_string());
+            table
+                .chains
+                .entry(chain)
+                .or_default()
+                .rules
+                .push(rule.to_string());
         } else if line == "COMMIT" {
             current = None;
         }
@@ -110,9 +119,15 @@ mod tests {
         let s = parse(text);
         let nat = s.table("nat").unwrap();
         assert_eq!(nat.order, vec!["PREROUTING", "X"]);
-        assert_eq!(nat.chain("PREROUTING").unwrap().rules, vec!["-A PREROUTING -j X"]);
+        assert_eq!(
+            nat.chain("PREROUTING").unwrap().rules,
+            vec!["-A PREROUTING -j X"]
+        );
         assert_eq!(nat.chain("PREROUTING").unwrap().policy, "ACCEPT");
-        assert_eq!(s.table("filter").unwrap().chain("FORWARD").unwrap().policy, "DROP");
+        assert_eq!(
+            s.table("filter").unwrap().chain("FORWARD").unwrap().policy,
+            "DROP"
+        );
         assert_eq!(target("-A PREROUTING -j X"), Some("X"));
         assert_eq!(counters("[1:60] -A PREROUTING -j X"), Some((1, 60)));
     }

@@ -10,16 +10,19 @@
 //! Everything up to and including `plan`'s diff is pure; side effects live behind the traits
 //! in [`host`].
 
+pub mod app;
 pub mod cli;
 pub mod conntrack;
 pub mod converge;
 pub mod diff;
 pub mod error;
+pub mod files;
 pub mod host;
 pub mod iptables;
 pub mod iptsave;
 pub mod model;
 pub mod names;
+pub mod netlab;
 pub mod persist;
 pub mod plan;
 pub mod render;
@@ -27,12 +30,10 @@ pub mod resolve;
 pub mod rule;
 pub mod spec;
 pub mod spec_values;
+pub mod status;
 pub mod suggest;
 pub mod sysctl;
 pub mod sysctl_conf;
 pub mod systemd;
 pub mod unit;
 pub mod validate;
-pub mod files;
-pub mod app;
-pub mod status;

@@ -39,7 +39,11 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            if out.changes_exit_2 && out.changed { 2 } else { 0 }
+            if out.changes_exit_2 && out.changed {
+                2
+            } else {
+                0
+            }
         }
         Err(e) => {
             match ctx.format {
@@ -50,7 +54,10 @@ fn main() -> ExitCode {
                 Format::Text => {
                     let text = e.to_string();
                     // Spec errors already start with FILE:LINE:COL; others get the program name.
-                    if matches!(e, pfstate::error::Error::Spec(_) | pfstate::error::Error::Usage(_)) {
+                    if matches!(
+                        e,
+                        pfstate::error::Error::Spec(_) | pfstate::error::Error::Usage(_)
+                    ) {
                         let _ = writeln!(stderr, "{text}");
                     } else {
                         let _ = writeln!(stderr, "pfstate: {text}");

@@ -86,11 +86,19 @@ impl PortRange {
     }
     /// `80` or `8000:8010`, as `--dport` and `--ctorigdstport` print it.
     pub fn match_text(self) -> String {
-        if self.is_single() { self.lo.to_string() } else { format!("{}:{}", self.lo, self.hi) }
+        if self.is_single() {
+            self.lo.to_string()
+        } else {
+            format!("{}:{}", self.lo, self.hi)
+        }
     }
     /// `80` or `8000-8010`, as `--to-destination` prints it.
     pub fn nat_text(self) -> String {
-        if self.is_single() { self.lo.to_string() } else { format!("{}-{}", self.lo, self.hi) }
+        if self.is_single() {
+            self.lo.to_string()
+        } else {
+            format!("{}-{}", self.lo, self.hi)
+        }
     }
 }
 
@@ -215,7 +223,12 @@ pub struct SysctlKey(pub Vec<String>);
 impl SysctlKey {
     pub fn parse(text: &str) -> SysctlKey {
         let sep = if text.contains('/') { '/' } else { '.' };
-        SysctlKey(text.split(sep).filter(|c| !c.is_empty()).map(str::to_string).collect())
+        SysctlKey(
+            text.split(sep)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
     }
     pub fn from_parts(parts: &[&str]) -> SysctlKey {
         SysctlKey(parts.iter().map(|p| p.to_string()).collect())
@@ -231,7 +244,11 @@ impl SysctlKey {
     }
     /// The spelling sysctl.d needs: dotted, unless a component holds a dot, then slashes.
     pub fn sysctl_d(&self) -> String {
-        if self.0.iter().any(|c| c.contains('.')) { self.proc_path() } else { self.dotted() }
+        if self.0.iter().any(|c| c.contains('.')) {
+            self.proc_path()
+        } else {
+            self.dotted()
+        }
     }
     /// The interface a per-interface key (`net.ipv4.conf.IF.x`, `net.ipv6.conf.IF.x`) names.
     pub fn interface(&self) -> Option<&str> {

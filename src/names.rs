@@ -17,10 +17,40 @@ pub const MAX_NAME_LEN: usize = 64;
 
 /// Chain-name beginnings used by other systems that share the tables (compared without case).
 const FOREIGN_PREFIXES: &[&str] = &[
-    "DOCKER", "KUBE", "CALI", "FELIX", "LIBVIRT", "UFW", "UFW6", "FLANNEL", "CILIUM", "WEAVE",
-    "NETAVARK", "CNI", "ISTIO", "F2B", "FAIL2BAN", "FWD_", "IN_", "OUT_", "FORWARD", "INPUT",
-    "OUTPUT", "PREROUTING", "POSTROUTING", "NFLOG", "LXD", "INCUS", "PODMAN", "NOMAD", "CSF",
-    "SSHGUARD", "OPENSHIFT", "ANTREA", "KUBE_", "CROWDSEC",
+    "DOCKER",
+    "KUBE",
+    "CALI",
+    "FELIX",
+    "LIBVIRT",
+    "UFW",
+    "UFW6",
+    "FLANNEL",
+    "CILIUM",
+    "WEAVE",
+    "NETAVARK",
+    "CNI",
+    "ISTIO",
+    "F2B",
+    "FAIL2BAN",
+    "FWD_",
+    "IN_",
+    "OUT_",
+    "FORWARD",
+    "INPUT",
+    "OUTPUT",
+    "PREROUTING",
+    "POSTROUTING",
+    "NFLOG",
+    "LXD",
+    "INCUS",
+    "PODMAN",
+    "NOMAD",
+    "CSF",
+    "SSHGUARD",
+    "OPENSHIFT",
+    "ANTREA",
+    "KUBE_",
+    "CROWDSEC",
 ];
 
 /// Why a prefix cannot be used, or `None` when it can.
@@ -28,8 +58,15 @@ pub fn prefix_problem(prefix: &str) -> Option<String> {
     if prefix.is_empty() || prefix.len() > MAX_PREFIX_LEN {
         return Some(format!("prefix must be 1 to {MAX_PREFIX_LEN} characters"));
     }
-    let first_ok = prefix.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
-    if !first_ok || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    let first_ok = prefix
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic());
+    if !first_ok
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
         return Some(
             "prefix must start with a letter and hold only letters, digits and '_'".to_string(),
         );
@@ -52,7 +89,9 @@ pub fn is_owned(chain: &str, prefix: &str) -> bool {
 
 /// Why an entry name (forward, snat, filter) is not acceptable, or `None`.
 pub fn entry_name_problem(name: &str) -> Option<String> {
-    let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if name.is_empty() || name.len() > MAX_NAME_LEN || !ok_chars {
         return Some(format!(
             "name `{}` must be 1 to {MAX_NAME_LEN} lowercase letters, digits, '-' or '_'",
@@ -70,7 +109,9 @@ pub fn interface_problem(name: &str) -> Option<String> {
         && name.len() <= 15
         && base != "."
         && base != ".."
-        && base.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+        && base
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
     (!ok).then(|| {
         format!(
             "`{}` is not an interface name (at most 15 letters, digits, '-', '_', '.', optionally ending in '+')",
@@ -94,7 +135,9 @@ pub fn owned_chain(prefix: &str, part: &str) -> String {
 
 /// FNV-1a: tiny, stable across Rust versions (unlike `DefaultHasher`), good enough for names.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -112,7 +155,9 @@ mod tests {
 
     #[test]
     fn foreign_prefixes_are_refused() {
-        for p in ["DOCKER", "docker", "KUBE", "cali", "LIBVIRT", "ufw", "DOCKERX", "FORWARD"] {
+        for p in [
+            "DOCKER", "docker", "KUBE", "cali", "LIBVIRT", "ufw", "DOCKERX", "FORWARD",
+        ] {
             assert!(prefix_problem(p).is_some(), "{p} accepted");
         }
         for p in ["PFSTATE", "EDGE", "GW1"] {
@@ -127,7 +172,10 @@ mod tests {
     fn long_chain_names_are_hashed_to_fit() {
         let a = owned_chain("ABCDEFGHIJKL", "DNAT-a-very-long-forward-name-1");
         let b = owned_chain("ABCDEFGHIJKL", "DNAT-a-very-long-forward-name-2");
-        assert!(a.len() <= MAX_CHAIN_LEN && b.len() <= MAX_CHAIN_LEN, "{a} {b}");
+        assert!(
+            a.len() <= MAX_CHAIN_LEN && b.len() <= MAX_CHAIN_LEN,
+            "{a} {b}"
+        );
         assert_ne!(a, b);
         assert!(is_owned(&a, "ABCDEFGHIJKL"));
         assert_eq!(owned_chain("PFSTATE", "DNAT-web"), "PFSTATE-DNAT-web");

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use crate::iptsave::{self, Saved, SavedTable};
 use crate::model::Family;
 use crate::names;
-use crate::render::{Chain, Jump, Ruleset, TableRules, TABLES};
+use crate::render::{Chain, Jump, Ruleset, TABLES, TableRules};
 
 /// Docker's documented place for user rules; see `jump_hook`.
 pub const DOCKER_USER: &str = "DOCKER-USER";
@@ -30,7 +30,10 @@ pub struct TablePlan {
 
 impl TablePlan {
     pub fn is_empty(&self) -> bool {
-        self.write.is_empty() && self.delete.is_empty() && self.remove_jumps.is_empty() && self.add_jumps.is_empty()
+        self.write.is_empty()
+            && self.delete.is_empty()
+            && self.remove_jumps.is_empty()
+            && self.add_jumps.is_empty()
     }
 
     /// The `iptables-restore --noflush` block for this table.
@@ -54,7 +57,9 @@ impl TablePlan {
         for (j, pos) in &self.add_jumps {
             let line = j.line();
             match pos {
-                Some(p) => out.push_str(&format!("-I {} {p}{}\n", j.from, &line[3 + j.from.len()..])),
+                Some(p) => {
+                    out.push_str(&format!("-I {} {p}{}\n", j.from, &line[3 + j.from.len()..]))
+                }
                 None => {
                     out.push_str(&line);
                     out.push('\n');
@@ -86,7 +91,11 @@ impl FamilyPlan {
     }
     /// The whole restore payload for this family (one COMMIT per table that changes).
     pub fn payload(&self) -> String {
-        self.tables.iter().filter(|t| !t.is_empty()).map(TablePlan::payload).collect()
+        self.tables
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(TablePlan::payload)
+            .collect()
     }
 }
 
@@ -95,7 +104,10 @@ impl FamilyPlan {
 /// DOCKER-FORWARD accepts all container traffic, so a FORWARD-level jump would be pushed below
 /// it; DOCKER-USER is where Docker documents user rules go and it is never flushed by Docker.
 pub fn jump_hook(table: &str, from: &str, live: Option<&SavedTable>) -> String {
-    if table == "filter" && from == "FORWARD" && live.is_some_and(|t| t.chain(DOCKER_USER).is_some()) {
+    if table == "filter"
+        && from == "FORWARD"
+        && live.is_some_and(|t| t.chain(DOCKER_USER).is_some())
+    {
         DOCKER_USER.to_string()
     } else {
         from.to_string()
@@ -131,18 +143,37 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
         let want_jumps: Vec<Jump> = want
             .jumps
             .iter()
-            .map(|j| Jump { from: jump_hook(table, &j.from, have), to: j.to.clone() })
+            .map(|j| Jump {
+                from: jump_hook(table, &j.from, have),
+                to: j.to.clone(),
+            })
             .collect();
-        let mut tp = TablePlan { table: table.to_string(), ..TablePlan::default() };
+        let mut tp = TablePlan {
+            table: table.to_string(),
+            ..TablePlan::default()
+        };
 
         // Owned chains.
         let live_owned: Vec<(&String, &Vec<String>)> = have
-            .map(|t| t.order.iter().filter(|c| names::is_owned(c, prefix)).map(|c| (c, &t.chains[c].rules)).collect())
+            .map(|t| {
+                t.order
+                    .iter()
+                    .filter(|c| names::is_owned(c, prefix))
+                    .map(|c| (c, &t.chains[c].rules))
+                    .collect()
+            })
             .unwrap_or_default();
         for c in &want.chains {
-            let current = live_owned.iter().find(|(n, _)| **n == c.name).map(|(_, r)| *r);
+            let current = live_owned
+                .iter()
+                .find(|(n, _)| **n == c.name)
+                .map(|(_, r)| *r);
             if current != Some(&c.rules) {
-                note_changes(current.map(Vec::as_slice).unwrap_or(&[]), &c.rules, &mut changed);
+                note_changes(
+                    current.map(Vec::as_slice).unwrap_or(&[]),
+                    &c.rules,
+                    &mut changed,
+                );
                 tp.write.push(c.clone());
             }
         }
@@ -177,30 +208,65 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
             if !kept.contains(&j.line()) {
                 let rules: Vec<&String> = have
                     .and_then(|t| t.chain(&j.from))
-                    .map(|c| c.rules.iter().filter(|r| !tp.remove_jumps.contains(r)).collect())
+                    .map(|c| {
+                        c.rules
+                            .iter()
+                            .filter(|r| !tp.remove_jumps.contains(r))
+                            .collect()
+                    })
                     .unwrap_or_default();
-                tp.add_jumps.push((j.clone(), jump_position(table, &j.from, &rules)));
+                tp.add_jumps
+                    .push((j.clone(), jump_position(table, &j.from, &rules)));
             }
         }
 
-        live_view.push_str(&view(desired.family, table, &live_jumps, live_owned.iter().map(|(n, r)| (n.as_str(), r.as_slice())), want));
+        live_view.push_str(&view(
+            desired.family,
+            table,
+            &live_jumps,
+            live_owned.iter().map(|(n, r)| (n.as_str(), r.as_slice())),
+            want,
+        ));
         desired_view.push_str(&view(
             desired.family,
             table,
             &want_jumps.iter().map(Jump::line).collect::<Vec<_>>(),
-            want.chains.iter().map(|c| (c.name.as_str(), c.rules.as_slice())),
+            want.chains
+                .iter()
+                .map(|c| (c.name.as_str(), c.rules.as_slice())),
             want,
         ));
         tables.push(tp);
     }
-    FamilyPlan { family: desired.family, tables, live_view, desired_view, changed_entries: changed }
+    FamilyPlan {
+        family: desired.family,
+        tables,
+        live_view,
+        desired_view,
+        changed_entries: changed,
+    }
 }
 
 /// The readable text of one table's owned state: jumps, then each owned chain. Chains are
 /// listed in the desired order (others after, by name) so that the diff shows only changes.
-fn view<'a>(family: Family, table: &str, jumps: &[String], chains: impl Iterator<Item = (&'a str, &'a [String])>, order: &TableRules) -> String {
+fn view<'a>(
+    family: Family,
+    table: &str,
+    jumps: &[String],
+    chains: impl Iterator<Item = (&'a str, &'a [String])>,
+    order: &TableRules,
+) -> String {
     let mut chains: Vec<(&str, &[String])> = chains.collect();
-    chains.sort_by_key(|(n, _)| (order.chains.iter().position(|c| c.name == *n).unwrap_or(usize::MAX), n.to_string()));
+    chains.sort_by_key(|(n, _)| {
+        (
+            order
+                .chains
+                .iter()
+                .position(|c| c.name == *n)
+                .unwrap_or(usize::MAX),
+            n.to_string(),
+        )
+    });
     if jumps.is_empty() && chains.is_empty() {
         return String::new();
     }
@@ -221,7 +287,11 @@ fn view<'a>(family: Family, table: &str, jumps: &[String], chains: impl Iterator
 
 /// Record the entries whose lines differ between two versions of a chain.
 fn note_changes(old: &[String], new: &[String], changed: &mut BTreeSet<String>) {
-    for l in old.iter().filter(|l| !new.contains(l)).chain(new.iter().filter(|l| !old.contains(l))) {
+    for l in old
+        .iter()
+        .filter(|l| !new.contains(l))
+        .chain(new.iter().filter(|l| !old.contains(l)))
+    {
         if let Some(name) = entry_of(l) {
             changed.insert(name);
         }
@@ -245,12 +315,20 @@ pub fn ruleset_from_live(prefix: &str, family: Family, live: &Saved) -> Ruleset 
                 for name in &t.order {
                     let chain = &t.chains[name];
                     if names::is_owned(name, prefix) {
-                        tr.chains.push(Chain { name: name.clone(), rules: chain.rules.clone() });
+                        tr.chains.push(Chain {
+                            name: name.clone(),
+                            rules: chain.rules.clone(),
+                        });
                         continue;
                     }
                     for r in &chain.rules {
-                        if let Some(to) = iptsave::target(r).filter(|to| names::is_owned(to, prefix)) {
-                            let j = Jump { from: name.clone(), to: to.to_string() };
+                        if let Some(to) =
+                            iptsave::target(r).filter(|to| names::is_owned(to, prefix))
+                        {
+                            let j = Jump {
+                                from: name.clone(),
+                                to: to.to_string(),
+                            };
                             if j.line() == *r {
                                 tr.jumps.push(j);
                             }
@@ -271,26 +349,47 @@ mod tests {
     fn ruleset(nat_chains: Vec<Chain>, jumps: Vec<Jump>) -> Ruleset {
         Ruleset {
             family: Family::V4,
-            tables: vec![("nat", TableRules { chains: nat_chains, jumps }), ("filter", TableRules::default())],
+            tables: vec![
+                (
+                    "nat",
+                    TableRules {
+                        chains: nat_chains,
+                        jumps,
+                    },
+                ),
+                ("filter", TableRules::default()),
+            ],
         }
     }
 
     fn pre(rules: &[&str]) -> Chain {
-        Chain { name: "PFSTATE-PREROUTING".into(), rules: rules.iter().map(|r| r.to_string()).collect() }
+        Chain {
+            name: "PFSTATE-PREROUTING".into(),
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+        }
     }
 
     fn jump() -> Jump {
-        Jump { from: "PREROUTING".into(), to: "PFSTATE-PREROUTING".into() }
+        Jump {
+            from: "PREROUTING".into(),
+            to: "PFSTATE-PREROUTING".into(),
+        }
     }
 
     const RULE: &str = "-A PFSTATE-PREROUTING -p tcp -m tcp --dport 80 -m comment --comment \"pfstate:web\" -j DNAT --to-destination 10.0.0.2:80";
 
     #[test]
     fn empty_host_gets_chain_and_jump() {
-        let p = plan_family("PFSTATE", &ruleset(vec![pre(&[RULE])], vec![jump()]), &Saved::default());
+        let p = plan_family(
+            "PFSTATE",
+            &ruleset(vec![pre(&[RULE])], vec![jump()]),
+            &Saved::default(),
+        );
         assert_eq!(
             p.payload(),
-            format!("*nat\n:PFSTATE-PREROUTING - [0:0]\n{RULE}\n-I PREROUTING 1 -m comment --comment pfstate -j PFSTATE-PREROUTING\nCOMMIT\n")
+            format!(
+                "*nat\n:PFSTATE-PREROUTING - [0:0]\n{RULE}\n-I PREROUTING 1 -m comment --comment pfstate -j PFSTATE-PREROUTING\nCOMMIT\n"
+            )
         );
         assert!(p.changed_entries.contains("web"));
     }
@@ -314,7 +413,9 @@ mod tests {
         let p = plan_family("PFSTATE", &ruleset(vec![], vec![]), &live);
         assert_eq!(
             p.payload(),
-            format!("*nat\n:PFSTATE-PREROUTING - [0:0]\n-D PREROUTING -m comment --comment pfstate -j PFSTATE-PREROUTING\n-X PFSTATE-PREROUTING\nCOMMIT\n")
+            format!(
+                "*nat\n:PFSTATE-PREROUTING - [0:0]\n-D PREROUTING -m comment --comment pfstate -j PFSTATE-PREROUTING\n-X PFSTATE-PREROUTING\nCOMMIT\n"
+            )
         );
     }
 
@@ -325,12 +426,24 @@ mod tests {
         );
         let mut rs = ruleset(vec![pre(&[RULE])], vec![jump()]);
         rs.tables[1].1 = TableRules {
-            chains: vec![Chain { name: "PFSTATE-FORWARD".into(), rules: vec!["-A PFSTATE-FORWARD -j ACCEPT".into()] }],
-            jumps: vec![Jump { from: "FORWARD".into(), to: "PFSTATE-FORWARD".into() }],
+            chains: vec![Chain {
+                name: "PFSTATE-FORWARD".into(),
+                rules: vec!["-A PFSTATE-FORWARD -j ACCEPT".into()],
+            }],
+            jumps: vec![Jump {
+                from: "FORWARD".into(),
+                to: "PFSTATE-FORWARD".into(),
+            }],
         };
         let p = plan_family("PFSTATE", &rs, &live);
         let payload = p.payload();
-        assert!(payload.contains("-I PREROUTING 2 -m comment --comment pfstate -j PFSTATE-PREROUTING"), "{payload}");
-        assert!(payload.contains("-I DOCKER-USER 1 -m comment --comment pfstate -j PFSTATE-FORWARD"), "{payload}");
+        assert!(
+            payload.contains("-I PREROUTING 2 -m comment --comment pfstate -j PFSTATE-PREROUTING"),
+            "{payload}"
+        );
+        assert!(
+            payload.contains("-I DOCKER-USER 1 -m comment --comment pfstate -j PFSTATE-FORWARD"),
+            "{payload}"
+        );
     }
 }

@@ -21,7 +21,7 @@ use ipnet::IpNet;
 use crate::model::*;
 use crate::names::{self, JUMP_COMMENT};
 use crate::resolve::Resolver;
-use crate::rule::{probability_text, Rule};
+use crate::rule::{Rule, probability_text};
 
 /// The tables pfstate may put rules in, in the order payloads list them.
 pub const TABLES: [&str; 2] = ["nat", "filter"];
@@ -42,7 +42,10 @@ pub struct Jump {
 
 impl Jump {
     pub fn line(&self) -> String {
-        format!("-A {} -m comment --comment {JUMP_COMMENT} -j {}", self.from, self.to)
+        format!(
+            "-A {} -m comment --comment {JUMP_COMMENT} -j {}",
+            self.from, self.to
+        )
     }
 }
 
@@ -78,7 +81,10 @@ pub struct Desired {
 
 impl Desired {
     pub fn ruleset(&self, family: Family) -> &Ruleset {
-        self.rulesets.iter().find(|r| r.family == family).expect("both families are rendered")
+        self.rulesets
+            .iter()
+            .find(|r| r.family == family)
+            .expect("both families are rendered")
     }
 }
 
@@ -86,9 +92,17 @@ impl Desired {
 /// family the file no longer uses are found and removed.
 pub fn render(model: &Model, resolver: &dyn Resolver) -> Desired {
     let mut warnings = Vec::new();
-    let rulesets = Family::ALL.iter().map(|f| render_family(model, *f, resolver, &mut warnings)).collect();
+    let rulesets = Family::ALL
+        .iter()
+        .map(|f| render_family(model, *f, resolver, &mut warnings))
+        .collect();
     let sysctls = sysctls(model, resolver);
-    Desired { prefix: model.prefix.clone(), rulesets, sysctls, warnings }
+    Desired {
+        prefix: model.prefix.clone(),
+        rulesets,
+        sysctls,
+        warnings,
+    }
 }
 
 /// The chains of one table under construction, in the order they were first used.
@@ -107,7 +121,10 @@ impl Builder {
                     c.rules.push(line);
                 }
             }
-            None => self.chains.push(Chain { name: chain.to_string(), rules: vec![line] }),
+            None => self.chains.push(Chain {
+                name: chain.to_string(),
+                rules: vec![line],
+            }),
         }
     }
 }
@@ -121,7 +138,12 @@ struct Names {
     filter_output: String,
 }
 
-fn render_family(model: &Model, family: Family, resolver: &dyn Resolver, warnings: &mut Vec<String>) -> Ruleset {
+fn render_family(
+    model: &Model,
+    family: Family,
+    resolver: &dyn Resolver,
+    warnings: &mut Vec<String>,
+) -> Ruleset {
     let p = model.prefix.as_str();
     let n = Names {
         prerouting: names::owned_chain(p, "PREROUTING"),
@@ -134,7 +156,11 @@ fn render_family(model: &Model, family: Family, resolver: &dyn Resolver, warning
     let mut nat = Builder::default();
     let mut filter = Builder::default();
 
-    for r in model.filters.iter().filter(|r| r.families.contains(&family)) {
+    for r in model
+        .filters
+        .iter()
+        .filter(|r| r.families.contains(&family))
+    {
         let chain = match r.chain {
             FilterChain::Input => &n.input,
             FilterChain::Forward => &n.forward,
@@ -153,20 +179,45 @@ fn render_family(model: &Model, family: Family, resolver: &dyn Resolver, warning
     if let Some(input) = filter.chains.iter_mut().find(|c| c.name == n.input) {
         input.rules.sort_by_key(|l| !l.contains(" -d 127.0.0.0/8 "));
     }
-    let nat = with_jumps(nat, &[("PREROUTING", &n.prerouting), ("OUTPUT", &n.nat_output), ("POSTROUTING", &n.postrouting)]);
-    let filter = with_jumps(filter, &[("INPUT", &n.input), ("FORWARD", &n.forward), ("OUTPUT", &n.filter_output)]);
-    Ruleset { family, tables: vec![("nat", nat), ("filter", filter)] }
+    let nat = with_jumps(
+        nat,
+        &[
+            ("PREROUTING", &n.prerouting),
+            ("OUTPUT", &n.nat_output),
+            ("POSTROUTING", &n.postrouting),
+        ],
+    );
+    let filter = with_jumps(
+        filter,
+        &[
+            ("INPUT", &n.input),
+            ("FORWARD", &n.forward),
+            ("OUTPUT", &n.filter_output),
+        ],
+    );
+    Ruleset {
+        family,
+        tables: vec![("nat", nat), ("filter", filter)],
+    }
 }
 
 fn with_jumps(b: Builder, hooks: &[(&str, &String)]) -> TableRules {
     let jumps = hooks
         .iter()
         .filter(|(_, chain)| b.chains.iter().any(|c| &c.name == *chain))
-        .map(|(from, to)| Jump { from: from.to_string(), to: to.to_string() })
+        .map(|(from, to)| Jump {
+            from: from.to_string(),
+            to: to.to_string(),
+        })
         .collect();
     // Base chains first in hook order, helper chains (LB) after, for a readable render.
     let mut chains = b.chains;
-    chains.sort_by_key(|c| hooks.iter().position(|(_, h)| **h == c.name).unwrap_or(hooks.len()));
+    chains.sort_by_key(|c| {
+        hooks
+            .iter()
+            .position(|(_, h)| **h == c.name)
+            .unwrap_or(hooks.len())
+    });
     TableRules { chains, jumps }
 }
 
@@ -202,7 +253,11 @@ fn dnat_target(f: &Forward, b: &Backend) -> String {
 /// catch-all. Probabilities 1/n, 1/(n-1), ... (weighted likewise) make each backend's share
 /// its weight; round-robin uses `nth` in the nat table, which sees one packet per connection.
 fn selection(f: &Forward, chain: &str, proto: Proto) -> Vec<Rule> {
-    let base = || Rule::new(chain).proto(proto.name()).comment(&comment(&f.name));
+    let base = || {
+        Rule::new(chain)
+            .proto(proto.name())
+            .comment(&comment(&f.name))
+    };
     let mut out = Vec::new();
     match f.balance {
         Balance::Random => {
@@ -212,19 +267,29 @@ fn selection(f: &Forward, chain: &str, proto: Proto) -> Vec<Rule> {
                 let mut r = base();
                 if i + 1 < f.backends.len() {
                     let p = f64::from(b.weight) / f64::from(remaining);
-                    r = r.m("statistic", &format!("--mode random --probability {}", probability_text(p)));
+                    r = r.m(
+                        "statistic",
+                        &format!("--mode random --probability {}", probability_text(p)),
+                    );
                 }
                 remaining -= b.weight;
                 out.push(r.target(&dnat_target(f, b)));
             }
         }
         Balance::RoundRobin => {
-            let slots: Vec<&Backend> = f.backends.iter().flat_map(|b| std::iter::repeat_n(b, b.weight as usize)).collect();
+            let slots: Vec<&Backend> = f
+                .backends
+                .iter()
+                .flat_map(|b| std::iter::repeat_n(b, b.weight as usize))
+                .collect();
             let n = slots.len();
             for (i, b) in slots.iter().enumerate() {
                 let mut r = base();
                 if i + 1 < n {
-                    r = r.m("statistic", &format!("--mode nth --every {} --packet 0", n - i));
+                    r = r.m(
+                        "statistic",
+                        &format!("--mode nth --every {} --packet 0", n - i),
+                    );
                 }
                 out.push(r.target(&dnat_target(f, b)));
             }
@@ -243,9 +308,12 @@ fn forward_rules(
     warnings: &mut Vec<String>,
 ) {
     let c = comment(&f.name);
-    let lb_chain = (f.backends.len() > 1).then(|| names::owned_chain(&model.prefix, &format!("LB-{}", f.name)));
+    let lb_chain = (f.backends.len() > 1)
+        .then(|| names::owned_chain(&model.prefix, &format!("LB-{}", f.name)));
     let via = f.via.clone();
-    let egress = via.clone().or_else(|| resolver.egress_interface(f.backends[0].addr));
+    let egress = via
+        .clone()
+        .or_else(|| resolver.egress_interface(f.backends[0].addr));
 
     for proto in &f.protos {
         let pn = proto.name();
@@ -256,20 +324,25 @@ fn forward_rules(
             None => r.m("addrtype", "--dst-type LOCAL"),
         };
         // The dispatch rule(s) for one hook: straight to the backend, or into the LB chain.
-        let dispatch = |chain: &str, sources: &[Option<IpNet>], iface: Option<&str>, nat: &mut Builder| {
-            for src in sources {
-                let mut r = Rule::new(chain).proto(pn).maybe_in_interface(iface);
-                if let Some(s) = src {
-                    r = r.source(*s);
+        let dispatch =
+            |chain: &str, sources: &[Option<IpNet>], iface: Option<&str>, nat: &mut Builder| {
+                for src in sources {
+                    let mut r = Rule::new(chain).proto(pn).maybe_in_interface(iface);
+                    if let Some(s) = src {
+                        r = r.source(*s);
+                    }
+                    let r = dest(r).m(pn, &dport).comment(&c);
+                    match &lb_chain {
+                        Some(lb) => nat.push(chain, r.target(lb)),
+                        None => nat.push(chain, r.target(&dnat_target(f, &f.backends[0]))),
+                    }
                 }
-                let r = dest(r).m(pn, &dport).comment(&c);
-                match &lb_chain {
-                    Some(lb) => nat.push(chain, r.target(lb)),
-                    None => nat.push(chain, r.target(&dnat_target(f, &f.backends[0]))),
-                }
-            }
+            };
+        let sources: Vec<Option<IpNet>> = if f.from.is_empty() {
+            vec![None]
+        } else {
+            f.from.iter().copied().map(Some).collect()
         };
-        let sources: Vec<Option<IpNet>> = if f.from.is_empty() { vec![None] } else { f.from.iter().copied().map(Some).collect() };
         dispatch(&n.prerouting, &sources, f.interface.as_deref(), nat);
         // A forward bound to the WAN interface still has to catch LAN clients for hairpin.
         if f.hairpin != Hairpin::Off
@@ -290,14 +363,27 @@ fn forward_rules(
         for b in &f.backends {
             let bport = format!("--dport {}", f.backend_port(b).match_text());
             let to_backend = || {
-                Rule::new(&n.postrouting).destination(host(b.addr)).maybe_out_interface(via.as_deref()).proto(pn)
+                Rule::new(&n.postrouting)
+                    .destination(host(b.addr))
+                    .maybe_out_interface(via.as_deref())
+                    .proto(pn)
             };
             let dnatted = |r: Rule| r.m(pn, &bport).m("conntrack", "--ctstate DNAT").comment(&c);
             match &f.snat {
-                SourceNat::Masquerade => nat.push(&n.postrouting, dnatted(to_backend()).target("MASQUERADE")),
-                SourceNat::To(a) => nat.push(&n.postrouting, dnatted(to_backend()).target(&format!("SNAT --to-source {a}"))),
+                SourceNat::Masquerade => {
+                    nat.push(&n.postrouting, dnatted(to_backend()).target("MASQUERADE"))
+                }
+                SourceNat::To(a) => nat.push(
+                    &n.postrouting,
+                    dnatted(to_backend()).target(&format!("SNAT --to-source {a}")),
+                ),
                 SourceNat::None => {
-                    for net in hairpin_networks(f, via.as_deref().or(egress.as_deref()), resolver, warnings) {
+                    for net in hairpin_networks(
+                        f,
+                        via.as_deref().or(egress.as_deref()),
+                        resolver,
+                        warnings,
+                    ) {
                         let r = match net {
                             Some(net) => to_backend().source(net),
                             None => to_backend(),
@@ -317,8 +403,20 @@ fn forward_rules(
                 if let Some(a) = f.address {
                     ct.push_str(&format!(" --ctorigdst {a}"));
                 }
-                ct.push_str(&format!(" --ctreplsrc {} --ctorigdstport {} --ctreplsrcport {}", b.addr, f.port.match_text(), f.backend_port(b).match_text()));
-                filter.push(&n.forward, Rule::new(&n.forward).proto(pn).m("conntrack", &ct).comment(&c).target("ACCEPT"));
+                ct.push_str(&format!(
+                    " --ctreplsrc {} --ctorigdstport {} --ctreplsrcport {}",
+                    b.addr,
+                    f.port.match_text(),
+                    f.backend_port(b).match_text()
+                ));
+                filter.push(
+                    &n.forward,
+                    Rule::new(&n.forward)
+                        .proto(pn)
+                        .m("conntrack", &ct)
+                        .comment(&c)
+                        .target("ACCEPT"),
+                );
             }
         }
     }
@@ -346,14 +444,24 @@ fn forward_rules(
 
 /// The client networks hairpin masquerades: `None` stands for "any source" when the networks
 /// of the LAN interface are unknown (correct, but WAN clients are then masqueraded too).
-fn hairpin_networks(f: &Forward, lan: Option<&str>, resolver: &dyn Resolver, warnings: &mut Vec<String>) -> Vec<Option<IpNet>> {
+fn hairpin_networks(
+    f: &Forward,
+    lan: Option<&str>,
+    resolver: &dyn Resolver,
+    warnings: &mut Vec<String>,
+) -> Vec<Option<IpNet>> {
     match &f.hairpin {
         Hairpin::Off => Vec::new(),
         Hairpin::Networks(nets) => nets.iter().copied().map(Some).collect(),
         Hairpin::Auto => {
-            let nets = lan.map(|l| resolver.networks(l, f.family)).unwrap_or_default();
+            let nets = lan
+                .map(|l| resolver.networks(l, f.family))
+                .unwrap_or_default();
             if nets.is_empty() {
-                let msg = format!("forward `{}`: hairpin networks unknown (give `hairpin: [CIDR]` or `via:`); masquerading every client of this forward", f.name);
+                let msg = format!(
+                    "forward `{}`: hairpin networks unknown (give `hairpin: [CIDR]` or `via:`); masquerading every client of this forward",
+                    f.name
+                );
                 if !warnings.contains(&msg) {
                     warnings.push(msg);
                 }
@@ -367,14 +475,21 @@ fn hairpin_networks(f: &Forward, lan: Option<&str>, resolver: &dyn Resolver, war
 
 fn snat_rules(s: &OutboundSnat, n: &Names, nat: &mut Builder, filter: &mut Builder) {
     let c = comment(&s.name);
-    let r = Rule::new(&n.postrouting).source(s.source).maybe_out_interface(s.out_interface.as_deref()).comment(&c);
+    let r = Rule::new(&n.postrouting)
+        .source(s.source)
+        .maybe_out_interface(s.out_interface.as_deref())
+        .comment(&c);
     let r = match &s.to {
         SourceNat::To(a) => r.target(&format!("SNAT --to-source {a}")),
         _ => r.target("MASQUERADE"),
     };
     nat.push(&n.postrouting, r);
     if s.accept {
-        let out = Rule::new(&n.forward).source(s.source).maybe_out_interface(s.out_interface.as_deref()).comment(&c).target("ACCEPT");
+        let out = Rule::new(&n.forward)
+            .source(s.source)
+            .maybe_out_interface(s.out_interface.as_deref())
+            .comment(&c)
+            .target("ACCEPT");
         filter.push(&n.forward, out);
         let back = Rule::new(&n.forward)
             .destination(s.source)
@@ -387,7 +502,9 @@ fn snat_rules(s: &OutboundSnat, n: &Names, nat: &mut Builder, filter: &mut Build
 }
 
 fn filter_rule(chain: &str, r: &FilterRule, family: Family) -> Rule {
-    let mut rule = Rule::new(chain).maybe_in_interface(r.in_interface.as_deref()).maybe_out_interface(r.out_interface.as_deref());
+    let mut rule = Rule::new(chain)
+        .maybe_in_interface(r.in_interface.as_deref())
+        .maybe_out_interface(r.out_interface.as_deref());
     if let Some(s) = r.source {
         rule = rule.source(s);
     }
@@ -438,19 +555,39 @@ fn sysctls(model: &Model, resolver: &dyn Resolver) -> Vec<Sysctl> {
     let mut out: Vec<Sysctl> = Vec::new();
     let mut add = |key: SysctlKey, value: &str| {
         if !out.iter().any(|s| s.key == key) {
-            out.push(Sysctl { key, value: value.to_string() });
+            out.push(Sysctl {
+                key,
+                value: value.to_string(),
+            });
         }
     };
-    let uses = |fam: Family| model.forwards.iter().any(|f| f.family == fam) || model.snats.iter().any(|s| s.family == fam);
+    let uses = |fam: Family| {
+        model.forwards.iter().any(|f| f.family == fam)
+            || model.snats.iter().any(|s| s.family == fam)
+    };
     if uses(Family::V4) {
         add(SysctlKey::from_parts(&["net", "ipv4", "ip_forward"]), "1");
     }
     if uses(Family::V6) {
-        add(SysctlKey::from_parts(&["net", "ipv6", "conf", "all", "forwarding"]), "1");
+        add(
+            SysctlKey::from_parts(&["net", "ipv6", "conf", "all", "forwarding"]),
+            "1",
+        );
     }
-    for f in model.forwards.iter().filter(|f| f.local && f.family == Family::V4) {
-        if let Some(dev) = f.via.clone().or_else(|| resolver.egress_interface(f.backends[0].addr)) {
-            add(SysctlKey::from_parts(&["net", "ipv4", "conf", &dev, "route_localnet"]), "1");
+    for f in model
+        .forwards
+        .iter()
+        .filter(|f| f.local && f.family == Family::V4)
+    {
+        if let Some(dev) = f
+            .via
+            .clone()
+            .or_else(|| resolver.egress_interface(f.backends[0].addr))
+        {
+            add(
+                SysctlKey::from_parts(&["net", "ipv4", "conf", &dev, "route_localnet"]),
+                "1",
+            );
         }
     }
     let mut explicit = model.sysctls.clone();

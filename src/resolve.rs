@@ -33,7 +33,10 @@ pub struct SystemResolver;
 
 impl Resolver for SystemResolver {
     fn egress_interface(&self, addr: IpAddr) -> Option<String> {
-        let out = Command::new("ip").args(["-j", "route", "get", &addr.to_string()]).output().ok()?;
+        let out = Command::new("ip")
+            .args(["-j", "route", "get", &addr.to_string()])
+            .output()
+            .ok()?;
         if !out.status.success() {
             return None;
         }
@@ -47,7 +50,10 @@ impl Resolver for SystemResolver {
             Family::V4 => "-4",
             Family::V6 => "-6",
         };
-        let Ok(out) = Command::new("ip").args(["-j", flag, "addr", "show", "dev", interface]).output() else {
+        let Ok(out) = Command::new("ip")
+            .args(["-j", flag, "addr", "show", "dev", interface])
+            .output()
+        else {
             return Vec::new();
         };
         let Ok(links) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
@@ -55,8 +61,16 @@ impl Resolver for SystemResolver {
         };
         let mut nets = Vec::new();
         for link in links.as_array().into_iter().flatten() {
-            for a in link.get("addr_info").and_then(|a| a.as_array()).into_iter().flatten() {
-                let (Some(local), Some(len)) = (a.get("local").and_then(|v| v.as_str()), a.get("prefixlen").and_then(|v| v.as_u64())) else {
+            for a in link
+                .get("addr_info")
+                .and_then(|a| a.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let (Some(local), Some(len)) = (
+                    a.get("local").and_then(|v| v.as_str()),
+                    a.get("prefixlen").and_then(|v| v.as_u64()),
+                ) else {
                     continue;
                 };
                 if a.get("scope").and_then(|s| s.as_str()) == Some("link") {

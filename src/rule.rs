@@ -26,7 +26,10 @@ pub struct Rule {
 
 impl Rule {
     pub fn new(chain: &str) -> Rule {
-        Rule { chain: chain.to_string(), ..Rule::default() }
+        Rule {
+            chain: chain.to_string(),
+            ..Rule::default()
+        }
     }
     pub fn source(mut self, net: IpNet) -> Rule {
         self.source = Some((false, net));
@@ -117,7 +120,10 @@ impl Rule {
 /// A string argument as `iptables-save` quotes it (xtables_save_string): bare when it is
 /// only letters, digits, '_' and '-', otherwise in double quotes with `"`, `\` and `'` escaped.
 pub fn save_string(value: &str) -> String {
-    let bare = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let bare = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if bare {
         return value.to_string();
     }

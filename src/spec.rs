@@ -9,7 +9,9 @@
 use serde::Deserialize;
 
 use crate::error::{Location, SpecError};
-pub use crate::spec_values::{BackendItem, Backends, Entries, Hairpin, OneOrMany, PortSpec, Scalar};
+pub use crate::spec_values::{
+    BackendItem, Backends, Entries, Hairpin, OneOrMany, PortSpec, Scalar,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,7 +204,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
         let location = Location::new(s.referenced.line(), s.referenced.column());
-        Ok(Spanned { value: s.value, location })
+        Ok(Spanned {
+            value: s.value,
+            location,
+        })
     }
 }
 

@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 use crate::spec::Spanned;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// A port or an inclusive range, as written: `80`, `"80"` or `"8000-8010"`.
 /// Checked (1..=65535, low <= high) in `model.rs`, so the message can say what to write instead.
@@ -110,7 +110,10 @@ impl<'de> Deserialize<'de> for BackendItem {
                 f.write_str("\"address[:port]\" or {address: \"address[:port]\", weight: N}")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<BackendItem, E> {
-                Ok(BackendItem { address: v.to_string(), weight: None })
+                Ok(BackendItem {
+                    address: v.to_string(),
+                    weight: None,
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BackendItem, A::Error> {
                 let mut address: Option<String> = None;
@@ -122,7 +125,9 @@ impl<'de> Deserialize<'de> for BackendItem {
                         "address" | "weight" => {
                             return Err(de::Error::custom(format!("duplicate field `{key}`")));
                         }
-                        other => return Err(de::Error::unknown_field(other, &["address", "weight"])),
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["address", "weight"]));
+                        }
                     }
                 }
                 let address = address.ok_or_else(|| de::Error::missing_field("address"))?;

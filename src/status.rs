@@ -22,17 +22,26 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
         Some(f) => app::load(f)?,
         None => {
             let path = ctx.root.path(STATE_PATH);
-            if path.exists() { app::load(&path)? } else { (Model::empty(names::DEFAULT_PREFIX), String::new()) }
+            if path.exists() {
+                app::load(&path)?
+            } else {
+                (Model::empty(names::DEFAULT_PREFIX), String::new())
+            }
         }
     };
     let nf = Iptables::detect();
     let sc = ProcSys;
-    let host = Host { netfilter: &nf, sysctl: &sc };
+    let host = Host {
+        netfilter: &nf,
+        sysctl: &sc,
+    };
     let mut text = String::new();
     let mut counters: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for family in Family::ALL {
         for table in render::TABLES {
-            let Ok(save) = nf.save_with_counters(family, table) else { continue };
+            let Ok(save) = nf.save_with_counters(family, table) else {
+                continue;
+            };
             for line in save.lines().filter(|l| l.starts_with('[')) {
                 let rule = line.split_once("] ").map(|(_, r)| r).unwrap_or(line);
                 let chain = rule.split_whitespace().nth(1).unwrap_or_default();
@@ -41,8 +50,11 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
                 }
                 // Count each connection once: at the DNAT dispatch (nat) for forwards, at the
                 // rule itself for snat and filter entries.
-                let counts = table == "filter" || !rule.contains("-j MASQUERADE") && !rule.contains("-j SNAT");
-                if let (Some(name), Some((p, b)), true) = (plan::entry_of(rule), iptsave::counters(line), counts) {
+                let counts = table == "filter"
+                    || !rule.contains("-j MASQUERADE") && !rule.contains("-j SNAT");
+                if let (Some(name), Some((p, b)), true) =
+                    (plan::entry_of(rule), iptsave::counters(line), counts)
+                {
                     if table == "filter" && model.forwards.iter().any(|f| f.name == name) {
                         continue;
                     }
@@ -57,20 +69,30 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
         }
     }
     let conns = connections_per_forward(&model);
-    text.push_str(&format!("{:<24} {:>12} {:>14} {:>12}\n", "entry", "packets", "bytes", "connections"));
+    text.push_str(&format!(
+        "{:<24} {:>12} {:>14} {:>12}\n",
+        "entry", "packets", "bytes", "connections"
+    ));
     let mut names_seen: Vec<String> = model.forwards.iter().map(|f| f.name.clone()).collect();
     names_seen.extend(model.snats.iter().map(|s| s.name.clone()));
     names_seen.extend(model.filters.iter().map(|f| f.name.clone()));
     for n in &names_seen {
         let (p, b) = counters.get(n).copied().unwrap_or_default();
-        let c = conns.get(n).map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+        let c = conns
+            .get(n)
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into());
         text.push_str(&format!("{n:<24} {p:>12} {b:>14} {c:>12}\n"));
     }
     let desired = render::render(&model, &SystemResolver);
     let observed = converge::observe(&host, &desired)?;
     let pl = converge::plan(&host, &desired, &observed)?;
     let drift = pl.kernel_changes() || pl.sysctl_changes();
-    let mut out = Outcome { diff: text, changed: drift, ..Outcome::default() };
+    let mut out = Outcome {
+        diff: text,
+        changed: drift,
+        ..Outcome::default()
+    };
     out.notes.push(if drift {
         "drift: the live rules or sysctls differ from the applied state; run `pfstate plan` to see, `pfstate apply` to repair".into()
     } else {
@@ -87,12 +109,23 @@ fn connections_per_forward(model: &Model) -> BTreeMap<String, usize> {
         if !model.forwards.iter().any(|f| f.family == family) {
             continue;
         }
-        let Ok(out) = Command::new("conntrack").args(["-L", "-f", flag, "--dst-nat"]).output() else { continue };
+        let Ok(out) = Command::new("conntrack")
+            .args(["-L", "-f", flag, "--dst-nat"])
+            .output()
+        else {
+            continue;
+        };
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let proto = fields.first().copied().unwrap_or_default();
-            let get = |key: &str, nth: usize| fields.iter().filter_map(|f| f.strip_prefix(key)).nth(nth);
-            let (Some(dport), Some(reply_src)) = (get("dport=", 0).and_then(|p| p.parse::<u16>().ok()), get("src=", 1)) else { continue };
+            let get =
+                |key: &str, nth: usize| fields.iter().filter_map(|f| f.strip_prefix(key)).nth(nth);
+            let (Some(dport), Some(reply_src)) = (
+                get("dport=", 0).and_then(|p| p.parse::<u16>().ok()),
+                get("src=", 1),
+            ) else {
+                continue;
+            };
             for f in model.forwards.iter().filter(|f| f.family == family) {
                 let proto_ok = f.protos.iter().any(|p| p.name() == proto);
                 let port_ok = f.port.lo <= dport && dport <= f.port.hi;

@@ -30,7 +30,10 @@ mod tests {
     #[test]
     fn suggests_the_nearest_key() {
         let m = "unknown field `prot`, expected one of name, proto, listen, to";
-        assert_eq!(unknown_field_hint(m).as_deref(), Some("did you mean `proto`?"));
+        assert_eq!(
+            unknown_field_hint(m).as_deref(),
+            Some("did you mean `proto`?")
+        );
     }
 
     #[test]

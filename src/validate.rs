@@ -8,18 +8,24 @@ use ipnet::IpNet;
 use crate::error::{Diagnostic, Location, SpecError};
 use crate::model::*;
 use crate::names;
-use crate::spec::{self, at, Spanned};
+use crate::spec::{self, Spanned, at};
 
 /// Parse and validate a file's text.
 pub fn load_str(file: &str, text: &str) -> Result<Model, SpecError> {
     let spec = spec::parse(file, text)?;
-    let mut v = Validator { diags: Vec::new(), interfaces: BTreeMap::new() };
+    let mut v = Validator {
+        diags: Vec::new(),
+        interfaces: BTreeMap::new(),
+    };
     let model = v.model(&spec);
     if v.diags.is_empty() {
         Ok(model)
     } else {
         v.diags.sort_by_key(|d| d.location);
-        Err(SpecError { file: file.to_string(), diagnostics: v.diags })
+        Err(SpecError {
+            file: file.to_string(),
+            diagnostics: v.diags,
+        })
     }
 }
 
@@ -35,12 +41,21 @@ const MAX_ROUND_ROBIN_SLOTS: u32 = 256;
 
 impl Validator {
     fn err(&mut self, location: Location, message: impl Into<String>) {
-        self.diags.push(Diagnostic { location, message: message.into() });
+        self.diags.push(Diagnostic {
+            location,
+            message: message.into(),
+        });
     }
 
     fn model(&mut self, spec: &spec::Spec) -> Model {
         if *spec.version != 1 {
-            self.err(at(&spec.version), format!("unsupported version {}; this pfstate reads version 1", *spec.version));
+            self.err(
+                at(&spec.version),
+                format!(
+                    "unsupported version {}; this pfstate reads version 1",
+                    *spec.version
+                ),
+            );
         }
         let prefix = match &spec.prefix {
             Some(p) => {
@@ -52,26 +67,47 @@ impl Validator {
             None => names::DEFAULT_PREFIX.to_string(),
         };
         let host = spec.host.as_ref().map(|h| {
-            if h.is_empty() || h.len() > 64 || !h.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                self.err(at(h), "host must be 1 to 64 letters, digits, '-', '_' or '.'");
+            if h.is_empty()
+                || h.len() > 64
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                self.err(
+                    at(h),
+                    "host must be 1 to 64 letters, digits, '-', '_' or '.'",
+                );
             }
             h.value.clone()
         });
         for (alias, device) in &spec.interfaces.0 {
             if names::entry_name_problem(alias).is_some() {
-                self.err(at(alias), format!("interface alias `{}` must be lowercase letters, digits, '-' or '_'", alias.escape_debug()));
+                self.err(
+                    at(alias),
+                    format!(
+                        "interface alias `{}` must be lowercase letters, digits, '-' or '_'",
+                        alias.escape_debug()
+                    ),
+                );
             }
             if let Some(p) = names::interface_problem(device) {
                 self.err(at(device), p);
             }
-            self.interfaces.insert(alias.value.clone(), device.value.clone());
+            self.interfaces
+                .insert(alias.value.clone(), device.value.clone());
         }
         let mut seen: HashMap<String, Location> = HashMap::new();
         let mut check_name = |v: &mut Validator, name: &Spanned<String>| {
             if let Some(p) = names::entry_name_problem(name) {
                 v.err(at(name), p);
             } else if let Some(first) = seen.get(&name.value) {
-                v.err(at(name), format!("name `{}` is already used at line {}; names must be unique", name.value, first.line));
+                v.err(
+                    at(name),
+                    format!(
+                        "name `{}` is already used at line {}; names must be unique",
+                        name.value, first.line
+                    ),
+                );
             } else {
                 seen.insert(name.value.clone(), at(name));
             }
@@ -101,7 +137,15 @@ impl Validator {
             }
         }
         let sysctls = self.sysctls(spec, &forwards, &snats);
-        Model { host, prefix, interfaces: self.interfaces.clone(), sysctls, forwards, snats, filters }
+        Model {
+            host,
+            prefix,
+            interfaces: self.interfaces.clone(),
+            sysctls,
+            forwards,
+            snats,
+            filters,
+        }
     }
 
     /// An interface field: an alias from `interfaces:` or a device name.
@@ -130,8 +174,12 @@ impl Validator {
         let port = self.port(&listen.port);
         let address = listen.address.as_ref().and_then(|a| self.address(a));
         let interface = listen.interface.as_ref().and_then(|i| self.interface(i));
-        let from: Vec<(Location, IpNet)> =
-            listen.from.0.iter().filter_map(|n| self.network(n).map(|net| (at(n), net))).collect();
+        let from: Vec<(Location, IpNet)> = listen
+            .from
+            .0
+            .iter()
+            .filter_map(|n| self.network(n).map(|net| (at(n), net)))
+            .collect();
         let backends = self.backends(&f.to);
         if backends.is_empty() && self.diags.len() == before {
             self.err(at(&f.to), "a forward needs at least one backend");
@@ -144,11 +192,23 @@ impl Validator {
                 }
             }
             if let Some(a) = address.filter(|a| Family::of(a) != family) {
-                self.err(at(listen.address.as_ref().unwrap()), format!("listen address {a} is {} but the backends are {family}", Family::of(&a)));
+                self.err(
+                    at(listen.address.as_ref().unwrap()),
+                    format!(
+                        "listen address {a} is {} but the backends are {family}",
+                        Family::of(&a)
+                    ),
+                );
             }
             for (loc, net) in &from {
                 if Family::of(&net.addr()) != family {
-                    self.err(*loc, format!("source {net} is {} but the backends are {family}", Family::of(&net.addr())));
+                    self.err(
+                        *loc,
+                        format!(
+                            "source {net} is {} but the backends are {family}",
+                            Family::of(&net.addr())
+                        ),
+                    );
                 }
             }
         }
@@ -180,7 +240,10 @@ impl Validator {
             None | Some(spec::Hairpin::Flag(false)) => Hairpin::Off,
             Some(spec::Hairpin::Flag(true)) => Hairpin::Auto,
             Some(spec::Hairpin::Networks(nets)) => {
-                let nets: Vec<IpNet> = nets.iter().filter_map(|n| self.network_of(n, family)).collect();
+                let nets: Vec<IpNet> = nets
+                    .iter()
+                    .filter_map(|n| self.network_of(n, family))
+                    .collect();
                 Hairpin::Networks(nets)
             }
         };
@@ -207,14 +270,23 @@ impl Validator {
     }
 
     /// Two forwards must not claim the same packets: the first DNAT would always win.
-    fn check_listen_conflicts(&mut self, earlier: &[(Location, Forward)], loc: Location, f: &Forward) {
+    fn check_listen_conflicts(
+        &mut self,
+        earlier: &[(Location, Forward)],
+        loc: Location,
+        f: &Forward,
+    ) {
         for (first_loc, g) in earlier {
             let same = g.family == f.family
                 && g.protos.iter().any(|p| f.protos.contains(p))
                 && g.port.overlaps(f.port)
                 && (g.address.is_none() || f.address.is_none() || g.address == f.address)
                 && (g.interface.is_none() || f.interface.is_none() || g.interface == f.interface)
-                && (g.from.is_empty() || f.from.is_empty() || g.from.iter().any(|a| f.from.iter().any(|b| a.contains(b) || b.contains(a))));
+                && (g.from.is_empty()
+                    || f.from.is_empty()
+                    || g.from
+                        .iter()
+                        .any(|a| f.from.iter().any(|b| a.contains(b) || b.contains(a))));
             if same {
                 self.err(loc, format!("forward `{}` listens on the same port as forward `{}` (line {}); give them different ports, addresses, interfaces or sources", f.name, g.name, first_loc.line));
             }
@@ -237,10 +309,17 @@ impl Validator {
     }
 
     fn address(&mut self, a: &Spanned<String>) -> Option<IpAddr> {
-        match a.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        match a
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             Ok(ip) => Some(ip),
             Err(_) => {
-                self.err(at(a), format!("`{}` is not an IP address", a.escape_debug()));
+                self.err(
+                    at(a),
+                    format!("`{}` is not an IP address", a.escape_debug()),
+                );
                 None
             }
         }
@@ -255,13 +334,22 @@ impl Validator {
             Err(_) => match text.parse::<IpAddr>() {
                 Ok(ip) => IpNet::from(ip),
                 Err(_) => {
-                    self.err(at(n), format!("`{}` is not an address or network (CIDR such as 203.0.113.0/24)", text.escape_debug()));
+                    self.err(
+                        at(n),
+                        format!(
+                            "`{}` is not an address or network (CIDR such as 203.0.113.0/24)",
+                            text.escape_debug()
+                        ),
+                    );
                     return None;
                 }
             },
         };
         if net.trunc() != net {
-            self.err(at(n), format!("{net} has host bits set; did you mean {}?", net.trunc()));
+            self.err(
+                at(n),
+                format!("{net} has host bits set; did you mean {}?", net.trunc()),
+            );
             return None;
         }
         Some(net)
@@ -272,7 +360,13 @@ impl Validator {
         if let Some(family) = family
             && Family::of(&net.addr()) != family
         {
-            self.err(at(n), format!("{net} is {} but the backends are {family}", Family::of(&net.addr())));
+            self.err(
+                at(n),
+                format!(
+                    "{net} is {} but the backends are {family}",
+                    Family::of(&net.addr())
+                ),
+            );
             return None;
         }
         Some(net)
@@ -281,12 +375,19 @@ impl Validator {
     fn backends(&mut self, to: &Spanned<spec::Backends>) -> Vec<(Location, Backend)> {
         let items: Vec<(Location, &str, Option<&Spanned<i64>>)> = match &to.value {
             spec::Backends::One(s) => vec![(at(to), s.as_str(), None)],
-            spec::Backends::Many(items) => {
-                items.iter().map(|i| (at(i), i.address.as_str(), i.weight.as_ref())).collect()
-            }
+            spec::Backends::Many(items) => items
+                .iter()
+                .map(|i| (at(i), i.address.as_str(), i.weight.as_ref()))
+                .collect(),
         };
         if items.len() > MAX_BACKENDS {
-            self.err(at(to), format!("{} backends; at most {MAX_BACKENDS} per forward", items.len()));
+            self.err(
+                at(to),
+                format!(
+                    "{} backends; at most {MAX_BACKENDS} per forward",
+                    items.len()
+                ),
+            );
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -295,7 +396,13 @@ impl Validator {
                 None => 1,
                 Some(w) if (1..=MAX_WEIGHT).contains(&w.value) => w.value as u32,
                 Some(w) => {
-                    self.err(at(w), format!("weight {} must be a whole number from 1 to {MAX_WEIGHT}", w.value));
+                    self.err(
+                        at(w),
+                        format!(
+                            "weight {} must be a whole number from 1 to {MAX_WEIGHT}",
+                            w.value
+                        ),
+                    );
                     continue;
                 }
             };
@@ -307,20 +414,38 @@ impl Validator {
         out
     }
 
-    fn source_nat(&mut self, s: &Spanned<String>, family: Option<Family>, default_masquerade: bool) -> SourceNat {
+    fn source_nat(
+        &mut self,
+        s: &Spanned<String>,
+        family: Option<Family>,
+        default_masquerade: bool,
+    ) -> SourceNat {
         match s.value.as_str() {
             "none" if !default_masquerade => SourceNat::None,
             "masquerade" => SourceNat::Masquerade,
             other => match other.parse::<IpAddr>() {
                 Ok(ip) => {
                     if let Some(f) = family.filter(|f| *f != Family::of(&ip)) {
-                        self.err(at(s), format!("SNAT address {ip} is {} but the entry is {f}", Family::of(&ip)));
+                        self.err(
+                            at(s),
+                            format!(
+                                "SNAT address {ip} is {} but the entry is {f}",
+                                Family::of(&ip)
+                            ),
+                        );
                     }
                     SourceNat::To(ip)
                 }
                 Err(_) => {
-                    let choices = if default_masquerade { "masquerade or an address" } else { "none, masquerade or an address" };
-                    self.err(at(s), format!("`{}` is not {choices}", other.escape_debug()));
+                    let choices = if default_masquerade {
+                        "masquerade or an address"
+                    } else {
+                        "none, masquerade or an address"
+                    };
+                    self.err(
+                        at(s),
+                        format!("`{}` is not {choices}", other.escape_debug()),
+                    );
                     SourceNat::None
                 }
             },
@@ -362,15 +487,28 @@ impl Validator {
             "icmp" | "icmpv6" | "ipv6-icmp" => Some(Some(FilterProto::Icmp)),
             "all" | "any" => Some(None),
             other => {
-                self.err(at(p), format!("proto `{}` is not one of tcp, udp, icmp, all", other.escape_debug()));
+                self.err(
+                    at(p),
+                    format!(
+                        "proto `{}` is not one of tcp, udp, icmp, all",
+                        other.escape_debug()
+                    ),
+                );
                 None
             }
         });
         let proto = proto.flatten();
         let sport = r.sport.as_ref().and_then(|p| self.port(p));
         let dport = r.dport.as_ref().and_then(|p| self.port(p));
-        if (sport.is_some() || dport.is_some()) && !matches!(proto, Some(FilterProto::Tcp | FilterProto::Udp)) {
-            let loc = r.dport.as_ref().map(at).or(r.sport.as_ref().map(at)).unwrap_or(at(r));
+        if (sport.is_some() || dport.is_some())
+            && !matches!(proto, Some(FilterProto::Tcp | FilterProto::Udp))
+        {
+            let loc = r
+                .dport
+                .as_ref()
+                .map(at)
+                .or(r.sport.as_ref().map(at))
+                .unwrap_or(at(r));
             self.err(loc, "ports need `proto: tcp` or `proto: udp`");
         }
         let source = r.source.as_ref().and_then(|n| self.network(n));
@@ -378,18 +516,35 @@ impl Validator {
         let in_interface = r.in_interface.as_ref().and_then(|i| self.interface(i));
         let out_interface = r.out_interface.as_ref().and_then(|i| self.interface(i));
         if chain == FilterChain::Input && out_interface.is_some() {
-            self.err(at(r.out_interface.as_ref().unwrap()), "out_interface cannot be matched in the input chain");
+            self.err(
+                at(r.out_interface.as_ref().unwrap()),
+                "out_interface cannot be matched in the input chain",
+            );
         }
         if chain == FilterChain::Output && in_interface.is_some() {
-            self.err(at(r.in_interface.as_ref().unwrap()), "in_interface cannot be matched in the output chain");
+            self.err(
+                at(r.in_interface.as_ref().unwrap()),
+                "in_interface cannot be matched in the output chain",
+            );
         }
-        let addr_families: Vec<Family> = [source, destination].iter().flatten().map(|n| Family::of(&n.addr())).collect();
+        let addr_families: Vec<Family> = [source, destination]
+            .iter()
+            .flatten()
+            .map(|n| Family::of(&n.addr()))
+            .collect();
         if addr_families.windows(2).any(|w| w[0] != w[1]) {
-            self.err(at(r), "source and destination are of different address families");
+            self.err(
+                at(r),
+                "source and destination are of different address families",
+            );
         }
         let families = match (r.family.as_ref().map(|f| f.value), addr_families.first()) {
-            (Some(spec::FamilySpec::Ipv4), Some(Family::V6)) | (Some(spec::FamilySpec::Ipv6), Some(Family::V4)) => {
-                self.err(at(r.family.as_ref().unwrap()), "family does not match the addresses of the rule");
+            (Some(spec::FamilySpec::Ipv4), Some(Family::V6))
+            | (Some(spec::FamilySpec::Ipv6), Some(Family::V4)) => {
+                self.err(
+                    at(r.family.as_ref().unwrap()),
+                    "family does not match the addresses of the rule",
+                );
                 vec![]
             }
             (_, Some(f)) => vec![*f],
@@ -412,8 +567,16 @@ impl Validator {
             if action != Action::Log {
                 self.err(at(p), "log_prefix goes with `action: log`");
             }
-            if p.is_empty() || p.len() > 29 || !p.chars().all(|c| c.is_ascii_graphic() && !"\"'\\".contains(c) || c == ' ') {
-                self.err(at(p), "log_prefix must be 1 to 29 printable characters without quotes or backslashes");
+            if p.is_empty()
+                || p.len() > 29
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && !"\"'\\".contains(c) || c == ' ')
+            {
+                self.err(
+                    at(p),
+                    "log_prefix must be 1 to 29 printable characters without quotes or backslashes",
+                );
             }
             p.value.clone()
         });
@@ -437,7 +600,12 @@ impl Validator {
         })
     }
 
-    fn sysctls(&mut self, spec: &spec::Spec, forwards: &[Forward], snats: &[OutboundSnat]) -> Vec<Sysctl> {
+    fn sysctls(
+        &mut self,
+        spec: &spec::Spec,
+        forwards: &[Forward],
+        snats: &[OutboundSnat],
+    ) -> Vec<Sysctl> {
         let forwarding = |fam: Family| {
             forwards.iter().any(|f| f.family == fam) || snats.iter().any(|s| s.family == fam)
         };
@@ -447,8 +615,17 @@ impl Validator {
                 self.err(at(key), problem);
                 continue;
             }
-            if !value.0.chars().all(|c| c.is_ascii_graphic() || c == ' ') || value.0.is_empty() || value.0.len() > 256 {
-                self.err(at(value), format!("sysctl value `{}` must be 1 to 256 printable characters on one line", value.0.escape_debug()));
+            if !value.0.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+                || value.0.is_empty()
+                || value.0.len() > 256
+            {
+                self.err(
+                    at(value),
+                    format!(
+                        "sysctl value `{}` must be 1 to 256 printable characters on one line",
+                        value.0.escape_debug()
+                    ),
+                );
                 continue;
             }
             let k = SysctlKey::parse(key);
@@ -465,7 +642,10 @@ impl Validator {
                 self.err(at(value), format!("{} must be 1 because forwards or snat entries need forwarding; remove this line or set it to 1", key.value));
                 continue;
             }
-            out.push(Sysctl { key: k, value: value.0.trim().to_string() });
+            out.push(Sysctl {
+                key: k,
+                value: value.0.trim().to_string(),
+            });
         }
         out
     }
@@ -484,7 +664,9 @@ fn state_name(s: spec::StateSpec) -> &'static str {
 }
 
 /// Top-level directories of /proc/sys. Anything else is not a kernel parameter.
-const SYSCTL_ROOTS: &[&str] = &["abi", "crypto", "debug", "dev", "fs", "kernel", "net", "sunrpc", "user", "vm"];
+const SYSCTL_ROOTS: &[&str] = &[
+    "abi", "crypto", "debug", "dev", "fs", "kernel", "net", "sunrpc", "user", "vm",
+];
 
 /// Why a sysctl key cannot be used, or `None`. Keys end up as paths below /proc/sys and as
 /// lines of a sysctl.d file, so they must not climb out (`..`) or break a line.
@@ -493,12 +675,24 @@ pub fn sysctl_key_problem(key: &str) -> Option<String> {
     let well_formed = !k.0.is_empty()
         && k.0.len() <= 8
         && key.len() <= 200
-        && k.0.iter().all(|c| c != "." && c != ".." && c.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-.@+".contains(ch)));
+        && k.0.iter().all(|c| {
+            c != "."
+                && c != ".."
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "_-.@+".contains(ch))
+        });
     if !well_formed {
-        return Some(format!("`{}` is not a sysctl key (such as net.ipv4.ip_forward)", key.escape_debug()));
+        return Some(format!(
+            "`{}` is not a sysctl key (such as net.ipv4.ip_forward)",
+            key.escape_debug()
+        ));
     }
     if !SYSCTL_ROOTS.contains(&k.0[0].as_str()) || k.0.len() < 2 {
-        return Some(format!("`{}` is outside the kernel's sysctl tree (keys start with one of {})", key.escape_debug(), SYSCTL_ROOTS.join(", ")));
+        return Some(format!(
+            "`{}` is outside the kernel's sysctl tree (keys start with one of {})",
+            key.escape_debug(),
+            SYSCTL_ROOTS.join(", ")
+        ));
     }
     None
 }
@@ -533,7 +727,9 @@ pub fn parse_port_range(t: &str) -> Result<PortRange, ()> {
 pub fn parse_backend(text: &str) -> Result<(IpAddr, Option<PortRange>), String> {
     let text = text.trim();
     let (addr, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (addr, after) = rest.split_once(']').ok_or("an IPv6 address in brackets needs the closing ]")?;
+        let (addr, after) = rest
+            .split_once(']')
+            .ok_or("an IPv6 address in brackets needs the closing ]")?;
         match after {
             "" => (addr, None),
             p => (addr, Some(p.strip_prefix(':').ok_or("write [IPv6]:PORT")?)),
@@ -546,7 +742,9 @@ pub fn parse_backend(text: &str) -> Result<(IpAddr, Option<PortRange>), String> 
             None => (text, None),
         }
     };
-    let ip: IpAddr = addr.parse().map_err(|_| format!("`{}` is not an IP address", addr.escape_debug()))?;
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("`{}` is not an IP address", addr.escape_debug()))?;
     if ip.is_unspecified() || ip.is_multicast() {
         return Err(format!("{ip} cannot be a backend"));
     }
@@ -555,7 +753,10 @@ pub fn parse_backend(text: &str) -> Result<(IpAddr, Option<PortRange>), String> 
     }
     let port = match port {
         None => None,
-        Some(p) => Some(parse_port_range(p).map_err(|_| format!("`{}` is not a port or range (1-65535)", p.escape_debug()))?),
+        Some(p) => Some(
+            parse_port_range(p)
+                .map_err(|_| format!("`{}` is not a port or range (1-65535)", p.escape_debug()))?,
+        ),
     };
     Ok((ip, port))
 }
@@ -566,12 +767,33 @@ mod tests {
 
     #[test]
     fn backends_parse() {
-        assert_eq!(parse_backend("10.0.0.2").unwrap(), ("10.0.0.2".parse().unwrap(), None));
-        assert_eq!(parse_backend("10.0.0.2:80").unwrap().1, Some(PortRange::single(80)));
-        assert_eq!(parse_backend("10.0.0.2:9000-9010").unwrap().1, Some(PortRange { lo: 9000, hi: 9010 }));
-        assert_eq!(parse_backend("[2001:db8::2]:8080").unwrap().0, "2001:db8::2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            parse_backend("10.0.0.2").unwrap(),
+            ("10.0.0.2".parse().unwrap(), None)
+        );
+        assert_eq!(
+            parse_backend("10.0.0.2:80").unwrap().1,
+            Some(PortRange::single(80))
+        );
+        assert_eq!(
+            parse_backend("10.0.0.2:9000-9010").unwrap().1,
+            Some(PortRange { lo: 9000, hi: 9010 })
+        );
+        assert_eq!(
+            parse_backend("[2001:db8::2]:8080").unwrap().0,
+            "2001:db8::2".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(parse_backend("2001:db8::2").unwrap().1, None);
-        for bad in ["10.0.0.256", "10.0.0.2:0", "10.0.0.2:70000", "[::1", "0.0.0.0", "x:80", "10.0.0.2:90-80", "10.0.0.2:-1"] {
+        for bad in [
+            "10.0.0.256",
+            "10.0.0.2:0",
+            "10.0.0.2:70000",
+            "[::1",
+            "0.0.0.0",
+            "x:80",
+            "10.0.0.2:90-80",
+            "10.0.0.2:-1",
+        ] {
             assert!(parse_backend(bad).is_err(), "{bad} accepted");
         }
     }
@@ -580,7 +802,14 @@ mod tests {
     fn sysctl_keys() {
         assert_eq!(sysctl_key_problem("net.ipv4.ip_forward"), None);
         assert_eq!(sysctl_key_problem("net/ipv4/conf/eth0.100/rp_filter"), None);
-        for bad in ["foo.bar", "net", "net.ipv4.ip_forward\nkernel.x", "net/../../etc", "net.ipv4 = 1", ""] {
+        for bad in [
+            "foo.bar",
+            "net",
+            "net.ipv4.ip_forward\nkernel.x",
+            "net/../../etc",
+            "net.ipv4 = 1",
+            "",
+        ] {
             assert!(sysctl_key_problem(bad).is_some(), "{bad:?} accepted");
         }
     }
