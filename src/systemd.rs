@@ -191,10 +191,7 @@ impl ServiceManager for DbusServiceManager {
     }
 
     fn disable(&self, unit: &str) -> Result<(), HostError> {
-        let changes = match self.call(async |m| m.disable_unit_files(&[unit], false).await) {
-            Ok(c) => c,
-            Err(e) => return Err(e),
-        };
+        let changes = self.call(async |m| m.disable_unit_files(&[unit], false).await)?;
         if !changes.is_empty() {
             self.reload()?;
         }

@@ -697,25 +697,29 @@ pub fn sysctl_key_problem(key: &str) -> Option<String> {
     None
 }
 
-fn parse_port_number(n: i64) -> Result<u16, ()> {
-    u16::try_from(n).ok().filter(|p| *p != 0).ok_or(())
+/// A port number out of range or not a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadPort;
+
+fn parse_port_number(n: i64) -> Result<u16, BadPort> {
+    u16::try_from(n).ok().filter(|p| *p != 0).ok_or(BadPort)
 }
 
-fn parse_port_text(t: &str) -> Result<u16, ()> {
+fn parse_port_text(t: &str) -> Result<u16, BadPort> {
     let t = t.trim();
     if t.is_empty() || t.len() > 5 || !t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(());
+        return Err(BadPort);
     }
-    parse_port_number(t.parse::<i64>().map_err(|_| ())?)
+    parse_port_number(t.parse::<i64>().map_err(|_| BadPort)?)
 }
 
 /// `80`, `8000-8010` (also `8000:8010`, as iptables writes it).
-pub fn parse_port_range(t: &str) -> Result<PortRange, ()> {
+pub fn parse_port_range(t: &str) -> Result<PortRange, BadPort> {
     match t.split_once(['-', ':']) {
         Some((lo, hi)) => {
             let (lo, hi) = (parse_port_text(lo)?, parse_port_text(hi)?);
             if lo > hi {
-                return Err(());
+                return Err(BadPort);
             }
             Ok(PortRange { lo, hi })
         }
