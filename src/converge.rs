@@ -215,9 +215,14 @@ pub fn apply(
         .iter()
         .flat_map(|f| f.changed_entries.iter())
         .collect();
-    for f in model.forwards.iter().filter(|f| changed.contains(&f.name)) {
-        report.warnings.extend(crate::conntrack::flush_forward(f));
-    }
+    let flush: Vec<&crate::model::Forward> = model
+        .forwards
+        .iter()
+        .filter(|f| changed.contains(&f.name))
+        .collect();
+    report
+        .warnings
+        .extend(crate::conntrack::flush_forwards(&flush));
     Ok(report)
 }
 

@@ -26,6 +26,7 @@ pub mod netlab;
 pub mod persist;
 pub mod plan;
 pub mod render;
+pub mod render_tree;
 pub mod resolve;
 pub mod rule;
 pub mod spec;

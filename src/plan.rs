@@ -5,7 +5,7 @@
 //! added only where missing and removed only when they are pfstate's and not wanted. A plan
 //! with nothing to do produces no payload, so a converged host sees no kernel write at all.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::iptsave::{self, Saved, SavedTable};
 use crate::model::Family;
@@ -163,25 +163,29 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
                     .collect()
             })
             .unwrap_or_default();
+        let live_by_name: HashMap<&str, &Vec<String>> =
+            live_owned.iter().map(|(n, r)| (n.as_str(), *r)).collect();
+        let want_names: HashSet<&str> = want.chains.iter().map(|c| c.name.as_str()).collect();
+        let mut touched = false;
         for c in &want.chains {
-            let current = live_owned
-                .iter()
-                .find(|(n, _)| **n == c.name)
-                .map(|(_, r)| *r);
-            if current != Some(&c.rules) {
-                note_changes(
-                    current.map(Vec::as_slice).unwrap_or(&[]),
-                    &c.rules,
-                    &mut changed,
-                );
+            if live_by_name.get(c.name.as_str()) != Some(&&c.rules) {
                 tp.write.push(c.clone());
+                touched = true;
             }
         }
-        for (name, rules) in &live_owned {
-            if !want.chains.iter().any(|c| &c.name == *name) {
-                note_changes(rules, &[], &mut changed);
+        for (name, _) in &live_owned {
+            if !want_names.contains(name.as_str()) {
                 tp.delete.push(name.to_string());
+                touched = true;
             }
+        }
+        if touched {
+            note_changes(
+                prefix,
+                live_owned.iter().flat_map(|(_, r)| r.iter()),
+                want.chains.iter().flat_map(|c| c.rules.iter()),
+                &mut changed,
+            );
         }
 
         // Jumps: pfstate's are the rules outside owned chains that target an owned chain.
@@ -256,21 +260,24 @@ fn view<'a>(
     chains: impl Iterator<Item = (&'a str, &'a [String])>,
     order: &TableRules,
 ) -> String {
+    let position: HashMap<&str, usize> = order
+        .chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
     let mut chains: Vec<(&str, &[String])> = chains.collect();
-    chains.sort_by_key(|(n, _)| {
-        (
-            order
-                .chains
-                .iter()
-                .position(|c| c.name == *n)
-                .unwrap_or(usize::MAX),
-            n.to_string(),
-        )
-    });
+    chains.sort_by_key(|(n, _)| (position.get(n).copied().unwrap_or(usize::MAX), *n));
+    let size: usize = jumps
+        .iter()
+        .chain(chains.iter().flat_map(|(_, r)| r.iter()))
+        .map(|l| l.len() + 1)
+        .sum();
     if jumps.is_empty() && chains.is_empty() {
         return String::new();
     }
-    let mut out = format!("# {family} {table}\n");
+    let mut out = String::with_capacity(size + 64 * chains.len());
+    out.push_str(&format!("# {family} {table}\n"));
     for j in jumps {
         out.push_str(j);
         out.push('\n');
@@ -285,13 +292,25 @@ fn view<'a>(
     out
 }
 
-/// Record the entries whose lines differ between two versions of a chain.
-fn note_changes(old: &[String], new: &[String], changed: &mut BTreeSet<String>) {
-    for l in old
-        .iter()
-        .filter(|l| !new.contains(l))
-        .chain(new.iter().filter(|l| !old.contains(l)))
-    {
+/// Record the entries whose rules differ between the live and the desired owned chains of a
+/// table. A rule of a tree layout is compared as if it were in the tree's base chain, so a rule
+/// that only moves to another leaf (when a leaf splits) is not a change of its entry.
+fn note_changes<'a>(
+    prefix: &str,
+    old: impl Iterator<Item = &'a String>,
+    new: impl Iterator<Item = &'a String>,
+    changed: &mut BTreeSet<String>,
+) {
+    let normal = |line: &'a String| -> std::borrow::Cow<'a, str> {
+        let chain = line.split(' ').nth(1).unwrap_or_default();
+        match crate::render_tree::base_chain(prefix, chain) {
+            Some(base) => format!("-A {base}{}", &line[3 + chain.len()..]).into(),
+            None => line.as_str().into(),
+        }
+    };
+    let old: HashSet<_> = old.map(normal).collect();
+    let new: HashSet<_> = new.map(normal).collect();
+    for l in old.symmetric_difference(&new) {
         if let Some(name) = entry_of(l) {
             changed.insert(name);
         }

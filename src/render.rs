@@ -89,8 +89,18 @@ impl Desired {
 }
 
 /// Render a model. Both families are always present (possibly empty), so stale chains of a
-/// family the file no longer uses are found and removed.
+/// family the file no longer uses are found and removed. Large rule sets get the port-range
+/// tree layout of [`crate::render_tree`]; small ones render exactly as [`render_linear`].
 pub fn render(model: &Model, resolver: &dyn Resolver) -> Desired {
+    let mut desired = render_linear(model, resolver);
+    for rs in &mut desired.rulesets {
+        crate::render_tree::layout(&desired.prefix, rs, crate::render_tree::THRESHOLD);
+    }
+    desired
+}
+
+/// Render with every owned chain linear, whatever its size (the layout of small files).
+pub fn render_linear(model: &Model, resolver: &dyn Resolver) -> Desired {
     let mut warnings = Vec::new();
     let rulesets = Family::ALL
         .iter()
@@ -109,6 +119,8 @@ pub fn render(model: &Model, resolver: &dyn Resolver) -> Desired {
 #[derive(Default)]
 struct Builder {
     chains: Vec<Chain>,
+    /// Every line pushed so far (lines name their chain), for the duplicate check.
+    seen: std::collections::HashSet<String>,
 }
 
 impl Builder {
@@ -117,14 +129,17 @@ impl Builder {
         match self.chains.iter_mut().find(|c| c.name == chain) {
             Some(c) => {
                 // Identical lines (e.g. one guard rule wanted by two forwards) are kept once.
-                if !c.rules.contains(&line) {
+                if self.seen.insert(line.clone()) {
                     c.rules.push(line);
                 }
             }
-            None => self.chains.push(Chain {
-                name: chain.to_string(),
-                rules: vec![line],
-            }),
+            None => {
+                self.seen.insert(line.clone());
+                self.chains.push(Chain {
+                    name: chain.to_string(),
+                    rules: vec![line],
+                })
+            }
         }
     }
 }
@@ -311,9 +326,13 @@ fn forward_rules(
     let lb_chain = (f.backends.len() > 1)
         .then(|| names::owned_chain(&model.prefix, &format!("LB-{}", f.name)));
     let via = f.via.clone();
-    let egress = via
-        .clone()
-        .or_else(|| resolver.egress_interface(f.backends[0].addr));
+    // Asking the routing table costs a process per forward: only when something needs it.
+    let needs_egress = f.local || (f.hairpin == Hairpin::Auto && f.snat == SourceNat::None);
+    let egress = via.clone().or_else(|| {
+        needs_egress
+            .then(|| resolver.egress_interface(f.backends[0].addr))
+            .flatten()
+    });
 
     for proto in &f.protos {
         let pn = proto.name();

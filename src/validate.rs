@@ -113,12 +113,12 @@ impl Validator {
             }
         };
         let mut forwards = Vec::new();
-        let mut listens: Vec<(Location, Forward)> = Vec::new();
+        let mut listens = ListenIndex::default();
         for f in &spec.forwards {
             check_name(self, &f.name);
             if let Some(fw) = self.forward(f) {
-                self.check_listen_conflicts(&listens, at(&f.listen), &fw);
-                listens.push((at(&f.listen), fw.clone()));
+                self.check_listen_conflicts(&listens, &forwards, at(&f.listen), &fw);
+                listens.add(forwards.len(), at(&f.listen), &fw);
                 forwards.push(fw);
             }
         }
@@ -272,11 +272,13 @@ impl Validator {
     /// Two forwards must not claim the same packets: the first DNAT would always win.
     fn check_listen_conflicts(
         &mut self,
-        earlier: &[(Location, Forward)],
+        index: &ListenIndex,
+        earlier: &[Forward],
         loc: Location,
         f: &Forward,
     ) {
-        for (first_loc, g) in earlier {
+        for (i, first_loc) in index.overlapping(f) {
+            let g = &earlier[i];
             let same = g.family == f.family
                 && g.protos.iter().any(|p| f.protos.contains(p))
                 && g.port.overlaps(f.port)
@@ -660,6 +662,48 @@ fn state_name(s: spec::StateSpec) -> &'static str {
         spec::StateSpec::Untracked => "UNTRACKED",
         spec::StateSpec::Snat => "SNAT",
         spec::StateSpec::Dnat => "DNAT",
+    }
+}
+
+/// The forwards seen so far by family, protocol and first port, so that finding the ones whose
+/// ports overlap a new forward costs a range lookup, not a scan of every forward.
+#[derive(Default)]
+struct ListenIndex {
+    by_start: std::collections::BTreeMap<(Family, Proto, u16), Vec<(usize, Location)>>,
+    /// The widest range seen per family and protocol: how far below a port to look.
+    widest: HashMap<(Family, Proto), u32>,
+}
+
+impl ListenIndex {
+    fn add(&mut self, i: usize, loc: Location, f: &Forward) {
+        for p in &f.protos {
+            self.by_start
+                .entry((f.family, *p, f.port.lo))
+                .or_default()
+                .push((i, loc));
+            let w = self.widest.entry((f.family, *p)).or_default();
+            *w = (*w).max(f.port.width());
+        }
+    }
+
+    /// Earlier forwards sharing a protocol with `f` whose ports overlap, in file order.
+    fn overlapping(&self, f: &Forward) -> Vec<(usize, Location)> {
+        let mut out: Vec<(usize, Location)> = Vec::new();
+        for p in &f.protos {
+            let Some(w) = self.widest.get(&(f.family, *p)) else {
+                continue;
+            };
+            let from = u32::from(f.port.lo).saturating_sub(w - 1) as u16;
+            let window = (f.family, *p, from)..=(f.family, *p, f.port.hi);
+            out.extend(
+                self.by_start
+                    .range(window)
+                    .flat_map(|(_, l)| l.iter().copied()),
+            );
+        }
+        out.sort_by_key(|(i, _)| *i);
+        out.dedup_by_key(|(i, _)| *i);
+        out
     }
 }
 
