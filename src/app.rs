@@ -302,8 +302,10 @@ fn live_host() -> (Iptables, ProcSys) {
 }
 
 fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
-    let (model, source) = load(path)?;
     let (nf, sc) = live_host();
+    // The live rules are read while the file is parsed and rendered.
+    let nf = nf.prefetch();
+    let (model, source) = load(path)?;
     let host = Host {
         netfilter: &nf,
         sysctl: &sc,
@@ -329,8 +331,10 @@ fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
 
 fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, Error> {
     let _lock = persist::RunLock::acquire(&ctx.root, persist::DEFAULT_LOCK_TIMEOUT)?;
-    let (model, source) = load(path)?;
     let (nf, sc) = live_host();
+    // Under the lock, the live rules are read while the file is parsed and rendered.
+    let nf = nf.prefetch();
+    let (model, source) = load(path)?;
     let host = Host {
         netfilter: &nf,
         sysctl: &sc,

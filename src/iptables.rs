@@ -62,14 +62,77 @@ impl Iptables {
     }
 }
 
-fn run_save(program: &str, args: &[&str]) -> Result<String, HostError> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| HostError::Command {
-            program: program.to_string(),
-            message: format!("cannot run it ({e}); install the iptables package"),
-        })?;
+/// An `iptables-save` started ahead of time, read by the first [`Netfilter::save`] of its
+/// family; later saves run afresh.
+type SaveThread = std::thread::JoinHandle<std::io::Result<std::process::Output>>;
+
+pub struct Prefetched<'a> {
+    inner: &'a Iptables,
+    /// Threads draining each save's output (a pipe holds only 64 KiB: unread, the save stalls).
+    pending: std::sync::Mutex<Vec<(Family, SaveThread)>>,
+}
+
+impl Iptables {
+    /// Start the full save of both families now, so that it runs while the caller parses and
+    /// renders (at 10,000 forwards each takes about as long as the other). Only use this
+    /// while holding the run lock: the state read must be the state the plan is made against.
+    pub fn prefetch(&self) -> Prefetched<'_> {
+        let mut pending = Vec::new();
+        for family in Family::ALL {
+            if let Ok(child) = Command::new(self.tool(family, "save"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+            {
+                pending.push((family, std::thread::spawn(move || child.wait_with_output())));
+            }
+        }
+        Prefetched {
+            inner: self,
+            pending: std::sync::Mutex::new(pending),
+        }
+    }
+}
+
+impl Netfilter for Prefetched<'_> {
+    fn save(&self, family: Family, table: &str) -> Result<String, HostError> {
+        let child = if table.is_empty() {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending
+                .iter()
+                .position(|(f, _)| *f == family)
+                .map(|i| pending.remove(i).1)
+        } else {
+            None
+        };
+        let Some(child) = child else {
+            return self.inner.save(family, table);
+        };
+        let program = self.inner.tool(family, "save");
+        let out = child
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the save thread panicked")))
+            .map_err(|e| HostError::io(&program, e))?;
+        checked_output(&program, out)
+    }
+
+    fn restore(&self, family: Family, payload: &str) -> Result<(), HostError> {
+        self.inner.restore(family, payload)
+    }
+}
+
+impl Drop for Prefetched<'_> {
+    /// Reap saves nobody read (e.g. the file did not validate).
+    fn drop(&mut self) {
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (_, thread) in pending.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn checked_output(program: &str, out: std::process::Output) -> Result<String, HostError> {
     if !out.status.success() {
         return Err(HostError::Command {
             program: program.to_string(),
@@ -80,6 +143,17 @@ fn run_save(program: &str, args: &[&str]) -> Result<String, HostError> {
         program: program.to_string(),
         message: "printed text that is not UTF-8".into(),
     })
+}
+
+fn run_save(program: &str, args: &[&str]) -> Result<String, HostError> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| HostError::Command {
+            program: program.to_string(),
+            message: format!("cannot run it ({e}); install the iptables package"),
+        })?;
+    checked_output(program, out)
 }
 
 impl Netfilter for Iptables {
