@@ -180,10 +180,17 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
             }
         }
         if touched {
+            // Chains left as they are hold the same rules on both sides: compare the others.
+            let written: HashSet<&str> = tp.write.iter().map(|c| c.name.as_str()).collect();
             note_changes(
                 prefix,
-                live_owned.iter().flat_map(|(_, r)| r.iter()),
-                want.chains.iter().flat_map(|c| c.rules.iter()),
+                live_owned
+                    .iter()
+                    .filter(|(n, _)| {
+                        written.contains(n.as_str()) || !want_names.contains(n.as_str())
+                    })
+                    .flat_map(|(_, r)| r.iter()),
+                tp.write.iter().flat_map(|c| c.rules.iter()),
                 &mut changed,
             );
         }

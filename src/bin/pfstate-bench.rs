@@ -77,12 +77,10 @@ fn parse_opts() -> Opts {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = |a: &str| -> f64 {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| {
-                    eprintln!("{a} needs a number");
-                    usage()
-                })
+            args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+                eprintln!("{a} needs a number");
+                usage()
+            })
         };
         match a.as_str() {
             "--runs" => o.runs = (num(&a) as usize).clamp(1, 50),
@@ -127,6 +125,14 @@ fn engine(n: usize) {
     let t = Instant::now();
     let d = pfstate::diff::unified(&again.live_view, &again.desired_view, "a", "b");
     let diff_t = t.elapsed();
+    let changed = state_yaml(n, None, Some(n / 2));
+    let t = Instant::now();
+    let fd = pfstate::diff::unified(&text, &changed, "a", "b");
+    let file_diff = t.elapsed();
+    println!(
+        "state file diff (one change) {file_diff:?} ({} bytes)",
+        fd.len()
+    );
     println!(
         "{n} forwards: yaml {parse:?}, parse+validate {load:?}, render {render:?}, plan (empty host) {plan_t:?}, payload {payload_t:?} ({} bytes), parse save {parse_save:?}, plan (converged, {} to write) {noop_plan:?}, view diff {diff_t:?} ({} bytes)",
         payload.len(),
@@ -250,7 +256,9 @@ fn state_yaml(n: usize, last: Option<&str>, changed: Option<usize>) -> String {
 }
 
 fn single_yaml(port: usize, to: &str) -> String {
-    format!("version: 1\nforwards:\n  - name: target\n    listen:\n      port: {port}\n    to: {to}\n")
+    format!(
+        "version: 1\nforwards:\n  - name: target\n    listen:\n      port: {port}\n    to: {to}\n"
+    )
 }
 
 /// What a finished process cost.
@@ -461,7 +469,12 @@ struct ControlFigures {
     total_chains: usize,
 }
 
-fn control_plane(pfstate: &Path, n: usize, runs: usize, full: bool) -> Result<ControlFigures, String> {
+fn control_plane(
+    pfstate: &Path,
+    n: usize,
+    runs: usize,
+    full: bool,
+) -> Result<ControlFigures, String> {
     let files = TempDir::new("files")?;
     let state = files.path().join("state.yaml");
     let changed = files.path().join("changed.yaml");
@@ -637,12 +650,10 @@ impl Acceptor {
         let path = ns.path();
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let entered = File::open(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|f| {
-                    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
-                        .map_err(|e| e.to_string())
-                });
+            let entered = File::open(&path).map_err(|e| e.to_string()).and_then(|f| {
+                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| e.to_string())
+            });
             if let Err(e) = entered {
                 let _ = tx.send(Err(e));
                 return;
@@ -803,11 +814,21 @@ fn data_plane(pfstate: &Path, n: usize, runs: usize, secs: f64) -> Result<DataFi
             let r = root.path().to_str().expect("utf-8");
             let loaded = match layout {
                 "single" => run_timed(
-                    in_ns(gw, &shim, pfstate, &["--root", r, "apply", one.to_str().expect("utf-8")]),
+                    in_ns(
+                        gw,
+                        &shim,
+                        pfstate,
+                        &["--root", r, "apply", one.to_str().expect("utf-8")],
+                    ),
                     None,
                 )?,
                 "tree" => run_timed(
-                    in_ns(gw, &shim, pfstate, &["--root", r, "apply", many.to_str().expect("utf-8")]),
+                    in_ns(
+                        gw,
+                        &shim,
+                        pfstate,
+                        &["--root", r, "apply", many.to_str().expect("utf-8")],
+                    ),
                     None,
                 )?,
                 _ => {
@@ -882,7 +903,14 @@ fn run(opts: &Opts) -> Result<(), String> {
         kernel.trim(),
         opts.runs
     );
-    row(&mut out, "figure", "pfstate", "baseline (same run)", "ratio", "target");
+    row(
+        &mut out,
+        "figure",
+        "pfstate",
+        "baseline (same run)",
+        "ratio",
+        "target",
+    );
     if opts.control {
         eprintln!("control plane, {} forwards:", opts.n);
         let f = control_plane(&pfstate, opts.n, opts.runs, true)?;
