@@ -332,3 +332,200 @@ pub fn base_chain(prefix: &str, chain: &str) -> Option<String> {
     let hook = HOOKS.iter().find(|h| h.tag == tag)?;
     Some(names::owned_chain(prefix, hook.part))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::model::Family;
+    use crate::render::{Desired, render, render_linear};
+    use crate::resolve::NoLookup;
+
+    /// `n` forwards on ports from 10000, every `range_every`-th one a 40-port range (crossing
+    /// leaf boundaries), every 7th `both` protocols, every 11th with two client sources.
+    fn yaml(n: usize, changed: Option<usize>) -> String {
+        let mut s = String::from(
+            "version: 1\nfilter:\n  - name: ssh\n    chain: forward\n    proto: tcp\n    dport: 22\n    action: accept\nsnat:\n  - name: out\n    source: 10.9.0.0/24\nforwards:\n",
+        );
+        let mut port = 10_000;
+        for i in 0..n {
+            let listen = if i % 13 == 5 {
+                let p = format!("\"{port}-{}\"", port + 39);
+                port += 40;
+                p
+            } else {
+                port += 1;
+                (port - 1).to_string()
+            };
+            let proto = if i % 7 == 3 { "    proto: both\n" } else { "" };
+            let from = if i % 11 == 2 {
+                "      from: [203.0.113.0/24, 198.51.100.0/24]\n"
+            } else {
+                ""
+            };
+            let to = if changed == Some(i) {
+                "10.99.0.1:81".to_string()
+            } else {
+                format!("10.1.{}.{}:80", i / 250, i % 250 + 1)
+            };
+            s.push_str(&format!(
+                "  - name: f{i}\n{proto}    listen:\n      port: {listen}\n{from}    to: {to}\n"
+            ));
+        }
+        s
+    }
+
+    fn desired(n: usize, changed: Option<usize>) -> (Desired, Desired) {
+        let model = crate::validate::load_str("t.yaml", &yaml(n, changed)).expect("valid");
+        (render(&model, &NoLookup), render_linear(&model, &NoLookup))
+    }
+
+    fn chains<'a>(d: &'a Desired, table: &str) -> HashMap<&'a str, &'a Vec<String>> {
+        d.ruleset(Family::V4)
+            .table(table)
+            .expect("table")
+            .chains
+            .iter()
+            .map(|c| (c.name.as_str(), &c.rules))
+            .collect()
+    }
+
+    fn body(line: &str) -> &str {
+        line.splitn(3, ' ').nth(2).unwrap_or("")
+    }
+
+    /// The rules a packet (proto, port) is matched against, walking jumps and gotos into the
+    /// tree: every non-dispatch rule whose key admits the packet, in order.
+    fn walk<'a>(
+        chains: &HashMap<&'a str, &'a Vec<String>>,
+        chain: &str,
+        option: &str,
+        proto: &str,
+        port: u16,
+        out: &mut Vec<&'a str>,
+    ) {
+        for line in chains[chain].iter() {
+            let key = key_of(line, option);
+            let admits = key.is_none_or(|k| k.proto == proto && k.lo <= port && port <= k.hi);
+            if !admits {
+                continue;
+            }
+            if line.contains(TREE_COMMENT) {
+                let target = crate::iptsave::target(line).expect("target");
+                walk(chains, target, option, proto, port, out);
+                if line.contains(" -g ") {
+                    return;
+                }
+                continue;
+            }
+            out.push(body(line));
+        }
+    }
+
+    #[test]
+    fn small_files_render_as_before() {
+        let (tree, linear) = desired(THRESHOLD / 2, None);
+        assert_eq!(tree, linear);
+    }
+
+    #[test]
+    fn large_files_become_trees_that_reach_every_forward() {
+        let (tree, linear) = desired(600, None);
+        assert_ne!(tree, linear);
+        for (table, base, option) in [
+            ("nat", "PFSTATE-PREROUTING", "--dport"),
+            ("filter", "PFSTATE-FORWARD", "--ctorigdstport"),
+        ] {
+            let t = chains(&tree, table);
+            let l = chains(&linear, table);
+            assert!(t.len() > 10, "{table}: {} chains", t.len());
+            // The base chain is short: a few dispatch rules plus the unkeyed rules.
+            assert!(t[base].len() < 12, "{table}: {:#?}", t[base]);
+            for proto in ["tcp", "udp"] {
+                for port in (9990..=10_000 + 600 * 4).chain([1, 65535]) {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    walk(&t, base, option, proto, port, &mut a);
+                    walk(&l, base, option, proto, port, &mut b);
+                    assert_eq!(a, b, "{table} {proto} {port}");
+                }
+            }
+            // Every rule of the linear chain is somewhere in the tree.
+            let all: std::collections::HashSet<&str> =
+                t.values().flat_map(|r| r.iter().map(|l| body(l))).collect();
+            for r in l[base].iter() {
+                assert!(all.contains(body(r)), "{r}");
+            }
+        }
+    }
+
+    #[test]
+    fn tree_names_are_owned_unique_short_and_stable() {
+        let (tree, _) = desired(600, None);
+        let mut seen = std::collections::HashSet::new();
+        for (_, t) in &tree.ruleset(Family::V4).tables {
+            for c in &t.chains {
+                assert!(c.name.len() <= names::MAX_CHAIN_LEN, "{}", c.name);
+                assert!(names::is_owned(&c.name, "PFSTATE"), "{}", c.name);
+                assert!(!c.rules.is_empty(), "{}", c.name);
+                for r in &c.rules {
+                    assert!(r.contains("--comment \"pfstate:"), "{r}");
+                    assert!(r.starts_with(&format!("-A {} ", c.name)), "{r}");
+                }
+            }
+            for c in &t.chains {
+                assert!(seen.insert(c.name.clone()), "duplicate {}", c.name);
+            }
+            seen.clear();
+        }
+        // One changed forward rewrites one leaf per table, nothing else.
+        let (changed, _) = desired(600, Some(300));
+        for table in ["nat", "filter"] {
+            let a = chains(&tree, table);
+            let b = chains(&changed, table);
+            assert_eq!(
+                a.keys().collect::<std::collections::BTreeSet<_>>(),
+                b.keys().collect()
+            );
+            let differ: Vec<&&str> = a.keys().filter(|k| a[*k] != b[*k]).collect();
+            assert_eq!(differ.len(), 1, "{table}: {differ:?}");
+        }
+        assert_eq!(
+            base_chain("PFSTATE", "PFSTATE-Pt10000-10015").as_deref(),
+            Some("PFSTATE-PREROUTING")
+        );
+        assert_eq!(
+            base_chain("PFSTATE", "PFSTATE-Fu0-16383").as_deref(),
+            Some("PFSTATE-FORWARD")
+        );
+        assert_eq!(base_chain("PFSTATE", "PFSTATE-OUTPUT"), None);
+        assert_eq!(base_chain("PFSTATE", "PFSTATE-LB-web"), None);
+        let longest = names::owned_chain("ABCDEFGHIJKL", "Pt65532-65535");
+        assert!(longest.len() <= names::MAX_CHAIN_LEN && !longest.contains("-0"));
+    }
+
+    #[test]
+    fn keys_are_read_from_rule_text() {
+        let k = key_of(
+            "-A X -p udp -m udp --dport 8000:8010 -m comment --comment \"pfstate:a --dport 1\" -j DNAT --to-destination 10.0.0.1",
+            "--dport",
+        );
+        assert_eq!(
+            k,
+            Some(Key {
+                proto: "udp",
+                lo: 8000,
+                hi: 8010
+            })
+        );
+        assert_eq!(
+            key_of("-A X -p tcp -m tcp ! --dport 22 -j ACCEPT", "--dport"),
+            None
+        );
+        assert_eq!(key_of("-A X -p icmp -j ACCEPT", "--dport"), None);
+        assert_eq!(
+            key_of("-A X -s 10.0.0.0/8 -j ACCEPT", "--ctorigdstport"),
+            None
+        );
+    }
+}
