@@ -159,7 +159,12 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecError> {
     options.with_snippet = false;
     // YAML 1.1's yes/no/on/off are a classic source of surprises in a security-relevant file.
     options.strict_booleans = true;
-    options.budget = Some(serde_saphyr::Budget::default());
+    // Node and event budgets sized for the largest accepted file: the defaults (250,000
+    // nodes, about 6 per forward) refuse files of more than about 40,000 forwards.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(MAX_FILE_BYTES / 8);
+    budget.max_events = budget.max_events.max(MAX_FILE_BYTES / 4);
+    options.budget = Some(budget);
     serde_saphyr::from_str_with_options::<Spec>(text, options)
         .map_err(|e| SpecError::one(file, location_of(&e), yaml_message(&e)))
 }
