@@ -32,8 +32,16 @@ impl Iptables {
                 })
                 .unwrap_or(false)
         };
-        let legacy = has_rules("iptables-legacy-save") || has_rules("ip6tables-legacy-save");
-        if legacy && !(has_rules("iptables-nft-save") || has_rules("ip6tables-nft-save")) {
+        // Both families at once: each check is a process, on the path of every command.
+        let either = |a: &str, b: &str| {
+            std::thread::scope(|s| {
+                let other = s.spawn(|| has_rules(b));
+                let first = has_rules(a);
+                other.join().unwrap_or(false) || first
+            })
+        };
+        let legacy = either("iptables-legacy-save", "ip6tables-legacy-save");
+        if legacy && !either("iptables-nft-save", "ip6tables-nft-save") {
             Iptables { variant: "-legacy" }
         } else {
             Iptables { variant: "" }
