@@ -60,20 +60,20 @@ pub fn parse(text: &str) -> Saved {
             }
         } else if line.starts_with("-A ") || line.starts_with('[') {
             let rule = strip_counters(line);
-            let chain = rule
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_string();
-            if !table.chains.contains_key(&chain) {
-                table.order.push(chain.clone());
+            let chain = rule.split_whitespace().nth(1).unwrap_or_default();
+            // Chains are declared before their rules: look up without allocating a name.
+            match table.chains.get_mut(chain) {
+                Some(c) => c.rules.push(rule.to_string()),
+                None => {
+                    table.order.push(chain.to_string());
+                    table
+                        .chains
+                        .entry(chain.to_string())
+                        .or_default()
+                        .rules
+                        .push(rule.to_string());
+                }
             }
-            table
-                .chains
-                .entry(chain)
-                .or_default()
-                .rules
-                .push(rule.to_string());
         } else if line == "COMMIT" {
             current = None;
         }
