@@ -179,7 +179,15 @@ fn treeify(prefix: &str, hook: &Hook, chain: &mut Chain, threshold: usize) -> Op
             hook,
             proto,
         };
-        match t.build(&all, 0, 16, &mut chains) {
+        let built = match t.build(&all, 0, 16, &mut chains) {
+            // A single leaf under the root (e.g. one port on many addresses) splits nothing.
+            Built::Children(c) if c.len() == 1 && chains.len() == 1 => {
+                chains.clear();
+                Built::Leaf
+            }
+            built => built,
+        };
+        match built {
             // A root that stays one leaf: keep its rules in the base chain.
             Built::Leaf => dispatch.extend(all.iter().map(|i| i.tail.to_string())),
             // The first level is entered with -j, so a leaf without a match returns here.
@@ -190,6 +198,10 @@ fn treeify(prefix: &str, hook: &Hook, chain: &mut Chain, threshold: usize) -> Op
         // Parents before their children, in port order: the tree reads top-down.
         chains.sort_by_key(|(lo, hi, _)| (*lo, std::cmp::Reverse(*hi)));
         out.extend(chains.into_iter().map(|(_, _, c)| c));
+    }
+    if out.is_empty() {
+        // Nothing could be split (e.g. every rule spans the same ports): stay linear.
+        return None;
     }
     let mut rules: Vec<String> = chain.rules[..from].to_vec();
     rules.extend(
@@ -505,6 +517,20 @@ mod tests {
         assert_eq!(base_chain("PFSTATE", "PFSTATE-LB-web"), None);
         let longest = names::owned_chain("ABCDEFGHIJKL", "Pt65532-65535");
         assert!(longest.len() <= names::MAX_CHAIN_LEN && !longest.contains("-0"));
+    }
+
+    #[test]
+    fn rules_that_cannot_be_split_stay_linear() {
+        let mut s = String::from("version: 1\nforwards:\n");
+        for i in 0..100 {
+            s.push_str(&format!(
+                "  - name: f{i}\n    listen:\n      port: 8080\n      address: 192.0.2.{}\n    to: 10.0.0.{}\n",
+                i + 1,
+                i + 1
+            ));
+        }
+        let model = crate::validate::load_str("t.yaml", &s).expect("valid");
+        assert_eq!(render(&model, &NoLookup), render_linear(&model, &NoLookup));
     }
 
     #[test]
