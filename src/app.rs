@@ -78,6 +78,7 @@ pub fn run(cli: &Cli, ctx: &Ctx) -> Result<Outcome, Error> {
         Cmd::Apply { file, boot, .. } => apply_file(ctx, file, *boot),
         Cmd::Status { file } => crate::status::status(ctx, file.as_deref()),
         Cmd::Remove { prefix } => remove(ctx, prefix.as_deref()),
+        Cmd::Try { file } => crate::try_run::try_file(ctx, file),
     }
 }
 

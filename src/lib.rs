@@ -35,5 +35,6 @@ pub mod suggest;
 pub mod sysctl;
 pub mod sysctl_conf;
 pub mod systemd;
+pub mod try_run;
 pub mod unit;
 pub mod validate;

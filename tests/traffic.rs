@@ -17,7 +17,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use pfstate::netlab::{
-    GatewayOptions, LanMode, Netns, Proto, ProbeResult, Topology, hold_tcp, probe_tcp, probe_udp,
+    GatewayOptions, LanMode, Netns, ProbeResult, Proto, Topology, hold_tcp, probe_tcp, probe_udp,
     sample_tcp, skip_unless_root,
 };
 
@@ -171,7 +171,10 @@ fn root_state() -> Vec<String> {
 #[track_caller]
 fn assert_reached(lab: &Lab, r: &ProbeResult, name: &str, peer: IpAddr, what: &str) {
     let Some(reply) = r.reply() else {
-        panic!("{what}: expected {name}@{peer}, got {r:?}\n{}", lab.t().dump());
+        panic!(
+            "{what}: expected {name}@{peer}, got {r:?}\n{}",
+            lab.t().dump()
+        );
     };
     assert_eq!(
         (reply.name.as_str(), reply.peer.ip()),
@@ -381,7 +384,13 @@ fn check_hairpin(lab: &Lab, file: &Path) {
     lab.apply(file);
     let public = sa(PUBLIC, 80);
     let r = probe_tcp(lab.client(), public, T);
-    assert_reached(lab, &r, "be1", CLIENT.into(), "WAN client keeps its address");
+    assert_reached(
+        lab,
+        &r,
+        "be1",
+        CLIENT.into(),
+        "WAN client keeps its address",
+    );
     let r = probe_tcp(lab.lan(), public, T);
     assert_reached(lab, &r, "be1", GW_LAN.into(), "lan -> public (hairpin)");
     let r = probe_tcp(lab.be(1), public, T);
@@ -529,7 +538,13 @@ fn udp_forward_and_backend_change() {
         .replace("10.77.0.11:8080", "10.77.0.12:8080");
     lab.apply_text("udp-be2.yaml", &moved);
     let r = probe_udp(lab.client(), public, Some(40000), T);
-    assert_reached(&lab, &r, "be2", GW_LAN.into(), "existing udp flow moved to be2");
+    assert_reached(
+        &lab,
+        &r,
+        "be2",
+        GW_LAN.into(),
+        "existing udp flow moved to be2",
+    );
     lab.done();
 }
 
@@ -670,7 +685,10 @@ fn conntrack_entry_and_status() {
         .split_whitespace()
         .collect();
     assert_eq!(row.last(), Some(&"1"), "one active connection: {text}");
-    assert!(row[1].parse::<u64>().unwrap() >= 1, "packets counted: {text}");
+    assert!(
+        row[1].parse::<u64>().unwrap() >= 1,
+        "packets counted: {text}"
+    );
     drop(held);
     lab.done();
 }
