@@ -368,7 +368,14 @@ fn forward_rules(
                     .maybe_out_interface(via.as_deref())
                     .proto(pn)
             };
-            let dnatted = |r: Rule| r.m(pn, &bport).m("conntrack", "--ctstate DNAT").comment(&c);
+            // Only this forward's translated connections: another forward to the same backend
+            // keeps its own source NAT (or none).
+            let mut orig = String::from("--ctstate DNAT");
+            if let Some(a) = f.address {
+                orig.push_str(&format!(" --ctorigdst {a}"));
+            }
+            orig.push_str(&format!(" --ctorigdstport {}", f.port.match_text()));
+            let dnatted = |r: Rule| r.m(pn, &bport).m("conntrack", &orig).comment(&c);
             match &f.snat {
                 SourceNat::Masquerade => {
                     nat.push(&n.postrouting, dnatted(to_backend()).target("MASQUERADE"))

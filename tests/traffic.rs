@@ -124,6 +124,13 @@ impl Lab {
         self.apply(&path)
     }
 
+    /// A second apply of the same file changes nothing: the rendered rules are in the exact
+    /// form the kernel prints back.
+    fn assert_in_sync(&self, file: &Path) {
+        let again = self.apply(file);
+        assert!(again.contains("in sync"), "{}: {again}", file.display());
+    }
+
     fn sysctl(&self, key: &str) -> String {
         self.gw().sysctl(key).unwrap().unwrap_or_default()
     }
@@ -295,6 +302,7 @@ fn local_access_from_the_gateway() {
     }
     assert_eq!(lab.sysctl("net.ipv4.conf.lan0.route_localnet"), "1");
     assert_eq!(lab.sysctl("net.ipv4.conf.all.route_localnet"), "0");
+    lab.assert_in_sync(&example("seed-local-access.yaml"));
     // The OUTPUT DNAT does not hijack the gateway's own :80 connections to other hosts.
     assert_blocked(
         &probe_tcp(lab.gw(), sa(CLIENT, 80), T),
@@ -400,6 +408,7 @@ fn check_hairpin(lab: &Lab, file: &Path) {
     // Plain LAN traffic to the backend port is not masqueraded (--ctstate DNAT).
     let r = probe_tcp(lab.lan(), sa(Topology::BE1, 8080), T);
     assert_reached(lab, &r, "be1", Topology::LAN.into(), "plain L2 lan -> be1");
+    lab.assert_in_sync(file);
 }
 
 fn hairpin_files(lab: &Lab) -> Vec<PathBuf> {
@@ -580,6 +589,7 @@ fn port_ranges() {
         let r = probe_tcp(lab.client(), sa(PUBLIC, port), T);
         assert_reached(&lab, &r, name, gw, &format!("shifted range :{port}"));
     }
+    lab.assert_in_sync(&example("seed-port-range.yaml"));
     // Just outside the ranges: the gateway itself refuses.
     for port in [7999, 8011, 8103] {
         assert_blocked(
@@ -609,6 +619,7 @@ fn ipv6_forward() {
     assert_eq!(lab.sysctl("net.ipv6.conf.all.forwarding"), "1");
     let r = probe_tcp(lab.client(), public, T);
     assert_reached(&lab, &r, "be1", Topology::GW_LAN6.into(), "ipv6 forward");
+    lab.assert_in_sync(&example("seed-ipv6.yaml"));
     lab.done();
 }
 
@@ -716,4 +727,42 @@ fn examples_validate() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Two forwards sharing a backend: the source NAT of one must not leak onto the connections of
+/// the other (the backend of `direct` sees the client; the one of `masq` sees the gateway).
+#[test]
+fn source_nat_stays_with_its_forward() {
+    if skip_unless_root("source_nat_stays_with_its_forward") {
+        return;
+    }
+    let lab = Lab::switch(true);
+    lab.apply_text(
+        "shared-backend.yaml",
+        "version: 1\n\
+         interfaces: {wan: wan0, lan: lan0}\n\
+         forwards:\n\
+         \x20 - name: direct\n\
+         \x20   listen: {port: 80, address: 192.0.2.1}\n\
+         \x20   to: 10.77.0.11:8080\n\
+         \x20 - name: masq\n\
+         \x20   listen: {port: 81, address: 192.0.2.1}\n\
+         \x20   to: 10.77.0.11:8080\n\
+         \x20   snat: masquerade\n\
+         \x20 - name: masq-range\n\
+         \x20   listen: {port: \"7000-7001\"}\n\
+         \x20   to: 10.77.0.11:8080\n\
+         \x20   snat: masquerade\n",
+    );
+    for _ in 0..3 {
+        let r = probe_tcp(lab.client(), sa(PUBLIC, 80), T);
+        assert_reached(&lab, &r, "be1", CLIENT.into(), "direct keeps the client");
+        let r = probe_tcp(lab.client(), sa(PUBLIC, 81), T);
+        assert_reached(&lab, &r, "be1", GW_LAN.into(), "masq masquerades");
+        let r = probe_tcp(lab.client(), sa(PUBLIC, 7001), T);
+        assert_reached(&lab, &r, "be1", GW_LAN.into(), "masq-range masquerades");
+    }
+    let again = lab.apply(&lab.root.path().join("shared-backend.yaml"));
+    assert!(again.contains("in sync"), "{again}");
+    lab.done();
 }
