@@ -344,9 +344,10 @@ fn forward_rules(
             f.from.iter().copied().map(Some).collect()
         };
         dispatch(&n.prerouting, &sources, f.interface.as_deref(), nat);
-        // A forward bound to the WAN interface still has to catch LAN clients for hairpin.
+        // A forward bound to the WAN interface still has to catch LAN clients for hairpin
+        // (the LAN interface: `via`, else the route to the first backend).
         if f.hairpin != Hairpin::Off
-            && let (Some(wan), Some(lan)) = (&f.interface, &via)
+            && let (Some(wan), Some(lan)) = (&f.interface, &egress)
             && wan != lan
         {
             dispatch(&n.prerouting, &sources, Some(lan), nat);

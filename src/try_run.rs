@@ -36,6 +36,9 @@ use crate::netlab::{self, Bridge, Netns, NetnsOptions, ProbeResult, Veth};
 
 /// Timeout of one probe.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Timeout of the first probe of a row: right after `net.ipv6.conf.all.forwarding` goes
+/// 0 -> 1 the first forwarded IPv6 connection was measured to take ~2 s (a retransmission).
+const FIRST_PROBE_TIMEOUT: Duration = Duration::from_millis(3500);
 /// Port of the WAN client's server (for `snat:` entries).
 const CLIENT_PORT: u16 = 9000;
 /// Consecutive failures after which a row stops probing.
@@ -176,9 +179,9 @@ fn candidates(net: &IpNet, first: u32) -> Vec<IpAddr> {
         IpNet::V4(v4) => 1u32
             .checked_shl(32 - u32::from(v4.prefix_len()))
             .unwrap_or(u32::MAX),
-        IpNet::V6(_) => 65536,
+        IpNet::V6(_) => 4096,
     };
-    let last = if size > 2 { size.min(65536) - 2 } else { 1 };
+    let last = if size > 2 { size.min(4096) - 2 } else { 1 };
     let mut v: Vec<IpAddr> = (first..=last)
         .chain(1..first)
         .map(|n| nth(net, n))
@@ -337,13 +340,11 @@ impl LabPlan {
                     .filter(|fr| fr.iter().any(|n| n.contains(a)))
                     .count()
             };
-            let best = cands.iter().max_by_key(|a| {
-                (
-                    score(a),
-                    std::cmp::Reverse(cands.iter().position(|c| c == *a)),
-                )
-            });
-            if let Some(c) = best {
+            let best = cands
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, a)| (score(a), std::cmp::Reverse(*i)));
+            if let Some((_, c)) = best {
                 client.push(with_prefix(*c, &net));
                 if score(c) < froms.len() {
                     notes.push(format!(
@@ -405,12 +406,11 @@ impl LabPlan {
                 .filter(|a| !used.contains(a))
                 .collect();
             let in_snat = |a: &IpAddr| m.snats.iter().filter(|s| s.source.contains(a)).count();
-            if let Some(c) = cands.iter().max_by_key(|a| {
-                (
-                    in_snat(a),
-                    std::cmp::Reverse(cands.iter().position(|c| c == *a)),
-                )
-            }) {
+            if let Some((_, c)) = cands
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, a)| (in_snat(a), std::cmp::Reverse(*i)))
+            {
                 lan_client.addrs.push(with_prefix(*c, net));
             }
         }
@@ -862,10 +862,15 @@ fn probe_forward(
     let mut failures: BTreeMap<String, usize> = BTreeMap::new();
     let mut peers: BTreeSet<IpAddr> = BTreeSet::new();
     let mut in_a_row = 0;
-    for _ in 0..attempts {
+    for i in 0..attempts {
+        let timeout = if i == 0 {
+            FIRST_PROBE_TIMEOUT
+        } else {
+            PROBE_TIMEOUT
+        };
         let r = match proto {
-            Proto::Tcp => netlab::probe_tcp(ns, target, PROBE_TIMEOUT),
-            Proto::Udp => netlab::probe_udp(ns, target, None, PROBE_TIMEOUT),
+            Proto::Tcp => netlab::probe_tcp(ns, target, timeout),
+            Proto::Udp => netlab::probe_udp(ns, target, None, timeout),
         };
         match r.reply() {
             Some(reply) => {

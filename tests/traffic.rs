@@ -766,3 +766,30 @@ fn source_nat_stays_with_its_forward() {
     assert!(again.contains("in sync"), "{again}");
     lab.done();
 }
+
+/// Seed 004's forward bound to the WAN interface (`-i wan0`) never matches LAN clients; with
+/// `hairpin: true` pfstate also catches them on the LAN interface (here found from the route to
+/// the backend, no `via`), so the LAN client and the backend itself reach it too.
+#[test]
+fn hairpin_with_a_wan_bound_forward() {
+    if skip_unless_root("hairpin_with_a_wan_bound_forward") {
+        return;
+    }
+    let lab = Lab::switch(true);
+    let text = std::fs::read_to_string(example("seed-conntrack.yaml"))
+        .unwrap()
+        .replace(
+            "      interface: wan\n",
+            "      interface: wan\n    hairpin: true\n",
+        );
+    assert!(text.contains("hairpin: true"), "{text}");
+    lab.apply_text("wan-bound-hairpin.yaml", &text);
+    let public = sa(PUBLIC, 80);
+    let r = probe_tcp(lab.client(), public, T);
+    assert_reached(&lab, &r, "be1", CLIENT.into(), "WAN client");
+    let r = probe_tcp(lab.lan(), public, T);
+    assert_reached(&lab, &r, "be1", GW_LAN.into(), "LAN client (hairpin)");
+    let r = probe_tcp(lab.be(1), public, T);
+    assert_reached(&lab, &r, "be1", GW_LAN.into(), "be1 -> itself");
+    lab.done();
+}
