@@ -530,9 +530,20 @@ fn udp_forward_and_backend_change() {
         return;
     }
     let lab = Lab::switch(false);
+    let public = sa(PUBLIC, 80);
+    // Conntrack active in the gateway (any nat rule), then a datagram before the forward
+    // exists: refused, and an un-NATed [UNREPLIED] entry for sport 40001 stays behind (S9).
+    lab.apply(&example("seed-lan-masquerade.yaml"));
+    assert_blocked(
+        &probe_udp(lab.client(), public, Some(40001), T),
+        &ProbeResult::Refused,
+        "udp before the forward exists",
+    );
     let file = example("seed-udp.yaml");
     lab.apply(&file);
-    let public = sa(PUBLIC, 80);
+    // The apply deleted that entry, so the same flow is now forwarded.
+    let r = probe_udp(lab.client(), public, Some(40001), T);
+    assert_reached(&lab, &r, "be1", GW_LAN.into(), "udp :40001 after apply");
     for _ in 0..3 {
         let r = probe_udp(lab.client(), public, Some(40000), T);
         assert_reached(&lab, &r, "be1", GW_LAN.into(), "udp from :40000");
@@ -617,6 +628,16 @@ fn ipv6_forward() {
     assert_eq!(lab.sysctl("net.ipv6.conf.all.forwarding"), "0");
     lab.apply(&example("seed-ipv6.yaml"));
     assert_eq!(lab.sysctl("net.ipv6.conf.all.forwarding"), "1");
+    // Right after IPv6 forwarding goes 0 -> 1 the first forwarded connection was measured to
+    // need a SYN retransmission (~2 s) on this kernel: give it time.
+    let r = probe_tcp(lab.client(), public, Duration::from_secs(5));
+    assert_reached(
+        &lab,
+        &r,
+        "be1",
+        Topology::GW_LAN6.into(),
+        "first ipv6 forward",
+    );
     let r = probe_tcp(lab.client(), public, T);
     assert_reached(&lab, &r, "be1", Topology::GW_LAN6.into(), "ipv6 forward");
     lab.assert_in_sync(&example("seed-ipv6.yaml"));
