@@ -52,8 +52,8 @@ pub fn try_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
             "pfstate try builds network namespaces and needs root (sudo pfstate try FILE)".into(),
         ));
     }
-    // Namespaces of an earlier run that was killed before it could clean up.
-    let _ = Netns::sweep_stale();
+    // No sweep of "stale" `pft-` namespaces here: on a shared machine their owner may live in
+    // another PID namespace, where its pid looks dead from here.
     let plan = LabPlan::from_model(&model);
     let start = Instant::now();
     let lab = Lab::build(&plan).map_err(|e| lab_error("building the lab", e))?;
