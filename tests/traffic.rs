@@ -814,3 +814,53 @@ fn hairpin_with_a_wan_bound_forward() {
     assert_reached(&lab, &r, "be1", GW_LAN.into(), "be1 -> itself");
     lab.done();
 }
+
+/// Seed 003's filter rules: INPUT accept for a trusted host, log + reject for the rest, a drop
+/// on the LAN interface, and a FORWARD reject of one LAN host next to the LAN masquerade.
+#[test]
+fn filter_rules() {
+    if skip_unless_root("filter_rules") {
+        return;
+    }
+    let lab = Lab::switch(true);
+    lab.gw().serve("gw-ssh", Proto::Tcp, 2222).unwrap();
+    lab.gw().serve("gw-web", Proto::Tcp, 8081).unwrap();
+    let ssh_wan = sa(PUBLIC, 2222);
+    let ssh_lan = sa(GW_LAN, 2222);
+    let web_lan = sa(GW_LAN, 8081);
+    // Everything open before.
+    assert!(probe_tcp(lab.lan(), ssh_lan, T).is_ok());
+    lab.apply(&example("seed-filter.yaml"));
+    let r = probe_tcp(lab.client(), ssh_wan, T);
+    assert_reached(
+        &lab,
+        &r,
+        "gw-ssh",
+        CLIENT.into(),
+        "trusted host reaches ssh",
+    );
+    assert_blocked(
+        &probe_tcp(lab.lan(), ssh_lan, T),
+        &ProbeResult::Refused,
+        "others are rejected",
+    );
+    assert_blocked(
+        &probe_tcp(lab.lan(), web_lan, SHORT),
+        &ProbeResult::Timeout,
+        "web dropped on the LAN interface",
+    );
+    let r = probe_tcp(lab.client(), sa(PUBLIC, 8081), T);
+    assert_reached(&lab, &r, "gw-web", CLIENT.into(), "web open on the WAN");
+    let to_client = sa(CLIENT, Topology::CLIENT_PORT);
+    let r = probe_tcp(lab.lan(), to_client, T);
+    assert_reached(&lab, &r, "client", PUBLIC.into(), "lan goes out");
+    assert!(
+        matches!(
+            probe_tcp(lab.be(3), to_client, T),
+            ProbeResult::Refused | ProbeResult::Unreachable(_)
+        ),
+        "be3 is rejected in FORWARD"
+    );
+    lab.assert_in_sync(&example("seed-filter.yaml"));
+    lab.done();
+}
