@@ -134,20 +134,27 @@ struct LanHost {
     serve: BTreeSet<(Proto, u16)>,
 }
 
+/// One LAN interface of the gateway with its own switch, addresses and LAN client.
+#[derive(Debug, Clone)]
+struct Segment {
+    iface: String,
+    /// Gateway addresses on the interface (with the prefix of their net).
+    gw: Vec<IpNet>,
+    client: LanHost,
+}
+
 #[derive(Debug, Clone)]
 struct LabPlan {
     wan_if: String,
-    lan_if: String,
     dummies: Vec<String>,
     /// Gateway addresses on the WAN interface (first of each family: the "public" address).
     wan_gw: Vec<IpNet>,
     client: Vec<IpNet>,
     /// Host routes the client needs towards listen addresses outside its net.
     client_routes: Vec<(IpNet, IpAddr)>,
-    /// Gateway addresses on the LAN interface.
-    lan_gw: Vec<IpNet>,
-    backends: Vec<LanHost>,
-    lan_client: LanHost,
+    segments: Vec<Segment>,
+    /// Backend hosts with the index of their segment.
+    backends: Vec<(usize, LanHost)>,
     ipv6: bool,
     notes: Vec<String>,
 }
@@ -197,36 +204,67 @@ fn is_usable(addr: &IpAddr) -> bool {
 impl LabPlan {
     fn from_model(m: &Model) -> LabPlan {
         let mut notes = Vec::new();
-        let (wan_if, lan_if, dummies) = interfaces(m);
+        let default_lan = m
+            .interfaces
+            .get("lan")
+            .cloned()
+            .or_else(|| m.forwards.iter().find_map(|f| f.via.clone()))
+            .unwrap_or_else(|| "lan0".into());
 
-        // LAN nets: around every backend, else around `snat` sources.
-        let mut lan_nets: Vec<IpNet> = Vec::new();
+        // LAN nets and the interface each is on: around the backends of forwards with `via`,
+        // then of the others (default LAN interface unless a `via` forward placed that net),
+        // then around `snat` sources.
+        let mut nets: Vec<(IpNet, String)> = Vec::new();
         let backend_addrs: Vec<IpAddr> = m
             .forwards
             .iter()
             .flat_map(|f| f.backends.iter().map(|b| b.addr))
             .filter(is_usable)
             .collect();
-        for a in &backend_addrs {
-            let n = net_around(*a);
-            if !lan_nets.contains(&n) {
-                lan_nets.push(n);
+        for with_via in [true, false] {
+            for f in m.forwards.iter().filter(|f| f.via.is_some() == with_via) {
+                let iface = f.via.clone().unwrap_or_else(|| default_lan.clone());
+                for b in f.backends.iter().filter(|b| is_usable(&b.addr)) {
+                    let n = net_around(b.addr);
+                    if !nets.iter().any(|(x, _)| *x == n) {
+                        nets.push((n, iface.clone()));
+                    }
+                }
             }
         }
         for s in &m.snats {
-            if !lan_nets.iter().any(|n| n.contains(&s.source.network())) {
+            if !nets.iter().any(|(n, _)| n.contains(&s.source.network())) {
                 let n = if s.source.prefix_len() >= net_around(s.source.network()).prefix_len() {
                     s.source.trunc()
                 } else {
                     net_around(s.source.network())
                 };
-                lan_nets.push(n);
+                nets.push((n, default_lan.clone()));
             }
         }
+        let lan_nets: Vec<IpNet> = nets.iter().map(|(n, _)| *n).collect();
+        let seg_ifaces: Vec<String> = nets.iter().fold(Vec::new(), |mut v, (_, i)| {
+            if !v.contains(i) {
+                v.push(i.clone());
+            }
+            v
+        });
+        let seg_ifaces = if seg_ifaces.is_empty() {
+            vec![default_lan.clone()]
+        } else {
+            seg_ifaces
+        };
+        let (wan_if, dummies) = interfaces(m, &seg_ifaces);
+        let iface_of = |net: &IpNet| {
+            nets.iter()
+                .find(|(n, _)| n == net)
+                .map(|(_, i)| i.clone())
+                .unwrap_or_else(|| default_lan.clone())
+        };
         let listen_addrs: Vec<IpAddr> = m.forwards.iter().filter_map(|f| f.address).collect();
 
         // The gateway's LAN addresses.
-        let mut lan_gw = Vec::new();
+        let mut lan_gw: Vec<IpNet> = Vec::new();
         for net in &lan_nets {
             let own = listen_addrs
                 .iter()
@@ -355,7 +393,7 @@ impl LabPlan {
         }
 
         // Backend hosts, one per address.
-        let mut backends: Vec<LanHost> = Vec::new();
+        let mut backends: Vec<(usize, LanHost)> = Vec::new();
         let mut backend_of = BTreeMap::new();
         for f in &m.forwards {
             for b in &f.backends {
@@ -367,68 +405,108 @@ impl LabPlan {
                     continue;
                 }
                 let idx = *backend_of.entry(b.addr).or_insert_with(|| {
-                    backends.push(LanHost {
-                        role: format!("be{}", backends.len() + 1),
-                        addrs: vec![with_prefix(b.addr, &net_around(b.addr))],
-                        serve: BTreeSet::new(),
-                    });
+                    let net = net_around(b.addr);
+                    let iface = iface_of(&net);
+                    let seg = seg_ifaces.iter().position(|i| *i == iface).unwrap_or(0);
+                    backends.push((
+                        seg,
+                        LanHost {
+                            role: format!("be{}", backends.len() + 1),
+                            addrs: vec![with_prefix(b.addr, &net)],
+                            serve: BTreeSet::new(),
+                        },
+                    ));
                     backends.len() - 1
                 });
                 for p in probe_ports(f) {
                     for proto in &f.protos {
-                        backends[idx].serve.insert((*proto, backend_port(f, b, p)));
+                        backends[idx]
+                            .1
+                            .serve
+                            .insert((*proto, backend_port(f, b, p)));
                     }
                 }
             }
         }
-        // The LAN client: in the first net of each family, preferably inside the `snat`
-        // sources, and not on an address already used.
-        let mut lan_client = LanHost {
-            role: "lanc".into(),
-            addrs: Vec::new(),
-            serve: BTreeSet::new(),
-        };
-        for family in Family::ALL {
-            let Some(net) = lan_nets.iter().find(|n| Family::of(&n.addr()) == family) else {
-                continue;
-            };
-            let used: Vec<IpAddr> = backend_addrs
+        // Per LAN interface: the gateway's addresses, and a LAN client in the first net of each
+        // family, preferably inside the `snat` sources, on an address not already used.
+        let mut segments = Vec::new();
+        for (k, iface) in seg_ifaces.iter().enumerate() {
+            let gw: Vec<IpNet> = lan_gw
                 .iter()
                 .copied()
-                .chain(lan_gw.iter().map(|g| g.addr()))
+                .filter(|g| iface_of(&g.trunc()) == *iface)
                 .collect();
-            let first = match family {
-                Family::V4 => 50,
-                Family::V6 => 0x50,
+            let mut client = LanHost {
+                role: if k == 0 {
+                    "lanc".into()
+                } else {
+                    format!("lanc{}", k + 1)
+                },
+                addrs: Vec::new(),
+                serve: BTreeSet::new(),
             };
-            let cands: Vec<IpAddr> = candidates(net, first)
-                .into_iter()
-                .filter(|a| !used.contains(a))
-                .collect();
-            let in_snat = |a: &IpAddr| m.snats.iter().filter(|s| s.source.contains(a)).count();
-            if let Some((_, c)) = cands
-                .iter()
-                .enumerate()
-                .max_by_key(|(i, a)| (in_snat(a), std::cmp::Reverse(*i)))
-            {
-                lan_client.addrs.push(with_prefix(*c, net));
+            for family in Family::ALL {
+                let Some(net) = nets
+                    .iter()
+                    .find(|(n, i)| i == iface && Family::of(&n.addr()) == family)
+                    .map(|(n, _)| n)
+                else {
+                    continue;
+                };
+                let used: Vec<IpAddr> = backend_addrs
+                    .iter()
+                    .copied()
+                    .chain(lan_gw.iter().map(|g| g.addr()))
+                    .collect();
+                let first = match family {
+                    Family::V4 => 50,
+                    Family::V6 => 0x50,
+                };
+                let cands: Vec<IpAddr> = candidates(net, first)
+                    .into_iter()
+                    .filter(|a| !used.contains(a))
+                    .collect();
+                let in_snat = |a: &IpAddr| m.snats.iter().filter(|s| s.source.contains(a)).count();
+                if let Some((_, c)) = cands
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(i, a)| (in_snat(a), std::cmp::Reverse(*i)))
+                {
+                    client.addrs.push(with_prefix(*c, net));
+                }
             }
+            segments.push(Segment {
+                iface: iface.clone(),
+                gw,
+                client,
+            });
         }
         let ipv6 =
             client.iter().any(|c| c.addr().is_ipv6()) || lan_gw.iter().any(|c| c.addr().is_ipv6());
         LabPlan {
             wan_if,
-            lan_if,
             dummies,
             wan_gw,
             client,
             client_routes,
-            lan_gw,
+            segments,
             backends,
-            lan_client,
             ipv6,
             notes,
         }
+    }
+
+    /// The segment a forward's backends are on.
+    fn segment_of(&self, f: &Forward) -> usize {
+        f.backends
+            .iter()
+            .find_map(|b| {
+                self.segments
+                    .iter()
+                    .position(|s| s.gw.iter().any(|g| g.contains(&b.addr)))
+            })
+            .unwrap_or(0)
     }
 
     fn public(&self, family: Family) -> Option<IpAddr> {
@@ -438,16 +516,10 @@ impl LabPlan {
             .find(|a| Family::of(a) == family)
     }
 
-    fn lan_gw_addr(&self, family: Family) -> Option<IpAddr> {
-        self.lan_gw
-            .iter()
-            .map(|n| n.addr())
-            .find(|a| Family::of(a) == family)
-    }
-
-    fn lan_client_addr(&self, family: Family) -> Option<IpAddr> {
-        self.lan_client
-            .addrs
+    fn lan_gw_addr(&self, seg: usize, family: Family) -> Option<IpAddr> {
+        self.segments
+            .get(seg)?
+            .gw
             .iter()
             .map(|n| n.addr())
             .find(|a| Family::of(a) == family)
@@ -461,13 +533,17 @@ impl LabPlan {
                 .join(", ")
         };
         let mut s = String::new();
+        let lans: Vec<String> = self
+            .segments
+            .iter()
+            .map(|g| format!("{} {}", g.iface, list(&g.gw)))
+            .collect();
         let _ = writeln!(
             s,
-            "lab gateway: {} {}; {} {}{}",
+            "lab gateway: {} {}; {}{}",
             self.wan_if,
             list(&self.wan_gw),
-            self.lan_if,
-            list(&self.lan_gw),
+            lans.join("; "),
             if self.dummies.is_empty() {
                 String::new()
             } else {
@@ -478,13 +554,17 @@ impl LabPlan {
             s,
             "WAN client {}; LAN client {}; backends {} (routing via the gateway)",
             list(&self.client),
-            list(&self.lan_client.addrs),
+            self.segments
+                .iter()
+                .map(|g| list(&g.client.addrs))
+                .collect::<Vec<_>>()
+                .join(", "),
             if self.backends.is_empty() {
                 "none".to_string()
             } else {
                 self.backends
                     .iter()
-                    .map(|b| list(&b.addrs))
+                    .map(|(_, b)| list(&b.addrs))
                     .collect::<Vec<_>>()
                     .join(", ")
             }
@@ -496,23 +576,25 @@ impl LabPlan {
     }
 }
 
-/// WAN and LAN interface names and the other names the file uses (made dummies).
-fn interfaces(m: &Model) -> (String, String, Vec<String>) {
+/// The WAN interface name and the other names the file uses (made dummies), given the LAN
+/// interfaces.
+fn interfaces(m: &Model, lans: &[String]) -> (String, Vec<String>) {
     let alias = |a: &str| m.interfaces.get(a).cloned();
-    let lan = m
-        .forwards
-        .iter()
-        .find_map(|f| f.via.clone())
-        .or_else(|| alias("lan"))
-        .unwrap_or_else(|| "lan0".into());
     let wan = m
         .forwards
         .iter()
         .filter_map(|f| f.interface.clone())
         .chain(m.snats.iter().filter_map(|s| s.out_interface.clone()))
         .chain(alias("wan"))
-        .find(|i| *i != lan)
-        .unwrap_or_else(|| if lan == "wan0" { "eth0" } else { "wan0" }.into());
+        .find(|i| !lans.contains(i))
+        .unwrap_or_else(|| {
+            if lans.iter().any(|l| l == "wan0") {
+                "eth0"
+            } else {
+                "wan0"
+            }
+            .into()
+        });
     let mut all: Vec<String> = m.interfaces.values().cloned().collect();
     for f in &m.forwards {
         all.extend(f.interface.clone());
@@ -534,11 +616,11 @@ fn interfaces(m: &Model) -> (String, String, Vec<String>) {
             && i.len() <= 15
             && i.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
-        if ok && i != wan && i != lan && i != "lo" && !dummies.contains(&i) {
+        if ok && i != wan && !lans.contains(&i) && i != "lo" && !dummies.contains(&i) {
             dummies.push(i);
         }
     }
-    (wan, lan, dummies)
+    (wan, dummies)
 }
 
 /// The listen ports probed: the port, or both ends of a range.
@@ -565,10 +647,10 @@ fn backend_port(f: &Forward, b: &crate::model::Backend, listen: u16) -> u16 {
 struct Lab {
     client: Netns,
     gw: Netns,
-    // Kept for their Drop: the switch and every LAN host.
-    _sw: Netns,
+    /// Per segment: the switch (kept for its Drop) and the LAN client.
+    _switches: Vec<Netns>,
+    lan_clients: Vec<Netns>,
     backends: Vec<Netns>,
-    lan_client: Netns,
 }
 
 impl Lab {
@@ -580,25 +662,34 @@ impl Lab {
         };
         let client = Netns::create("client", opts)?;
         let gw = Netns::create("gw", opts)?;
-        let sw = Netns::create("sw", opts)?;
+        let mut switches = Vec::new();
+        let mut lan_clients = Vec::new();
+        for (k, seg) in p.segments.iter().enumerate() {
+            let role = if k == 0 {
+                "sw".to_string()
+            } else {
+                format!("sw{}", k + 1)
+            };
+            switches.push(Netns::create(&role, opts)?);
+            lan_clients.push(Netns::create(&seg.client.role, opts)?);
+        }
         let mut backends = Vec::new();
-        for b in &p.backends {
+        for (_, b) in &p.backends {
             backends.push(Netns::create(&b.role, opts)?);
         }
-        let lan_client = Netns::create(&p.lan_client.role, opts)?;
         let lab = Lab {
             client,
             gw,
-            _sw: sw,
+            _switches: switches,
+            lan_clients,
             backends,
-            lan_client,
         };
         lab.wire(p)?;
         Ok(lab)
     }
 
     fn wire(&self, p: &LabPlan) -> Result<(), netlab::NetlabError> {
-        let (client, gw, sw) = (&self.client, &self.gw, &self._sw);
+        let (client, gw) = (&self.client, &self.gw);
         Veth::create(client, "eth0", gw, &p.wan_if)?;
         for a in &p.client {
             client.addr_add("eth0", &a.to_string())?;
@@ -613,28 +704,38 @@ impl Lab {
             gw.ip(&["link", "add", d, "type", "dummy"])?;
             gw.link_up(d)?;
         }
-        let br = Bridge::create(sw, "br0")?;
-        if sw.sysctl("net.bridge.bridge-nf-call-iptables")?.is_some() {
-            sw.set_bridge_nf_call(false, false)?;
-        }
-        Veth::create(gw, &p.lan_if, sw, "p-gw")?;
-        br.add_port(sw, "p-gw")?;
-        for a in &p.lan_gw {
-            gw.addr_add(&p.lan_if, &a.to_string())?;
+        let mut bridges = Vec::new();
+        for (k, seg) in p.segments.iter().enumerate() {
+            let sw = &self._switches[k];
+            let br = Bridge::create(sw, "br0")?;
+            if sw.sysctl("net.bridge.bridge-nf-call-iptables")?.is_some() {
+                sw.set_bridge_nf_call(false, false)?;
+            }
+            Veth::create(gw, &seg.iface, sw, "p-gw")?;
+            br.add_port(sw, "p-gw")?;
+            for a in &seg.gw {
+                gw.addr_add(&seg.iface, &a.to_string())?;
+            }
+            bridges.push(br);
         }
         let hosts = self
             .backends
             .iter()
-            .zip(&p.backends)
-            .chain(std::iter::once((&self.lan_client, &p.lan_client)));
-        for (ns, host) in hosts {
+            .zip(p.backends.iter().map(|(k, h)| (*k, h)))
+            .chain(
+                self.lan_clients
+                    .iter()
+                    .zip(p.segments.iter().enumerate().map(|(k, g)| (k, &g.client))),
+            );
+        for (ns, (k, host)) in hosts {
+            let (sw, br, seg) = (&self._switches[k], &bridges[k], &p.segments[k]);
             let port = format!("p-{}", host.role);
             Veth::create(ns, "eth0", sw, &port)?;
             br.add_port(sw, &port)?;
             for a in &host.addrs {
                 ns.addr_add("eth0", &a.to_string())?;
                 // Default route via the gateway's address in that net.
-                if let Some(g) = p.lan_gw.iter().find(|g| g.contains(&a.addr())) {
+                if let Some(g) = seg.gw.iter().find(|g| g.contains(&a.addr())) {
                     let _ = ns.route_add("default", g.addr());
                 }
             }
@@ -732,10 +833,14 @@ fn run_probes(p: &LabPlan, m: &Model, lab: &Lab) -> Vec<Row> {
     let mut rows = Vec::new();
     for f in &m.forwards {
         let public = f.address.or_else(|| p.public(f.family));
-        let lan_side = f.interface.as_deref() == Some(p.lan_if.as_str());
+        let seg = p.segment_of(f);
+        let lan_side = f.interface.as_deref() == Some(p.segments[seg].iface.as_str());
         let mut plan: Vec<(Side, Option<IpAddr>)> = Vec::new();
         if lan_side {
-            plan.push((Side::Lan, f.address.or_else(|| p.lan_gw_addr(f.family))));
+            plan.push((
+                Side::Lan,
+                f.address.or_else(|| p.lan_gw_addr(seg, f.family)),
+            ));
         } else {
             plan.push((Side::Wan, public));
             if f.hairpin != Hairpin::Off {
@@ -747,7 +852,7 @@ fn run_probes(p: &LabPlan, m: &Model, lab: &Lab) -> Vec<Row> {
                 Some(a) => plan.push((Side::Gateway, Some(a))),
                 None => {
                     plan.push((Side::Gateway, p.public(f.family)));
-                    plan.push((Side::Gateway, p.lan_gw_addr(f.family)));
+                    plan.push((Side::Gateway, p.lan_gw_addr(seg, f.family)));
                     if f.family == Family::V4 {
                         plan.push((Side::Gateway, Some(Ipv4Addr::LOCALHOST.into())));
                     }
@@ -773,7 +878,20 @@ fn run_probes(p: &LabPlan, m: &Model, lab: &Lab) -> Vec<Row> {
         }
     }
     for s in &m.snats {
-        let lanc = p.lan_client_addr(s.family);
+        // The LAN client inside the source network, else the first one (then skipped).
+        let addr_of = |g: &Segment| {
+            g.client
+                .addrs
+                .iter()
+                .map(|n| n.addr())
+                .find(|a| Family::of(a) == s.family)
+        };
+        let seg = p
+            .segments
+            .iter()
+            .position(|g| addr_of(g).is_some_and(|a| s.source.contains(&a)))
+            .unwrap_or(0);
+        let lanc = p.segments.get(seg).and_then(addr_of);
         let client = p
             .client
             .iter()
@@ -804,7 +922,7 @@ fn run_probes(p: &LabPlan, m: &Model, lab: &Lab) -> Vec<Row> {
             SourceNat::To(a) => Some(a),
             _ => p.public(s.family),
         };
-        let r = netlab::probe_tcp(&lab.lan_client, target, PROBE_TIMEOUT);
+        let r = netlab::probe_tcp(&lab.lan_clients[seg], target, PROBE_TIMEOUT);
         match r.reply() {
             Some(reply) if Some(reply.peer.ip()) == want || want.is_none() => {
                 row.result = format!("client saw {}", reply.peer.ip());
@@ -845,7 +963,7 @@ fn probe_forward(
 ) -> Row {
     let ns = match from {
         Side::Wan => &lab.client,
-        Side::Lan => &lab.lan_client,
+        Side::Lan => &lab.lan_clients[p.segment_of(f)],
         Side::Gateway => &lab.gw,
     };
     let expected: BTreeSet<String> = f
@@ -1030,19 +1148,22 @@ mod tests {
         let p = plan(
             "version: 1\ninterfaces: {wan: eth0, lan: eth1, dmz: eth2}\nforwards:\n  - name: web\n    listen: {port: 80, address: 203.0.113.10, from: [203.0.113.128/25]}\n    to: [192.168.1.1:8080, 192.168.1.11:8080]\n    via: lan\n",
         );
-        assert_eq!((p.wan_if.as_str(), p.lan_if.as_str()), ("eth0", "eth1"));
+        assert_eq!(
+            (p.wan_if.as_str(), p.segments[0].iface.as_str()),
+            ("eth0", "eth1")
+        );
         assert_eq!(p.dummies, vec!["eth2".to_string()]);
         assert_eq!(p.wan_gw[0].to_string(), "203.0.113.10/24");
         // .1 is a backend, so the gateway takes .254; the client is inside listen.from.
-        assert_eq!(p.lan_gw[0].to_string(), "192.168.1.254/24");
+        assert_eq!(p.segments[0].gw[0].to_string(), "192.168.1.254/24");
         let c = p.client[0].addr();
         assert!(
             "203.0.113.128/25".parse::<IpNet>().unwrap().contains(&c),
             "{c}"
         );
-        assert_eq!(p.lan_client.addrs[0].to_string(), "192.168.1.50/24");
+        assert_eq!(p.segments[0].client.addrs[0].to_string(), "192.168.1.50/24");
         assert_eq!(p.backends.len(), 2);
-        assert!(p.backends[0].serve.contains(&(Proto::Tcp, 8080)));
+        assert!(p.backends[0].1.serve.contains(&(Proto::Tcp, 8080)));
         assert!(!p.ipv6);
     }
 
@@ -1051,11 +1172,14 @@ mod tests {
         let p = plan(
             "version: 1\nforwards:\n  - name: v6\n    proto: udp\n    listen: {port: \"5000-5009\"}\n    to: \"[fd00:1::5]:6000-6009\"\n",
         );
-        assert_eq!((p.wan_if.as_str(), p.lan_if.as_str()), ("wan0", "lan0"));
+        assert_eq!(
+            (p.wan_if.as_str(), p.segments[0].iface.as_str()),
+            ("wan0", "lan0")
+        );
         assert_eq!(p.wan_gw[0].to_string(), "2001:db8::1/64");
-        assert_eq!(p.lan_gw[0].to_string(), "fd00:1::1/64");
+        assert_eq!(p.segments[0].gw[0].to_string(), "fd00:1::1/64");
         assert!(p.ipv6);
-        let serve = &p.backends[0].serve;
+        let serve = &p.backends[0].1.serve;
         assert!(serve.contains(&(Proto::Udp, 6000)) && serve.contains(&(Proto::Udp, 6009)));
     }
 
@@ -1064,7 +1188,24 @@ mod tests {
         let p = plan(
             "version: 1\nforwards:\n  - name: web\n    listen: {port: 80, address: 10.1.2.3}\n    to: 10.1.2.11:8080\nsnat:\n  - name: out\n    source: 10.1.2.0/24\n",
         );
-        assert_eq!(p.lan_gw[0].to_string(), "10.1.2.3/24");
+        assert_eq!(p.segments[0].gw[0].to_string(), "10.1.2.3/24");
         assert_eq!(p.wan_gw[0].to_string(), "192.0.2.1/24");
+    }
+
+    #[test]
+    fn one_segment_per_lan_interface() {
+        let p = plan(
+            "version: 1\ninterfaces: {wan: eth0, lan: eth1, dmz: eth2}\nforwards:\n  - name: web\n    listen: {port: 80}\n    to: 192.168.1.10:8080\n    via: lan\n  - name: mail\n    listen: {port: 25}\n    to: 172.16.5.9\n    via: dmz\n  - name: other\n    listen: {port: 81}\n    to: 192.168.1.11:8080\nsnat:\n  - name: out\n    source: 10.9.0.0/16\n    out_interface: wan\n",
+        );
+        let ifs: Vec<&str> = p.segments.iter().map(|g| g.iface.as_str()).collect();
+        assert_eq!(ifs, ["eth1", "eth2"]);
+        assert_eq!(p.wan_if, "eth0");
+        assert!(p.dummies.is_empty(), "{:?}", p.dummies);
+        let gws: Vec<String> = p.segments[0].gw.iter().map(|g| g.to_string()).collect();
+        // 192.168.1.0/24 (web and other) and the snat source's first /24, on the LAN alias.
+        assert_eq!(gws, ["192.168.1.1/24", "10.9.0.1/24"]);
+        assert_eq!(p.segments[1].gw[0].to_string(), "172.16.5.1/24");
+        assert_eq!(p.backends[1].0, 1, "mail's backend sits on eth2");
+        assert_eq!(p.segments[1].client.role, "lanc2");
     }
 }
