@@ -882,3 +882,53 @@ fn filter_rules() {
     lab.assert_in_sync(&example("seed-filter.yaml"));
     lab.done();
 }
+
+/// On a Docker-like host (LAN bridge in the gateway, bridge-nf-call-iptables=1): access from
+/// the gateway itself (127.0.0.1 through route_localnet on the bridge) and a balanced UDP+TCP
+/// hairpin where every backend may be sent to itself.
+#[test]
+fn local_and_balanced_hairpin_on_a_bridge() {
+    if skip_unless_root("local_and_balanced_hairpin_on_a_bridge") {
+        return;
+    }
+    let Some(lab) = Lab::bridged("local_and_balanced_hairpin_on_a_bridge", false) else {
+        return;
+    };
+    lab.apply(&example("seed-local-access.yaml"));
+    for dst in [GW_LAN, PUBLIC, std::net::Ipv4Addr::LOCALHOST] {
+        let r = probe_tcp(lab.gw(), sa(dst, 80), T);
+        assert_reached(&lab, &r, "be1", GW_LAN.into(), &format!("gw -> {dst}:80"));
+    }
+    // Topology for the hairpin part: backends route via the gateway, bridge ports in hairpin
+    // mode (as Docker sets them) so a backend can be sent back to itself.
+    let (br, ns) = lab.t().lan_bridge();
+    for (i, p) in ["p-be1", "p-be2", "p-be3"].into_iter().enumerate() {
+        br.set_hairpin(ns, p, true).unwrap();
+        lab.be(i + 1).route_add("default", GW_LAN.into()).unwrap();
+    }
+    lab.apply_text(
+        "lb-hairpin.yaml",
+        "version: 1\n\
+         interfaces: {wan: wan0, lan: lan0}\n\
+         forwards:\n\
+         \x20 - name: web\n\
+         \x20   proto: both\n\
+         \x20   listen: {port: 80, address: 192.0.2.1}\n\
+         \x20   to: [10.77.0.11:8080, 10.77.0.12:8080, 10.77.0.13:8080]\n\
+         \x20   balance: round-robin\n\
+         \x20   hairpin: true\n\
+         \x20   via: lan\n",
+    );
+    for host in [lab.be(1), lab.be(2), lab.be(3), lab.lan()] {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let r = probe_tcp(host, sa(PUBLIC, 80), T);
+            assert_reached(&lab, &r, &r.label(), GW_LAN.into(), "tcp hairpin");
+            seen.insert(r.label());
+            let r = probe_udp(host, sa(PUBLIC, 80), None, T);
+            assert_reached(&lab, &r, &r.label(), GW_LAN.into(), "udp hairpin");
+        }
+        assert_eq!(seen.len(), 3, "round-robin reaches all three: {seen:?}");
+    }
+    lab.done();
+}
