@@ -101,9 +101,22 @@ fn read_text(path: &Path) -> Result<String, Error> {
             crate::spec::MAX_FILE_BYTES >> 20
         )));
     }
-    std::fs::read_to_string(path).map_err(|e| Error::Read {
+    let bytes = std::fs::read(path).map_err(|e| Error::Read {
         path: path.display().to_string(),
         source: e,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        // Point at the first byte that is not UTF-8, like any other spec error.
+        let valid =
+            String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]).to_string();
+        let line = valid.matches('\n').count() as u64 + 1;
+        let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+        let loc = crate::error::Location::new(line, col);
+        Error::Spec(crate::error::SpecError::one(
+            &path.display().to_string(),
+            loc,
+            "the file is not UTF-8 text",
+        ))
     })
 }
 
