@@ -283,3 +283,49 @@ fn drift_is_shown_and_repaired() {
     assert_eq!(h.save("iptables-save"), good);
     assert_eq!(h.sysctl("net.ipv4.ip_forward"), "1");
 }
+
+#[test]
+fn uses_the_legacy_backend_when_the_host_rules_live_there() {
+    if netlab::skip_unless_root("uses_the_legacy_backend_when_the_host_rules_live_there") {
+        return;
+    }
+    let h = Host::new("legacy");
+    h.load("iptables-legacy-restore", FOREIGN_V4);
+    let dir = tempfile::tempdir().unwrap();
+    let a = write_yaml(dir.path(), "a.yaml", "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.77.0.11:8080}\n");
+    let r = h.run(&["apply", &a]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    let legacy = h.save("iptables-legacy-save");
+    assert!(legacy.contains("-A PFSTATE-PREROUTING"), "rules not in the legacy tables:\n{legacy}");
+    assert!(legacy.contains("-A DOCKER-USER -m comment --comment pfstate -j PFSTATE-FORWARD"), "{legacy}");
+    assert!(!h.save("iptables-nft-save").contains("PFSTATE"), "rules went to nf_tables too");
+    let again = h.run(&["plan", &a]);
+    assert_eq!(again.code, 0, "{}", again.show());
+    assert_eq!(h.run(&["remove"]).code, 0);
+    assert!(!h.save("iptables-legacy-save").contains("PFSTATE"));
+}
+
+#[test]
+fn concurrent_runs_do_not_interleave() {
+    if netlab::skip_unless_root("concurrent_runs_do_not_interleave") {
+        return;
+    }
+    let h = Host::new("lock");
+    let dir = tempfile::tempdir().unwrap();
+    let a = write_yaml(dir.path(), "a.yaml", STATE_A);
+    let b = write_yaml(dir.path(), "b.yaml", &state_b());
+    // Several applies of two states at once: each must run whole, so the end state is exactly
+    // one of the two and a final plan of that one is clean.
+    std::thread::scope(|s| {
+        for i in 0..6 {
+            let (h, f) = (&h, if i % 2 == 0 { &a } else { &b });
+            s.spawn(move || {
+                let r = h.run(&["apply", f]);
+                assert_eq!(r.code, 0, "{}", r.show());
+            });
+        }
+    });
+    let clean_a = h.run(&["plan", &a]).code == 0;
+    let clean_b = h.run(&["plan", &b]).code == 0;
+    assert!(clean_a ^ clean_b, "end state is neither A nor B");
+}
