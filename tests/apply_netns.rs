@@ -292,13 +292,26 @@ fn uses_the_legacy_backend_when_the_host_rules_live_there() {
     let h = Host::new("legacy");
     h.load("iptables-legacy-restore", FOREIGN_V4);
     let dir = tempfile::tempdir().unwrap();
-    let a = write_yaml(dir.path(), "a.yaml", "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.77.0.11:8080}\n");
+    let a = write_yaml(
+        dir.path(),
+        "a.yaml",
+        "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.77.0.11:8080}\n",
+    );
     let r = h.run(&["apply", &a]);
     assert_eq!(r.code, 0, "{}", r.show());
     let legacy = h.save("iptables-legacy-save");
-    assert!(legacy.contains("-A PFSTATE-PREROUTING"), "rules not in the legacy tables:\n{legacy}");
-    assert!(legacy.contains("-A DOCKER-USER -m comment --comment pfstate -j PFSTATE-FORWARD"), "{legacy}");
-    assert!(!h.save("iptables-nft-save").contains("PFSTATE"), "rules went to nf_tables too");
+    assert!(
+        legacy.contains("-A PFSTATE-PREROUTING"),
+        "rules not in the legacy tables:\n{legacy}"
+    );
+    assert!(
+        legacy.contains("-A DOCKER-USER -m comment --comment pfstate -j PFSTATE-FORWARD"),
+        "{legacy}"
+    );
+    assert!(
+        !h.save("iptables-nft-save").contains("PFSTATE"),
+        "rules went to nf_tables too"
+    );
     let again = h.run(&["plan", &a]);
     assert_eq!(again.code, 0, "{}", again.show());
     assert_eq!(h.run(&["remove"]).code, 0);
