@@ -226,3 +226,23 @@ fn cli_definition_is_consistent() {
     use clap::CommandFactory;
     pfstate::cli::Cli::command().debug_assert();
 }
+
+#[test]
+fn every_example_validates_and_renders() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/") {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        seen += 1;
+        let p = path.to_str().unwrap();
+        let v = pfstate(&["validate", p]);
+        assert_eq!(v.code, 0, "{p}\n{}", v.show());
+        let r = pfstate(&["render", p]);
+        assert_eq!(r.code, 0, "{p}\n{}", r.show());
+        assert!(r.stdout.contains("COMMIT"), "{p} renders no rules\n{}", r.show());
+    }
+    assert!(seen >= 1, "no examples found");
+}
