@@ -218,7 +218,7 @@ pub fn apply(
 
 /// Converge the touched families back to the owned state observed before apply, and write
 /// back the sysctls that were changed.
-fn rollback(
+pub fn rollback(
     host: &Host,
     prefix: &str,
     before: &Observed,
