@@ -8,7 +8,10 @@ pub enum HostError {
     #[error("{program}: {message}")]
     Command { program: String, message: String },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("no system bus ({0}); use --root DIR to install the unit without systemd running")]
     NoSystemBus(String),
     #[error("systemd: {0}")]

@@ -205,7 +205,9 @@ impl RunLock {
                     timeout.as_secs_f64()
                 )));
             }
-            std::thread::sleep(Duration::from_millis(50).min(timeout / 4 + Duration::from_millis(1)));
+            std::thread::sleep(
+                Duration::from_millis(50).min(timeout / 4 + Duration::from_millis(1)),
+            );
         }
     }
 
@@ -251,7 +253,10 @@ mod tests {
         assert_eq!(ino, ino2);
         assert!(write_if_changed(&p, b"a = 2\n", FILE_MODE).unwrap());
         assert_eq!(fs::read(&p).unwrap(), b"a = 2\n");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o644);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o644
+        );
         // No temp files left behind.
         let names: Vec<_> = fs::read_dir(p.parent().unwrap())
             .unwrap()
@@ -267,7 +272,10 @@ mod tests {
         fs::write(&p, b"x").unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(write_if_changed(&p, b"x", 0o644).unwrap());
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o644);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o644
+        );
         assert!(!write_if_changed(&p, b"x", 0o644).unwrap());
     }
 
@@ -303,7 +311,10 @@ mod tests {
         // conflicts just like another process would.
         let err = RunLock::acquire(&root, Duration::from_millis(200)).unwrap_err();
         assert!(matches!(err, HostError::Locked(_)));
-        assert!(err.to_string().contains("another pfstate is running"), "{err}");
+        assert!(
+            err.to_string().contains("another pfstate is running"),
+            "{err}"
+        );
         drop(first);
         RunLock::acquire(&root, Duration::from_millis(200)).unwrap();
     }

@@ -43,7 +43,10 @@ pub struct SysctlEntry {
 
 impl SysctlEntry {
     /// Convenience constructor.
-    pub fn new<S: Into<String>>(path: impl IntoIterator<Item = S>, value: impl Into<String>) -> Self {
+    pub fn new<S: Into<String>>(
+        path: impl IntoIterator<Item = S>,
+        value: impl Into<String>,
+    ) -> Self {
         SysctlEntry {
             path: path.into_iter().map(Into::into).collect(),
             value: value.into(),
@@ -89,7 +92,10 @@ impl fmt::Display for SysctlConfError {
                 write!(f, "sysctl key {path:?} cannot be written to sysctl.d")
             }
             SysctlConfError::BadValue { key, value } => {
-                write!(f, "sysctl {key}: value {value:?} cannot be written to sysctl.d")
+                write!(
+                    f,
+                    "sysctl {key}: value {value:?} cannot be written to sysctl.d"
+                )
             }
             SysctlConfError::Conflict { key, first, second } => {
                 write!(f, "sysctl {key} wanted both as {first:?} and as {second:?}")
@@ -104,9 +110,9 @@ fn valid_component(c: &str) -> bool {
     // `-` at the start of the key means "ignore failure" and a glob (`*?[`) matches many keys in
     // sysctl.d; neither may come from an interface name by accident.
     !c.is_empty()
-        && !c
-            .chars()
-            .any(|ch| ch == '/' || ch == '=' || ch.is_whitespace() || ch.is_control() || "*?[".contains(ch))
+        && !c.chars().any(|ch| {
+            ch == '/' || ch == '=' || ch.is_whitespace() || ch.is_control() || "*?[".contains(ch)
+        })
 }
 
 /// Render the whole sysctl.d file. Entries are sorted by their /proc/sys path so the file is
@@ -116,7 +122,9 @@ fn valid_component(c: &str) -> bool {
 pub fn render_sysctl_conf(entries: &[SysctlEntry]) -> Result<String, SysctlConfError> {
     let mut by_path: BTreeMap<String, &SysctlEntry> = BTreeMap::new();
     for e in entries {
-        if e.path.is_empty() || !e.path.iter().all(|c| valid_component(c)) || e.path[0].starts_with('-')
+        if e.path.is_empty()
+            || !e.path.iter().all(|c| valid_component(c))
+            || e.path[0].starts_with('-')
         {
             return Err(SysctlConfError::BadKey(e.path.clone()));
         }
@@ -157,7 +165,8 @@ mod tests {
 
     #[test]
     fn dotted_keys_stay_dotted() {
-        let out = render_sysctl_conf(&[SysctlEntry::new(["net", "ipv4", "ip_forward"], "1")]).unwrap();
+        let out =
+            render_sysctl_conf(&[SysctlEntry::new(["net", "ipv4", "ip_forward"], "1")]).unwrap();
         assert!(out.starts_with("# Managed by pfstate"), "{out}");
         assert!(out.ends_with("\nnet.ipv4.ip_forward = 1\n"), "{out}");
     }
@@ -168,7 +177,10 @@ mod tests {
         assert_eq!(e.conf_key(), "net/ipv4/conf/eth0.100/route_localnet");
         assert_eq!(e.proc_path(), "net/ipv4/conf/eth0.100/route_localnet");
         let out = render_sysctl_conf(&[e]).unwrap();
-        assert!(out.contains("\nnet/ipv4/conf/eth0.100/route_localnet = 1\n"), "{out}");
+        assert!(
+            out.contains("\nnet/ipv4/conf/eth0.100/route_localnet = 1\n"),
+            "{out}"
+        );
         // The dotted form, which sysctl.d would split at every dot, never appears.
         assert!(!out.contains("net.ipv4.conf.eth0.100"), "{out}");
     }
@@ -183,7 +195,10 @@ mod tests {
         let body: Vec<_> = one.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
             body,
-            ["net.ipv4.ip_forward = 1", "net.ipv6.conf.all.forwarding = 1"]
+            [
+                "net.ipv4.ip_forward = 1",
+                "net.ipv6.conf.all.forwarding = 1"
+            ]
         );
     }
 

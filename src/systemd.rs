@@ -191,10 +191,7 @@ impl ServiceManager for DbusServiceManager {
     }
 
     fn disable(&self, unit: &str) -> Result<(), HostError> {
-        let changes = match self.call(async |m| m.disable_unit_files(&[unit], false).await) {
-            Ok(c) => c,
-            Err(e) => return Err(e),
-        };
+        let changes = self.call(async |m| m.disable_unit_files(&[unit], false).await)?;
         if !changes.is_empty() {
             self.reload()?;
         }
@@ -456,8 +453,8 @@ impl ServiceManager for OfflineServiceManager {
 
     fn enable(&self, unit: &str) -> Result<(), HostError> {
         let target = self.find_unit(unit)?;
-        let text = fs::read_to_string(self.under(&target))
-            .map_err(|e| io_err(&self.under(&target), e))?;
+        let text =
+            fs::read_to_string(self.under(&target)).map_err(|e| io_err(&self.under(&target), e))?;
         let info = parse_install(&text);
         if info.wanted_by.is_empty() && info.required_by.is_empty() {
             return Err(HostError::Systemd(format!(
@@ -531,7 +528,10 @@ mod tests {
              WantedBy=a.target b.target\nWantedBy=c.target \\\n  d.target\nRequiredBy=x.target\n\
              RequiredBy=\nRequiredBy=y.target\n[X-Other]\nWantedBy=nope.target\n",
         );
-        assert_eq!(info.wanted_by, ["a.target", "b.target", "c.target", "d.target"]);
+        assert_eq!(
+            info.wanted_by,
+            ["a.target", "b.target", "c.target", "d.target"]
+        );
         assert_eq!(info.required_by, ["y.target"]);
     }
 

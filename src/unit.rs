@@ -147,8 +147,14 @@ mod tests {
         assert_eq!(line(&t, "RemainAfterExit"), ["yes"]);
         assert_eq!(line(&t, "DefaultDependencies"), ["no"]);
         assert_eq!(line(&t, "Wants"), ["network-pre.target"]);
-        assert_eq!(line(&t, "Before"), ["network-pre.target", "shutdown.target"]);
-        assert_eq!(line(&t, "After"), ["systemd-sysctl.service local-fs.target"]);
+        assert_eq!(
+            line(&t, "Before"),
+            ["network-pre.target", "shutdown.target"]
+        );
+        assert_eq!(
+            line(&t, "After"),
+            ["systemd-sysctl.service local-fs.target"]
+        );
         assert_eq!(line(&t, "Conflicts"), ["shutdown.target"]);
         let exec = "/usr/sbin/pfstate apply --boot /etc/pfstate/host.yaml";
         assert_eq!(line(&t, "ExecStart"), [exec]);

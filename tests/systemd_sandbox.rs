@@ -38,7 +38,10 @@ fn helper() {
     let (verb, unit) = action.split_once(' ').expect("VERB UNIT");
     let sm = DbusServiceManager::system().unwrap_or_else(|e| panic!("connect: {e}"));
     let result = match verb {
-        "enable" => sm.reload().and_then(|()| sm.enable(unit)).map(|()| "ok".to_string()),
+        "enable" => sm
+            .reload()
+            .and_then(|()| sm.enable(unit))
+            .map(|()| "ok".to_string()),
         "disable" => sm.disable(unit).map(|()| "ok".to_string()),
         "is-enabled" => sm.is_enabled(unit).map(|b| b.to_string()),
         "active-state" => sm.active_state(unit),
@@ -133,11 +136,19 @@ fn install_files(sb: &Sandbox) -> UnitParams {
     };
     let unit = render_unit(&params);
     let out = sb.exec_with(
-        &["sh", "-c", &format!("mkdir -p /etc/systemd/system && cat > {UNIT_PATH}")],
+        &[
+            "sh",
+            "-c",
+            &format!("mkdir -p /etc/systemd/system && cat > {UNIT_PATH}"),
+        ],
         &[],
         Some(unit.as_bytes()),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // State and sysctl.d file with the atomic writer, through /proc/PID/root (the sandbox's
     // mounts resolve it, so this also lands in the overlay, never in the host's /etc).
@@ -178,18 +189,43 @@ fn enabled_unit_runs_at_next_boot() {
     assert_eq!(sb.check(&["cat", &route_localnet]).trim(), "0");
 
     // Not enabled yet, seen from both sides.
-    assert_eq!(from_host(&sb, "is-enabled pfstate.service"), Ok("false".into()));
-    assert_eq!(from_inside(&sb, "is-enabled pfstate.service"), Ok("false".into()));
-    assert_eq!(from_host(&sb, "is-enabled no-such.service"), Ok("false".into()));
+    assert_eq!(
+        from_host(&sb, "is-enabled pfstate.service"),
+        Ok("false".into())
+    );
+    assert_eq!(
+        from_inside(&sb, "is-enabled pfstate.service"),
+        Ok("false".into())
+    );
+    assert_eq!(
+        from_host(&sb, "is-enabled no-such.service"),
+        Ok("false".into())
+    );
 
     // Enable from the host over the sandbox's bus.
     assert_eq!(from_host(&sb, "enable pfstate.service"), Ok("ok".into()));
-    assert_eq!(from_host(&sb, "is-enabled pfstate.service"), Ok("true".into()));
-    assert_eq!(from_inside(&sb, "is-enabled pfstate.service"), Ok("true".into()));
-    let link = sb.check(&["readlink", "/etc/systemd/system/multi-user.target.wants/pfstate.service"]);
+    assert_eq!(
+        from_host(&sb, "is-enabled pfstate.service"),
+        Ok("true".into())
+    );
+    assert_eq!(
+        from_inside(&sb, "is-enabled pfstate.service"),
+        Ok("true".into())
+    );
+    let link = sb.check(&[
+        "readlink",
+        "/etc/systemd/system/multi-user.target.wants/pfstate.service",
+    ]);
     assert_eq!(link.trim(), UNIT_PATH);
     // systemd parsed the quoted label and the escaped `%`.
-    let desc = sb.check(&["systemctl", "show", "-p", "Description", "--value", UNIT_NAME]);
+    let desc = sb.check(&[
+        "systemctl",
+        "show",
+        "-p",
+        "Description",
+        "--value",
+        UNIT_NAME,
+    ]);
     assert_eq!(
         desc.trim(),
         r#"pfstate: port forwarding and firewall rules of sandbox "<&>" 100%"#
@@ -197,7 +233,11 @@ fn enabled_unit_runs_at_next_boot() {
 
     // Control: runtime-only state must not survive the reboot; the unit has not run yet.
     sb.check(&["iptables", "-w", "-N", "TEST-RUNTIME-ONLY"]);
-    assert!(!sb.exec(&["test", "-e", "/run/pfstate-boot.ran"]).status.success());
+    assert!(
+        !sb.exec(&["test", "-e", "/run/pfstate-boot.ran"])
+            .status
+            .success()
+    );
 
     let reboot = sb.reboot();
 
@@ -211,30 +251,55 @@ fn enabled_unit_runs_at_next_boot() {
     );
     let rules = sb.check(&["iptables-save"]);
     assert!(rules.contains(":PFSTATE-SBX-TEST"), "{rules}");
-    assert!(!rules.contains("TEST-RUNTIME-ONLY"), "not a fresh netns: {rules}");
+    assert!(
+        !rules.contains("TEST-RUNTIME-ONLY"),
+        "not a fresh netns: {rules}"
+    );
     assert_eq!(sb.check(&["cat", &route_localnet]).trim(), "1");
 
     // Ordered before network-pre.target.
     let show = |unit: &str| {
-        sb.check(&["systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", unit])
-            .trim()
-            .parse::<u64>()
-            .unwrap()
+        sb.check(&[
+            "systemctl",
+            "show",
+            "-p",
+            "ActiveEnterTimestampMonotonic",
+            "--value",
+            unit,
+        ])
+        .trim()
+        .parse::<u64>()
+        .unwrap()
     };
     let (ours, pre) = (show(UNIT_NAME), show("network-pre.target"));
-    assert!(ours > 0 && ours <= pre, "pfstate {ours} vs network-pre {pre}");
+    assert!(
+        ours > 0 && ours <= pre,
+        "pfstate {ours} vs network-pre {pre}"
+    );
 
     // State and restart over the bus from the host.
-    assert_eq!(from_host(&sb, "active-state pfstate.service"), Ok("active".into()));
+    assert_eq!(
+        from_host(&sb, "active-state pfstate.service"),
+        Ok("active".into())
+    );
     let t_restart = Instant::now();
     assert_eq!(from_host(&sb, "restart pfstate.service"), Ok("ok".into()));
     let restart = t_restart.elapsed();
-    assert_eq!(sb.check(&["cat", "/run/pfstate-boot.ran"]).lines().count(), 2);
-    assert_eq!(from_inside(&sb, "active-state pfstate.service"), Ok("active".into()));
+    assert_eq!(
+        sb.check(&["cat", "/run/pfstate-boot.ran"]).lines().count(),
+        2
+    );
+    assert_eq!(
+        from_inside(&sb, "active-state pfstate.service"),
+        Ok("active".into())
+    );
 
     // Disable from the host; PID 1 survived every host-side call.
     assert_eq!(from_host(&sb, "disable pfstate.service"), Ok("ok".into()));
-    assert_eq!(from_inside(&sb, "is-enabled pfstate.service"), Ok("false".into()));
+    assert_eq!(
+        from_inside(&sb, "is-enabled pfstate.service"),
+        Ok("false".into())
+    );
     assert_eq!(
         sb.check(&["systemctl", "is-system-running"]).trim(),
         "running",
@@ -246,7 +311,11 @@ fn enabled_unit_runs_at_next_boot() {
     // After halt the overlay upper dir is a plain tree: the unit is there, the link is gone.
     let upper = sb.dir.join("ovl/etc/upper");
     assert!(upper.join("systemd/system/pfstate.service").is_file());
-    assert!(!upper.join("systemd/system/multi-user.target.wants/pfstate.service").exists());
+    assert!(
+        !upper
+            .join("systemd/system/multi-user.target.wants/pfstate.service")
+            .exists()
+    );
     host_unchanged();
     eprintln!(
         "[sandbox] timings: first boot {:.3} s, reboot (halt + boot) {:.3} s, \
@@ -273,7 +342,10 @@ fn offline_enable_through_root_runs_at_next_boot() {
     sm.enable(UNIT_NAME).unwrap();
     assert!(sm.is_enabled(UNIT_NAME).unwrap());
     // systemd inside agrees (GetUnitFileState reads the same files).
-    assert_eq!(from_inside(&sb, "is-enabled pfstate.service"), Ok("true".into()));
+    assert_eq!(
+        from_inside(&sb, "is-enabled pfstate.service"),
+        Ok("true".into())
+    );
 
     sb.reboot();
     let ran = sb.check(&["cat", "/run/pfstate-boot.ran"]);
@@ -287,8 +359,14 @@ fn offline_enable_through_root_runs_at_next_boot() {
 
     let sm = OfflineServiceManager::new(sb.root());
     sm.disable(UNIT_NAME).unwrap();
-    assert_eq!(from_inside(&sb, "is-enabled pfstate.service"), Ok("false".into()));
+    assert_eq!(
+        from_inside(&sb, "is-enabled pfstate.service"),
+        Ok("false".into())
+    );
     sb.stop();
     host_unchanged();
-    eprintln!("[sandbox] offline test: {:.3} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "[sandbox] offline test: {:.3} s",
+        t0.elapsed().as_secs_f64()
+    );
 }

@@ -23,12 +23,21 @@ pub fn skip_reason() -> Option<String> {
             return Some(format!("systemd missing ({p})"));
         }
     }
-    for tool in ["unshare", "nsenter", "script", "setpriv", "dbus-daemon", "iptables"] {
+    for tool in [
+        "unshare",
+        "nsenter",
+        "script",
+        "setpriv",
+        "dbus-daemon",
+        "iptables",
+    ] {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
             .unwrap_or(false);
         if !found {
-            return Some(format!("{tool} missing (see tests/support/sandbox.sh for packages)"));
+            return Some(format!(
+                "{tool} missing (see tests/support/sandbox.sh for packages)"
+            ));
         }
     }
     None
@@ -57,7 +66,10 @@ fn script(args: &[&str], dir: &Path, veth: &str) -> Output {
         .args(args.iter().take(1))
         .arg(dir)
         .args(args.iter().skip(1))
-        .env("SANDBOX_BIND", format!("{}:{}", target_dir().display(), env!("CARGO_MANIFEST_DIR")))
+        .env(
+            "SANDBOX_BIND",
+            format!("{}:{}", target_dir().display(), env!("CARGO_MANIFEST_DIR")),
+        )
         .env("SANDBOX_VETH", veth)
         .stdin(Stdio::null())
         .output()
@@ -114,7 +126,11 @@ impl Sandbox {
                 String::from_utf8_lossy(&out.stderr)
             );
             self.running = false;
-            eprintln!("[sandbox] stop PID {} in {:.3} s", self.pid, t0.elapsed().as_secs_f64());
+            eprintln!(
+                "[sandbox] stop PID {} in {:.3} s",
+                self.pid,
+                t0.elapsed().as_secs_f64()
+            );
         }
         t0.elapsed()
     }
@@ -136,7 +152,10 @@ impl Sandbox {
 
     /// Its system bus, from the host.
     pub fn bus(&self) -> String {
-        format!("unix:path=/proc/{}/root/run/dbus/system_bus_socket", self.pid)
+        format!(
+            "unix:path=/proc/{}/root/run/dbus/system_bus_socket",
+            self.pid
+        )
     }
 
     /// Run a command inside (nsenter, `DBUS_*` removed), with optional stdin.
@@ -147,9 +166,13 @@ impl Sandbox {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("sandbox.sh exec");
         if let Some(data) = stdin {
             child.stdin.take().unwrap().write_all(data).unwrap();
