@@ -19,6 +19,10 @@
 #                                 NAME-p, also inside), so per-interface sysctls exist at boot
 #   SANDBOX_BOOT_TIMEOUT=60  SANDBOX_STOP_TIMEOUT=30   seconds
 #
+# Packages (Debian 12): systemd dbus util-linux bsdutils mount coreutils procps iproute2 iptables
+# (unshare/nsenter/setpriv/pivot_root from util-linux, `script` from bsdutils, `ip` for veths,
+# iptables for the tests' assertions). Not needed: udev, systemd-sysv, kmod.
+#
 # Safety: every mount is made in the sandbox's own mount namespace; the only host-side changes
 # are DIR itself and one cgroup per DIR (removed by stop). Processes are killed by PID only,
 # after checking they are the ones this script started (PID + start time).
@@ -238,6 +242,8 @@ cmd_boot() {
     [[ $(id -u) == 0 ]] || die "must run as root"
     # Recover from a crashed run: halt a live sandbox, kill a stale launcher, remove cgroups.
     cmd_stop "$dir"
+    # An interrupted boot must not leave a sandbox behind.
+    trap 'cmd_stop "$dir"; exit 130' INT TERM HUP
     mkdir -p "$dir/root" "$dir/share" "$dir/ovl/etc/upper" "$dir/ovl/var/upper"
     rm -rf "$dir/ovl/etc/work" "$dir/ovl/var/work"
     mkdir "$dir/ovl/etc/work" "$dir/ovl/var/work"
@@ -270,6 +276,7 @@ cmd_boot() {
         running|degraded) ;;
         *) fail_boot "$dir" "is-system-running: '${state}'" ;;
     esac
+    trap - INT TERM HUP
     echo "sandbox: booted $dir as PID $pid ($state) in $(elapsed "$t0") s" >&2
     echo "$pid"
 }
