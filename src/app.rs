@@ -423,21 +423,8 @@ fn write_files_and_enable(ctx: &Ctx, p: &Prepared, journal: &mut FileJournal) ->
 
 /// Put the kernel and sysctls back as observed before this apply (files are done by the journal).
 fn undo_kernel(host: &Host, p: &Prepared) -> Result<(), Error> {
-    for family in Family::ALL {
-        let target =
-            crate::plan::ruleset_from_live(&p.desired.prefix, family, p.observed.saved(family));
-        let now = crate::iptsave::parse(&host.netfilter.save(family, "")?);
-        let back = crate::plan::plan_family(&p.desired.prefix, &target, &now);
-        if !back.is_empty() {
-            host.netfilter.restore(family, &back.payload())?;
-        }
-    }
-    for c in &p.plan.sysctls {
-        if let Some(old) = &c.live {
-            host.sysctl.set(&c.setting.key.proc_path(), old)?;
-        }
-    }
-    Ok(())
+    let changed: Vec<&converge::SysctlChange> = p.plan.sysctls.iter().collect();
+    converge::rollback(host, &p.desired.prefix, &p.observed, &Family::ALL, &changed)
 }
 
 /// The prefix of the persisted state, if there is one that parses.

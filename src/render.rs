@@ -319,40 +319,55 @@ fn forward_rules(
         let pn = proto.name();
         let dport = format!("--dport {}", f.port.match_text());
         // Where DNAT applies: the listen address, or any of the gateway's own addresses.
-        let dest = |r: Rule| match f.address {
+        let dest = |r: Rule, to: Option<IpAddr>| match to {
             Some(a) => r.destination(host(a)),
             None => r.m("addrtype", "--dst-type LOCAL"),
         };
         // The dispatch rule(s) for one hook: straight to the backend, or into the LB chain.
-        let dispatch =
-            |chain: &str, sources: &[Option<IpNet>], iface: Option<&str>, nat: &mut Builder| {
-                for src in sources {
-                    let mut r = Rule::new(chain).proto(pn).maybe_in_interface(iface);
-                    if let Some(s) = src {
-                        r = r.source(*s);
-                    }
-                    let r = dest(r).m(pn, &dport).comment(&c);
-                    match &lb_chain {
-                        Some(lb) => nat.push(chain, r.target(lb)),
-                        None => nat.push(chain, r.target(&dnat_target(f, &f.backends[0]))),
-                    }
+        let dispatch = |chain: &str,
+                        sources: &[Option<IpNet>],
+                        iface: Option<&str>,
+                        to: Option<IpAddr>,
+                        nat: &mut Builder| {
+            for src in sources {
+                let mut r = Rule::new(chain).proto(pn).maybe_in_interface(iface);
+                if let Some(s) = src {
+                    r = r.source(*s);
                 }
-            };
+                let r = dest(r, to).m(pn, &dport).comment(&c);
+                match &lb_chain {
+                    Some(lb) => nat.push(chain, r.target(lb)),
+                    None => nat.push(chain, r.target(&dnat_target(f, &f.backends[0]))),
+                }
+            }
+        };
         let sources: Vec<Option<IpNet>> = if f.from.is_empty() {
             vec![None]
         } else {
             f.from.iter().copied().map(Some).collect()
         };
-        dispatch(&n.prerouting, &sources, f.interface.as_deref(), nat);
+        dispatch(
+            &n.prerouting,
+            &sources,
+            f.interface.as_deref(),
+            f.address,
+            nat,
+        );
         // A forward bound to the WAN interface still has to catch LAN clients for hairpin.
         if f.hairpin != Hairpin::Off
             && let (Some(wan), Some(lan)) = (&f.interface, &via)
             && wan != lan
         {
-            dispatch(&n.prerouting, &sources, Some(lan), nat);
+            dispatch(&n.prerouting, &sources, Some(lan), f.address, nat);
         }
         if f.local {
-            dispatch(&n.nat_output, &[None], None, nat);
+            dispatch(&n.nat_output, &[None], None, f.address, nat);
+            // Without a listen address, `--dst-type LOCAL` already covers 127.0.0.1; with one,
+            // the loopback address is added so local clients can use either.
+            if f.address.is_some() && f.family == Family::V4 {
+                let loopback = IpAddr::from([127, 0, 0, 1]);
+                dispatch(&n.nat_output, &[None], None, Some(loopback), nat);
+            }
         }
         if let Some(lb) = &lb_chain {
             for r in selection(f, lb, *proto) {

@@ -25,13 +25,22 @@ impl Run {
         }
     }
     pub fn show(&self) -> String {
-        format!("exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
 /// Run pfstate here (for commands that need no root: validate, render, diff).
 pub fn pfstate(args: &[&str]) -> Run {
-    Run::from(Command::new(BIN).args(args).env("NO_COLOR", "1").output().expect("run pfstate"))
+    Run::from(
+        Command::new(BIN)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run pfstate"),
+    )
 }
 
 /// A network namespace with its own --root directory and a PATH shim that logs every
@@ -44,7 +53,14 @@ pub struct Host {
 
 impl Host {
     pub fn new(role: &str) -> Host {
-        let ns = Netns::create(role, NetnsOptions { ipv6: true, ..NetnsOptions::default() }).expect("netns");
+        let ns = Netns::create(
+            role,
+            NetnsOptions {
+                ipv6: true,
+                ..NetnsOptions::default()
+            },
+        )
+        .expect("netns");
         let root = tempfile::tempdir().expect("tempdir");
         let shim = tempfile::tempdir().expect("tempdir");
         for tool in ["iptables-restore", "ip6tables-restore"] {
@@ -63,7 +79,11 @@ impl Host {
     }
 
     fn path_env(&self) -> String {
-        format!("{}:{}", self.shim.path().display(), std::env::var("PATH").unwrap_or_default())
+        format!(
+            "{}:{}",
+            self.shim.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
     }
 
     /// `pfstate --root ROOT ARGS...` inside the namespace.
@@ -73,7 +93,9 @@ impl Host {
 
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", self.ns.name(), BIN, "--root"]).arg(self.root.path()).args(args);
+        cmd.args(["netns", "exec", self.ns.name(), BIN, "--root"])
+            .arg(self.root.path())
+            .args(args);
         cmd.env("PATH", self.path_env()).env("NO_COLOR", "1");
         for (k, v) in env {
             cmd.env(k, v);
@@ -83,19 +105,34 @@ impl Host {
 
     /// How many times iptables-restore / ip6tables-restore ran so far.
     pub fn restores(&self) -> usize {
-        std::fs::read_to_string(self.shim.path().join("restore.log")).map(|s| s.lines().count()).unwrap_or(0)
+        std::fs::read_to_string(self.shim.path().join("restore.log"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
     }
 
     /// `iptables-save` (or ip6tables-save) without comments, counters or volatile lines.
     pub fn save(&self, tool: &str) -> String {
         let out = self.ns.exec(tool, &[]).expect("save");
-        out.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect()
+        out.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect()
     }
 
     /// Load rules that some other system put there.
     pub fn load(&self, tool: &str, payload: &str) {
-        let out = self.ns.exec_output("sh", &["-c", &format!("{tool} --noflush <<'EOF'\n{payload}EOF\n")]).expect("load");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .ns
+            .exec_output(
+                "sh",
+                &["-c", &format!("{tool} --noflush <<'EOF'\n{payload}EOF\n")],
+            )
+            .expect("load");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn file(&self, target: &str) -> PathBuf {
