@@ -218,6 +218,7 @@ fn prepare(
     model: Model,
     source: &str,
     files_wanted: Option<Vec<ManagedFile>>,
+    query_unit: bool,
 ) -> Result<Prepared, Error> {
     let desired = render::render(&model, &SystemResolver);
     let observed = converge::observe(host, &desired)?;
@@ -226,9 +227,15 @@ fn prepare(
         Some(f) => f,
         None => files::desired_files(&model, &desired, source)?,
     };
-    let unit_enabled = service_manager(&ctx.root)
-        .and_then(|sm| sm.is_enabled(UNIT_NAME))
-        .ok();
+    // Not at boot: the boot apply manages neither files nor the unit, and runs before
+    // dbus.service (a connect to the socket-activated bus would wait for it).
+    let unit_enabled = query_unit
+        .then(|| {
+            service_manager(&ctx.root)
+                .and_then(|sm| sm.is_enabled(UNIT_NAME))
+                .ok()
+        })
+        .flatten();
     Ok(Prepared {
         model,
         desired,
@@ -321,7 +328,7 @@ fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
         netfilter: &nf,
         sysctl: &sc,
     };
-    let p = prepare(ctx, &host, model, &source, None)?;
+    let p = prepare(ctx, &host, model, &source, None, true)?;
     let (d, changed) = plan_diff(ctx, &p, true)?;
     let mut out = Outcome {
         changed,
@@ -350,7 +357,7 @@ fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, Error> {
     };
     // At boot the unit applies the persisted copy: files and unit are already as they should be.
     let files_wanted = boot.then(Vec::new);
-    let p = prepare(ctx, &host, model, &source, files_wanted)?;
+    let p = prepare(ctx, &host, model, &source, files_wanted, !boot)?;
     let (d, changed) = plan_diff(ctx, &p, true)?;
     let d = if boot { String::new() } else { d };
     let mut out = Outcome {
@@ -446,6 +453,7 @@ fn remove(ctx: &Ctx, prefix: Option<&str>) -> Result<Outcome, Error> {
         Model::empty(&prefix),
         "",
         Some(files::no_files()),
+        true,
     )?;
     let (d, changed) = plan_diff(ctx, &p, false)?;
     let mut out = Outcome {

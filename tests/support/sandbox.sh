@@ -168,9 +168,9 @@ stage2() {
     mount --bind / "$R"
     mount -o remount,bind,ro "$R"
     mount -t overlay overlay \
-        -o "lowerdir=/etc,upperdir=$dir/ovl/etc/upper,workdir=$dir/ovl/etc/work" "$R/etc"
+        -o "lowerdir=/etc,upperdir=$dir/ovl/etc/upper,workdir=$dir/ovl/etc/work,volatile" "$R/etc"
     mount -t overlay overlay \
-        -o "lowerdir=/var,upperdir=$dir/ovl/var/upper,workdir=$dir/ovl/var/work" "$R/var"
+        -o "lowerdir=/var,upperdir=$dir/ovl/var/upper,workdir=$dir/ovl/var/work,volatile" "$R/var"
     if [[ ! -e $dir/prepared ]]; then
         prepare_etc "$R/etc"
         touch "$dir/prepared"
