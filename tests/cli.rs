@@ -242,7 +242,11 @@ fn every_example_validates_and_renders() {
         assert_eq!(v.code, 0, "{p}\n{}", v.show());
         let r = pfstate(&["render", p]);
         assert_eq!(r.code, 0, "{p}\n{}", r.show());
-        assert!(r.stdout.contains("COMMIT"), "{p} renders no rules\n{}", r.show());
+        assert!(
+            r.stdout.contains("COMMIT"),
+            "{p} renders no rules\n{}",
+            r.show()
+        );
     }
     assert!(seen >= 1, "no examples found");
 }
