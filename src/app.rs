@@ -417,6 +417,8 @@ fn write_files_and_enable(ctx: &Ctx, p: &Prepared, journal: &mut FileJournal) ->
     }
     if p.unit_enabled != Some(true) {
         sm.enable(UNIT_NAME)?;
+        // Runs after this apply releases the lock; finds the host in sync and stays active.
+        sm.start_no_wait(UNIT_NAME)?;
     }
     Ok(())
 }
