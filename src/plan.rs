@@ -2,7 +2,9 @@
 //!
 //! Only owned chains whose rules differ are rewritten (declaring `:CHAIN` under `--noflush`
 //! flushes that chain alone); owned chains no longer wanted are flushed and deleted; jumps are
-//! added only where missing and removed only when they are pfstate's and not wanted. A plan
+//! added only where missing, removed only when they are pfstate's and not wanted, and
+//! re-placed (deleted by full text, inserted again) when duplicated or misplaced relative to
+//! the other systems' rules (see `placement`). A plan
 //! with nothing to do produces no payload, so a converged host sees no kernel write at all.
 
 use std::collections::BTreeSet;
@@ -456,5 +458,74 @@ mod tests {
             payload.contains("-I DOCKER-USER 1 -m comment --comment pfstate -j PFSTATE-FORWARD"),
             "{payload}"
         );
+    }
+
+    fn nat_live(prerouting: &[&str]) -> Saved {
+        let mut text = format!(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:PFSTATE-PREROUTING - [0:0]\n:PFSTATE-CANARY - [0:0]\n"
+        );
+        for r in prerouting {
+            text.push_str(&format!("-A PREROUTING {r}\n"));
+        }
+        text.push_str(&format!("{RULE}\nCOMMIT\n"));
+        iptsave::parse(&text)
+    }
+
+    const CALI: &str = "-m comment --comment \"cali:6gwbT8clXdHdC1b1\" -j cali-PREROUTING";
+    const KUBE: &str = "-m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES";
+    const JUMP: &str = "-m comment --comment pfstate -j PFSTATE-PREROUTING";
+
+    fn with_canary() -> Ruleset {
+        let canary = Chain {
+            name: "PFSTATE-CANARY".into(),
+            rules: vec![],
+        };
+        ruleset(vec![pre(&[RULE]), canary], vec![jump()])
+    }
+
+    #[test]
+    fn jump_above_calico_is_replaced_and_shown_as_misplaced() {
+        let p = plan_family("PFSTATE", &with_canary(), &nat_live(&[JUMP, CALI, KUBE]));
+        assert_eq!(
+            p.payload(),
+            format!("*nat\n-D PREROUTING {JUMP}\n-I PREROUTING 2 {JUMP}\nCOMMIT\n")
+        );
+        assert!(
+            p.live_view.contains("# misplaced: rule 1 of PREROUTING"),
+            "{}",
+            p.live_view
+        );
+        assert!(p.changed_entries.is_empty(), "no entry changed");
+    }
+
+    #[test]
+    fn jump_below_a_later_foreign_insert_is_left_alone() {
+        // kube-proxy or libvirt inserting a missing jump at 1 is not pfstate's drift.
+        let p = plan_family("PFSTATE", &with_canary(), &nat_live(&[CALI, KUBE, JUMP]));
+        assert!(p.is_empty(), "{}", p.payload());
+    }
+
+    #[test]
+    fn duplicate_jumps_are_all_removed_and_one_reinserted() {
+        let p = plan_family(
+            "PFSTATE",
+            &with_canary(),
+            &nat_live(&[CALI, JUMP, KUBE, JUMP]),
+        );
+        assert_eq!(
+            p.payload(),
+            format!(
+                "*nat\n-D PREROUTING {JUMP}\n-D PREROUTING {JUMP}\n-I PREROUTING 2 {JUMP}\nCOMMIT\n"
+            )
+        );
+    }
+
+    #[test]
+    fn missing_canary_alone_is_drift() {
+        let live = iptsave::parse(&format!(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:PFSTATE-PREROUTING - [0:0]\n-A PREROUTING {JUMP}\n{RULE}\nCOMMIT\n"
+        ));
+        let p = plan_family("PFSTATE", &with_canary(), &live);
+        assert_eq!(p.payload(), "*nat\n:PFSTATE-CANARY - [0:0]\nCOMMIT\n");
     }
 }
