@@ -461,8 +461,8 @@ mod tests {
     }
 
     fn nat_live(prerouting: &[&str]) -> Saved {
-        let mut text = format!(
-            "*nat\n:PREROUTING ACCEPT [0:0]\n:PFSTATE-PREROUTING - [0:0]\n:PFSTATE-CANARY - [0:0]\n"
+        let mut text = String::from(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:PFSTATE-PREROUTING - [0:0]\n:PFSTATE-CANARY - [0:0]\n",
         );
         for r in prerouting {
             text.push_str(&format!("-A PREROUTING {r}\n"));
