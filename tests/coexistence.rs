@@ -1007,3 +1007,68 @@ fn native_nftables_tables_are_reported() {
     let r = pf.apply(&a);
     assert!(r.stderr.contains("inet firewalld"), "{}", r.show());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Shipped units that re-check periodically and after the other managers' (re)starts
+
+#[test]
+fn recheck_units_run_apply_every_minute_and_after_foreign_restarts() {
+    let units = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
+    let read = |n: &str| std::fs::read_to_string(format!("{units}/{n}")).unwrap();
+    let apply = "ExecStart=/usr/sbin/pfstate apply --boot /etc/pfstate/host.yaml";
+    let timer = read("pfstate-recheck.timer");
+    assert!(timer.contains("OnUnitActiveSec=60\n"), "{timer}");
+    assert!(timer.contains("Unit=pfstate-recheck.service"), "{timer}");
+    assert!(read("pfstate-recheck.service").contains(apply));
+    let reapply = read("pfstate-reapply.service");
+    assert!(reapply.contains(apply), "{reapply}");
+    for svc in [
+        "docker.service",
+        "libvirtd.service",
+        "virtnetworkd.service",
+        "firewalld.service",
+        "netfilter-persistent.service",
+    ] {
+        for key in ["After=", "PartOf=", "WantedBy="] {
+            assert!(
+                reapply
+                    .lines()
+                    .any(|l| l.starts_with(key) && l.contains(svc)),
+                "{key} lacks {svc}"
+            );
+        }
+    }
+    // systemd's own check, with the binary path pointed at something that exists here.
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("systemd-analyze not installed: unit syntax not verified");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = Vec::new();
+    for n in [
+        "pfstate-recheck.timer",
+        "pfstate-recheck.service",
+        "pfstate-reapply.service",
+        "pfstate.service",
+    ] {
+        std::fs::write(
+            dir.path().join(n),
+            read(n).replace("/usr/sbin/pfstate", "/bin/true"),
+        )
+        .unwrap();
+        names.push(format!("./{n}"));
+    }
+    let out = run(Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(&names)
+        .current_dir(dir.path()));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        text(&out.stderr)
+    );
+}
