@@ -521,6 +521,16 @@ fn scenario(fixture: &str) {
         assert!(r.stderr.contains("Docker published port"), "{}", r.show());
     }
     assert_untouched(&ns, &base, &["PFSTATE"], "apply");
+    // The shared oracle agrees: check-untouched.sh against the fixture file itself, both families.
+    must(
+        Command::new(format!("{FIXTURES}/check-untouched.sh"))
+            .args([ns.name.as_str(), &format!("{FIXTURES}/{fixture}")]),
+    );
+    must(
+        Command::new(format!("{FIXTURES}/check-untouched.sh"))
+            .args([ns.name.as_str(), &format!("{FIXTURES}/ipv6-foreign.rules")])
+            .env("IPT_SAVE", "ip6tables-save"),
+    );
     let applied = ns.saves();
     assert_placement(&applied[0], fixture);
     assert!(
@@ -1071,4 +1081,39 @@ fn recheck_units_run_apply_every_minute_and_after_foreign_restarts() {
         "systemd-analyze verify: {}",
         text(&out.stderr)
     );
+}
+
+/// The ported check-untouched logic catches what it must (needs no root).
+#[test]
+fn untouched_check_catches_foreign_changes() {
+    let base = std::fs::read_to_string(format!("{FIXTURES}/docker.rules")).unwrap();
+    let f = |s: &str| foreign(s, &["PFSTATE"]);
+    // pfstate's own chain and jumps are ignored, wherever they are.
+    let ours = base
+        .replacen(
+            ":DOCKER-USER - [0:0]\n",
+            ":DOCKER-USER - [0:0]\n:PFSTATE-FORWARD - [0:0]\n-A DOCKER-USER -m comment --comment pfstate -j PFSTATE-FORWARD\n-A PFSTATE-FORWARD -j ACCEPT\n",
+            1,
+        );
+    assert_ne!(ours, base);
+    assert_eq!(f(&ours), f(&base));
+    // A deleted foreign rule, a re-ordered chain, a changed policy are caught.
+    let deleted = base.replace("-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP\n", "");
+    assert_ne!(f(&deleted), f(&base));
+    let reordered = base.replace(
+        "-A FORWARD -j DOCKER-USER\n-A FORWARD -j DOCKER-FORWARD\n",
+        "-A FORWARD -j DOCKER-FORWARD\n-A FORWARD -j DOCKER-USER\n",
+    );
+    assert_ne!(reordered, base);
+    assert_ne!(f(&reordered), f(&base));
+    let policy = base.replace(":FORWARD DROP", ":FORWARD ACCEPT");
+    assert_ne!(policy, base);
+    assert_ne!(f(&policy), f(&base));
+    // Another prefix's chains are foreign to PFSTATE.
+    let edge = base.replacen(
+        ":DOCKER-USER - [0:0]\n",
+        ":DOCKER-USER - [0:0]\n:EDGE-X - [0:0]\n",
+        1,
+    );
+    assert_ne!(f(&edge), f(&base));
 }
