@@ -1117,3 +1117,36 @@ fn untouched_check_catches_foreign_changes() {
     );
     assert_ne!(f(&edge), f(&base));
 }
+
+/// A foreign rule whose comment mentions a pfstate chain is still foreign.
+#[test]
+fn a_comment_naming_a_pfstate_chain_does_not_make_a_rule_pfstates() {
+    if skip() {
+        return;
+    }
+    let ns = Ns::new();
+    ns.load("docker.rules");
+    ns.ipt(&[
+        "-I",
+        "INPUT",
+        "1",
+        "-m",
+        "comment",
+        "--comment",
+        "was -j PFSTATE-INPUT",
+        "-j",
+        "ACCEPT",
+    ]);
+    let base = ns.saves();
+    let dir = tempfile::tempdir().unwrap();
+    let pf = Pf {
+        ns: &ns,
+        root: dir.path().join("root"),
+    };
+    let a = write(dir.path(), "a.yaml", &state("PFSTATE"));
+    pf.apply(&a);
+    assert_untouched(&ns, &base, &["PFSTATE"], "apply");
+    pf.assert_in_sync(&a, "after apply");
+    pf.ok(&["remove"]);
+    assert_same(&base, &ns.saves(), "remove");
+}
