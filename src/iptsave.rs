@@ -106,9 +106,9 @@ pub fn target(rule: &str) -> Option<&str> {
     let mut rest = rule;
     while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
         rest = &rest[start..];
-        let end = if rest.starts_with('"') {
+        let end = if let Some(quoted) = rest.strip_prefix('"') {
             let mut escaped = false;
-            rest[1..]
+            quoted
                 .char_indices()
                 .find(|&(_, c)| {
                     let close = c == '"' && !escaped;
