@@ -222,7 +222,10 @@ fn prepare(
 ) -> Result<Prepared, Error> {
     let desired = render::render(&model, &SystemResolver);
     let observed = converge::observe(host, &desired)?;
-    let plan = converge::plan(host, &desired, &observed)?;
+    let mut plan = converge::plan(host, &desired, &observed)?;
+    // Port conflicts with foreign DNATs and nftables tables iptables-save cannot show.
+    plan.warnings
+        .extend(crate::coexist::warnings(&model, &observed));
     let files = match files_wanted {
         Some(f) => f,
         None => files::desired_files(&model, &desired, source)?,

@@ -10,6 +10,7 @@
 //! filter INPUT       -> PREFIX-INPUT        route_localnet guard, input filter rules
 //! filter FORWARD     -> PREFIX-FORWARD      forward filter rules, then accepts of forwards and snat
 //! filter OUTPUT      -> PREFIX-OUTPUT       output filter rules
+//! nat, filter        PREFIX-CANARY (empty, no jump): its absence reveals a flushed table
 //! ```
 //! Owned chains never end in a verdict of their own: packets nothing matched fall through to
 //! the rules of Docker, libvirt, Kubernetes or ufw below the jump.
@@ -195,9 +196,28 @@ fn render_family(
             ("OUTPUT", &n.filter_output),
         ],
     );
-    Ruleset {
-        family,
-        tables: vec![("nat", nat), ("filter", filter)],
+    let mut tables = vec![("nat", nat), ("filter", filter)];
+    add_canaries(p, &mut tables);
+    Ruleset { family, tables }
+}
+
+/// The name of the empty chain pfstate keeps in every table it uses (`PREFIX-CANARY`).
+pub const CANARY: &str = "CANARY";
+
+/// When a family is in use, an empty `PREFIX-CANARY` chain in each of its tables: if it is gone,
+/// the table was flushed as a whole (firewalld's iptables backend, `ufw` with MANAGE_BUILTINS,
+/// `netfilter-persistent reload`) even where pfstate has no other rules in that table. Like
+/// every owned chain it is desired state, so `plan` reports it missing and `apply` recreates it.
+fn add_canaries(prefix: &str, tables: &mut [(&'static str, TableRules)]) {
+    if tables.iter().all(|(_, t)| t.chains.is_empty()) {
+        return;
+    }
+    let name = names::owned_chain(prefix, CANARY);
+    for (_, t) in tables.iter_mut() {
+        t.chains.push(Chain {
+            name: name.clone(),
+            rules: Vec::new(),
+        });
     }
 }
 
