@@ -107,14 +107,22 @@ impl FamilyPlan {
 /// DOCKER-FORWARD accepts all container traffic, so a FORWARD-level jump would be pushed below
 /// it; DOCKER-USER is where Docker documents user rules go and it is never flushed by Docker.
 pub fn jump_hook(table: &str, from: &str, live: Option<&SavedTable>) -> String {
-    if table == "filter"
-        && from == "FORWARD"
-        && live.is_some_and(|t| t.chain(DOCKER_USER).is_some())
-    {
+    if table == "filter" && from == "FORWARD" && live.is_some_and(docker_user_is_hooked) {
         DOCKER_USER.to_string()
     } else {
         from.to_string()
     }
+}
+
+/// DOCKER-USER exists and FORWARD jumps into it: a chain Docker left behind without its jump
+/// (a half-removed Docker) would never see a packet, so pfstate hooks FORWARD instead.
+fn docker_user_is_hooked(t: &SavedTable) -> bool {
+    t.chain(DOCKER_USER).is_some()
+        && t.chain("FORWARD").is_some_and(|f| {
+            f.rules
+                .iter()
+                .any(|r| iptsave::target(r) == Some(DOCKER_USER))
+        })
 }
 
 /// Plan one family. `live` is the parsed `iptables-save` of that family.
@@ -527,5 +535,13 @@ mod tests {
         ));
         let p = plan_family("PFSTATE", &with_canary(), &live);
         assert_eq!(p.payload(), "*nat\n:PFSTATE-CANARY - [0:0]\nCOMMIT\n");
+    }
+
+    #[test]
+    fn an_unhooked_docker_user_is_not_used() {
+        let live = iptsave::parse("*filter\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\nCOMMIT\n");
+        assert_eq!(jump_hook("filter", "FORWARD", live.table("filter")), "FORWARD");
+        let hooked = iptsave::parse("*filter\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n");
+        assert_eq!(jump_hook("filter", "FORWARD", hooked.table("filter")), "DOCKER-USER");
     }
 }
