@@ -3,14 +3,62 @@
 
 use std::process::{Command, Stdio};
 
-use crate::model::{Family, Forward};
+use std::net::IpAddr;
+
+use crate::model::{Family, Forward, PortRange, Proto};
+use crate::validate::parse_port_range;
+
+/// What identifies a forward's connections in the conntrack table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub name: String,
+    pub family: Family,
+    pub protos: Vec<Proto>,
+    pub port: PortRange,
+    pub address: Option<IpAddr>,
+}
+
+impl Listen {
+    pub fn of(f: &Forward) -> Listen {
+        Listen {
+            name: f.name.clone(),
+            family: f.family,
+            protos: f.protos.clone(),
+            port: f.port,
+            address: f.address,
+        }
+    }
+
+    /// Recover a removed forward's listen from one of its live DNAT dispatch rules
+    /// (`-d ADDR/32 -p tcp ... --dport 80 ...`), so its connections can be flushed too.
+    pub fn from_rule(name: &str, family: Family, rule: &str) -> Option<Listen> {
+        let words: Vec<&str> = rule.split_whitespace().collect();
+        let after = |flag: &str| words.windows(2).find(|w| w[0] == flag).map(|w| w[1]);
+        let proto = match after("-p")? {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            _ => return None,
+        };
+        let port = parse_port_range(after("--dport")?).ok()?;
+        let address = after("-d")
+            .and_then(|d| d.split('/').next())
+            .and_then(|a| a.parse().ok());
+        Some(Listen {
+            name: name.to_string(),
+            family,
+            protos: vec![proto],
+            port,
+            address,
+        })
+    }
+}
 
 /// Ranges wider than this are not flushed port by port (the conntrack tool takes one port).
 const MAX_PORTS_TO_FLUSH: u32 = 1024;
 
 /// Delete the entries whose original destination is this forward's listen port (and address).
 /// Returns warnings; a missing `conntrack` tool is a warning, not an error.
-pub fn flush_forward(f: &Forward) -> Vec<String> {
+pub fn flush(f: &Listen) -> Vec<String> {
     let mut warnings = Vec::new();
     if f.port.width() > MAX_PORTS_TO_FLUSH {
         warnings.push(format!(

@@ -210,20 +210,15 @@ pub fn apply(
             },
         );
     }
-    let changed: std::collections::BTreeSet<&String> = plan
-        .families
-        .iter()
-        .flat_map(|f| f.changed_entries.iter())
-        .collect();
-    for f in model.forwards.iter().filter(|f| changed.contains(&f.name)) {
-        report.warnings.extend(crate::conntrack::flush_forward(f));
+    for listen in stale_listens(model, observed, plan) {
+        report.warnings.extend(crate::conntrack::flush(&listen));
     }
     Ok(report)
 }
 
 /// Converge the touched families back to the owned state observed before apply, and write
 /// back the sysctls that were changed.
-fn rollback(
+pub fn rollback(
     host: &Host,
     prefix: &str,
     before: &Observed,
@@ -244,4 +239,40 @@ fn rollback(
         }
     }
     Ok(())
+}
+
+/// The listens whose conntrack entries must go: forwards that are new or changed (their old
+/// entries, or un-NATed ones made before the rule existed, would win over the new rules) and
+/// forwards that were removed (found from their live DNAT rules).
+fn stale_listens(model: &Model, observed: &Observed, plan: &Plan) -> Vec<crate::conntrack::Listen> {
+    use crate::conntrack::Listen;
+    let prerouting = crate::names::owned_chain(&model.prefix, "PREROUTING");
+    let mut out: Vec<Listen> = Vec::new();
+    for fp in &plan.families {
+        let live = observed
+            .saved(fp.family)
+            .table("nat")
+            .and_then(|t| t.chain(&prerouting));
+        for name in &fp.changed_entries {
+            if let Some(f) = model
+                .forwards
+                .iter()
+                .find(|f| &f.name == name && f.family == fp.family)
+            {
+                out.push(Listen::of(f));
+            }
+            // The old listen too: a changed port or address leaves entries on the old one.
+            for r in live.iter().flat_map(|c| c.rules.iter()) {
+                if plan::entry_of(r).as_deref() != Some(name.as_str()) {
+                    continue;
+                }
+                if let Some(l) = Listen::from_rule(name, fp.family, r)
+                    && !out.contains(&l)
+                {
+                    out.push(l);
+                }
+            }
+        }
+    }
+    out
 }

@@ -32,6 +32,8 @@ impl Iptables {
                 })
                 .unwrap_or(false)
         };
+        // Legacy first: on a host without legacy rules that answer is instant, and the
+        // (possibly large) nf_tables rule set is not read twice.
         let legacy = has_rules("iptables-legacy-save") || has_rules("ip6tables-legacy-save");
         if legacy && !(has_rules("iptables-nft-save") || has_rules("ip6tables-nft-save")) {
             Iptables { variant: "-legacy" }

@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod coexist;
 pub mod conntrack;
 pub mod converge;
 pub mod diff;
@@ -24,6 +25,7 @@ pub mod model;
 pub mod names;
 pub mod netlab;
 pub mod persist;
+pub mod placement;
 pub mod plan;
 pub mod render;
 pub mod resolve;

@@ -849,7 +849,12 @@ fn run_probes(p: &LabPlan, m: &Model, lab: &Lab) -> Vec<Row> {
         }
         if f.local {
             match f.address {
-                Some(a) => plan.push((Side::Gateway, Some(a))),
+                Some(a) => {
+                    plan.push((Side::Gateway, Some(a)));
+                    if f.family == Family::V4 {
+                        plan.push((Side::Gateway, Some(Ipv4Addr::LOCALHOST.into())));
+                    }
+                }
                 None => {
                     plan.push((Side::Gateway, p.public(f.family)));
                     plan.push((Side::Gateway, p.lan_gw_addr(seg, f.family)));

@@ -317,6 +317,30 @@ fn local_access_from_the_gateway() {
     assert_eq!(lab.sysctl("net.ipv4.conf.lan0.route_localnet"), "1");
     assert_eq!(lab.sysctl("net.ipv4.conf.all.route_localnet"), "0");
     lab.assert_in_sync(&example("seed-local-access.yaml"));
+    // With a listen address: that address and 127.0.0.1, not the gateway's other addresses.
+    let text = std::fs::read_to_string(example("seed-local-access.yaml"))
+        .unwrap()
+        .replace(
+            "      port: 80\n",
+            "      port: 80\n      address: 192.0.2.1\n",
+        );
+    assert!(text.contains("address: 192.0.2.1"), "{text}");
+    lab.apply_text("local-address.yaml", &text);
+    for dst in [PUBLIC, std::net::Ipv4Addr::LOCALHOST] {
+        let r = probe_tcp(lab.gw(), sa(dst, 80), T);
+        assert_reached(
+            &lab,
+            &r,
+            "be1",
+            GW_LAN.into(),
+            &format!("gw -> {dst}:80 (address)"),
+        );
+    }
+    assert_blocked(
+        &probe_tcp(lab.gw(), sa(GW_LAN, 80), T),
+        &ProbeResult::Refused,
+        "not the listen address",
+    );
     // The OUTPUT DNAT does not hijack the gateway's own :80 connections to other hosts.
     assert_blocked(
         &probe_tcp(lab.gw(), sa(CLIENT, 80), T),

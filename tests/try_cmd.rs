@@ -66,6 +66,7 @@ fn try_demo_reaches_every_backend() {
         "client saw 203.0.113.10",
         "LAN client  203.0.113.10:80",
         "gateway     203.0.113.10:80",
+        "gateway     127.0.0.1:80",
         " 0 failed",
     ] {
         assert!(stdout.contains(want), "{want:?} missing:\n{stdout}");
