@@ -540,8 +540,16 @@ mod tests {
     #[test]
     fn an_unhooked_docker_user_is_not_used() {
         let live = iptsave::parse("*filter\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\nCOMMIT\n");
-        assert_eq!(jump_hook("filter", "FORWARD", live.table("filter")), "FORWARD");
-        let hooked = iptsave::parse("*filter\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n");
-        assert_eq!(jump_hook("filter", "FORWARD", hooked.table("filter")), "DOCKER-USER");
+        assert_eq!(
+            jump_hook("filter", "FORWARD", live.table("filter")),
+            "FORWARD"
+        );
+        let hooked = iptsave::parse(
+            "*filter\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n",
+        );
+        assert_eq!(
+            jump_hook("filter", "FORWARD", hooked.table("filter")),
+            "DOCKER-USER"
+        );
     }
 }
