@@ -234,12 +234,9 @@ impl LabPlan {
         }
         for s in &m.snats {
             if !nets.iter().any(|(n, _)| n.contains(&s.source.network())) {
-                let n = if s.source.prefix_len() >= net_around(s.source.network()).prefix_len() {
-                    s.source.trunc()
-                } else {
-                    net_around(s.source.network())
-                };
-                nets.push((n, default_lan.clone()));
+                // The /24 (/64) at the start of the source: the LAN client is put inside the
+                // source itself, even when that is narrower.
+                nets.push((net_around(s.source.network()), default_lan.clone()));
             }
         }
         let lan_nets: Vec<IpNet> = nets.iter().map(|(n, _)| *n).collect();
@@ -1212,5 +1209,15 @@ mod tests {
         assert_eq!(p.segments[1].gw[0].to_string(), "172.16.5.1/24");
         assert_eq!(p.backends[1].0, 1, "mail's backend sits on eth2");
         assert_eq!(p.segments[1].client.role, "lanc2");
+    }
+
+    #[test]
+    fn narrow_snat_source_gets_a_lan_and_a_client_inside_it() {
+        let p = plan(
+            "version: 1\nsnat:\n  - name: one-host\n    source: 10.5.5.77/32\n    out_interface: wan0\n",
+        );
+        assert_eq!(p.segments[0].gw[0].to_string(), "10.5.5.1/24");
+        assert_eq!(p.segments[0].client.addrs[0].to_string(), "10.5.5.77/24");
+        assert_eq!(p.wan_if, "wan0");
     }
 }
