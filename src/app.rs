@@ -78,6 +78,7 @@ pub fn run(cli: &Cli, ctx: &Ctx) -> Result<Outcome, Error> {
         Cmd::Apply { file, boot, .. } => apply_file(ctx, file, *boot),
         Cmd::Status { file } => crate::status::status(ctx, file.as_deref()),
         Cmd::Remove { prefix } => remove(ctx, prefix.as_deref()),
+        Cmd::Try { file } => crate::try_run::try_file(ctx, file),
     }
 }
 
@@ -101,9 +102,22 @@ fn read_text(path: &Path) -> Result<String, Error> {
             crate::spec::MAX_FILE_BYTES >> 20
         )));
     }
-    std::fs::read_to_string(path).map_err(|e| Error::Read {
+    let bytes = std::fs::read(path).map_err(|e| Error::Read {
         path: path.display().to_string(),
         source: e,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        // Point at the first byte that is not UTF-8, like any other spec error.
+        let valid =
+            String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]).to_string();
+        let line = valid.matches('\n').count() as u64 + 1;
+        let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+        let loc = crate::error::Location::new(line, col);
+        Error::Spec(crate::error::SpecError::one(
+            &path.display().to_string(),
+            loc,
+            "the file is not UTF-8 text",
+        ))
     })
 }
 
@@ -205,17 +219,27 @@ fn prepare(
     model: Model,
     source: &str,
     files_wanted: Option<Vec<ManagedFile>>,
+    query_unit: bool,
 ) -> Result<Prepared, Error> {
     let desired = render::render(&model, &SystemResolver);
     let observed = converge::observe(host, &desired)?;
-    let plan = converge::plan(host, &desired, &observed)?;
+    let mut plan = converge::plan(host, &desired, &observed)?;
+    // Port conflicts with foreign DNATs and nftables tables iptables-save cannot show.
+    plan.warnings
+        .extend(crate::coexist::warnings(&model, &observed));
     let files = match files_wanted {
         Some(f) => f,
         None => files::desired_files(&model, &desired, source)?,
     };
-    let unit_enabled = service_manager(&ctx.root)
-        .and_then(|sm| sm.is_enabled(UNIT_NAME))
-        .ok();
+    // Not at boot: the boot apply manages neither files nor the unit, and runs before
+    // dbus.service (a connect to the socket-activated bus would wait for it).
+    let unit_enabled = query_unit
+        .then(|| {
+            service_manager(&ctx.root)
+                .and_then(|sm| sm.is_enabled(UNIT_NAME))
+                .ok()
+        })
+        .flatten();
     Ok(Prepared {
         model,
         desired,
@@ -310,7 +334,7 @@ fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
         netfilter: &nf,
         sysctl: &sc,
     };
-    let p = prepare(ctx, &host, model, &source, None)?;
+    let p = prepare(ctx, &host, model, &source, None, true)?;
     let (d, changed) = plan_diff(ctx, &p, true)?;
     let mut out = Outcome {
         changed,
@@ -341,7 +365,7 @@ fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, Error> {
     };
     // At boot the unit applies the persisted copy: files and unit are already as they should be.
     let files_wanted = boot.then(Vec::new);
-    let p = prepare(ctx, &host, model, &source, files_wanted)?;
+    let p = prepare(ctx, &host, model, &source, files_wanted, !boot)?;
     let (d, changed) = plan_diff(ctx, &p, true)?;
     let d = if boot { String::new() } else { d };
     let mut out = Outcome {
@@ -401,27 +425,16 @@ fn write_files_and_enable(ctx: &Ctx, p: &Prepared, journal: &mut FileJournal) ->
     }
     if p.unit_enabled != Some(true) {
         sm.enable(UNIT_NAME)?;
+        // Runs after this apply releases the lock; finds the host in sync and stays active.
+        sm.start_no_wait(UNIT_NAME)?;
     }
     Ok(())
 }
 
 /// Put the kernel and sysctls back as observed before this apply (files are done by the journal).
 fn undo_kernel(host: &Host, p: &Prepared) -> Result<(), Error> {
-    for family in Family::ALL {
-        let target =
-            crate::plan::ruleset_from_live(&p.desired.prefix, family, p.observed.saved(family));
-        let now = crate::iptsave::parse(&host.netfilter.save(family, "")?);
-        let back = crate::plan::plan_family(&p.desired.prefix, &target, &now);
-        if !back.is_empty() {
-            host.netfilter.restore(family, &back.payload())?;
-        }
-    }
-    for c in &p.plan.sysctls {
-        if let Some(old) = &c.live {
-            host.sysctl.set(&c.setting.key.proc_path(), old)?;
-        }
-    }
-    Ok(())
+    let changed: Vec<&converge::SysctlChange> = p.plan.sysctls.iter().collect();
+    converge::rollback(host, &p.desired.prefix, &p.observed, &Family::ALL, &changed)
 }
 
 /// The prefix of the persisted state, if there is one that parses.
@@ -450,6 +463,7 @@ fn remove(ctx: &Ctx, prefix: Option<&str>) -> Result<Outcome, Error> {
         Model::empty(&prefix),
         "",
         Some(files::no_files()),
+        true,
     )?;
     let (d, changed) = plan_diff(ctx, &p, false)?;
     let mut out = Outcome {

@@ -70,6 +70,10 @@ pub enum Cmd {
         /// The desired state to compare with (default: the persisted /etc/pfstate/host.yaml).
         file: Option<PathBuf>,
     },
+    /// Build a throwaway copy of FILE's host in network namespaces, apply FILE there, send real
+    /// connections to every forward and print what reached which backend; never touches the
+    /// host's own firewall.
+    Try { file: PathBuf },
     /// Delete every owned chain and jump, the persisted state, the sysctl.d file and the unit.
     Remove {
         /// The chain prefix to remove (default: the persisted state's, else PFSTATE).

@@ -3,7 +3,55 @@
 
 use std::process::{Command, Stdio};
 
-use crate::model::{Family, Forward};
+use std::net::IpAddr;
+
+use crate::model::{Family, Forward, PortRange, Proto};
+use crate::validate::parse_port_range;
+
+/// What identifies a forward's connections in the conntrack table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub name: String,
+    pub family: Family,
+    pub protos: Vec<Proto>,
+    pub port: PortRange,
+    pub address: Option<IpAddr>,
+}
+
+impl Listen {
+    pub fn of(f: &Forward) -> Listen {
+        Listen {
+            name: f.name.clone(),
+            family: f.family,
+            protos: f.protos.clone(),
+            port: f.port,
+            address: f.address,
+        }
+    }
+
+    /// Recover a removed forward's listen from one of its live DNAT dispatch rules
+    /// (`-d ADDR/32 -p tcp ... --dport 80 ...`), so its connections can be flushed too.
+    pub fn from_rule(name: &str, family: Family, rule: &str) -> Option<Listen> {
+        let words: Vec<&str> = rule.split_whitespace().collect();
+        let after = |flag: &str| words.windows(2).find(|w| w[0] == flag).map(|w| w[1]);
+        let proto = match after("-p")? {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            _ => return None,
+        };
+        let port = parse_port_range(after("--dport")?).ok()?;
+        let address = after("-d")
+            .and_then(|d| d.split('/').next())
+            .and_then(|a| a.parse().ok());
+        Some(Listen {
+            name: name.to_string(),
+            family,
+            protos: vec![proto],
+            port,
+            address,
+        })
+    }
+}
 
 /// Ranges wider than this are not flushed port by port (the conntrack tool takes one port).
 const MAX_PORTS_TO_FLUSH: u32 = 1024;
@@ -15,35 +63,38 @@ const MAX_BLIND_DELETES: usize = 16;
 
 const NO_TOOL: &str = "conntrack tool not found: existing connections keep their old translation until they end (install the conntrack package)";
 
-/// [`flush_forward`] for several forwards at once.
-pub fn flush_forwards(forwards: &[&Forward]) -> Vec<String> {
-    let deletes: usize = forwards
+/// [`flush`] for several listens at once: one `conntrack -D` per port when there are few,
+/// otherwise one `conntrack -L` per family and a delete only for the ports that have entries.
+pub fn flush_all(listens: &[Listen]) -> Vec<String> {
+    let deletes: usize = listens
         .iter()
-        .filter(|f| f.port.width() <= MAX_PORTS_TO_FLUSH)
-        .map(|f| f.protos.len() * f.port.width() as usize)
+        .filter(|l| l.port.width() <= MAX_PORTS_TO_FLUSH)
+        .map(|l| l.protos.len() * l.port.width() as usize)
         .sum();
+    let mut warnings: Vec<String> = Vec::new();
+    let note = |w: String, warnings: &mut Vec<String>| {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    };
     if deletes <= MAX_BLIND_DELETES {
-        let mut warnings = Vec::new();
-        for f in forwards {
-            for w in flush_forward(f) {
-                if !warnings.contains(&w) {
-                    warnings.push(w);
-                }
+        for l in listens {
+            for w in flush(l) {
+                note(w, &mut warnings);
             }
         }
         return warnings;
     }
-    let mut warnings = Vec::new();
     for family in [Family::V4, Family::V6] {
-        let of_family: Vec<&&Forward> = forwards.iter().filter(|f| f.family == family).collect();
+        let of_family: Vec<&Listen> = listens.iter().filter(|l| l.family == family).collect();
         if of_family.is_empty() {
             continue;
         }
-        let listed = Command::new("conntrack")
+        let Ok(listed) = Command::new("conntrack")
             .args(["-L", "-f", family_name(family)])
             .stderr(Stdio::null())
-            .output();
-        let Ok(listed) = listed else {
+            .output()
+        else {
             return vec![NO_TOOL.to_string()];
         };
         // (proto, port, original destination) of every entry; usually few, often none.
@@ -53,22 +104,32 @@ pub fn flush_forwards(forwards: &[&Forward]) -> Vec<String> {
             .collect();
         entries.sort();
         entries.dedup();
-        let mut done: Vec<(String, u16, Option<std::net::IpAddr>)> = Vec::new();
-        for f in &of_family {
+        let mut done: Vec<(String, u16, Option<IpAddr>)> = Vec::new();
+        for l in &of_family {
+            if l.port.width() > MAX_PORTS_TO_FLUSH {
+                note(
+                    format!(
+                        "forward `{}`: not flushing conntrack entries of {} ports",
+                        l.name,
+                        l.port.width()
+                    ),
+                    &mut warnings,
+                );
+                continue;
+            }
             for (proto, port, dst) in &entries {
-                let hit = f.protos.iter().any(|p| p.name() == proto)
-                    && f.port.lo <= *port
-                    && *port <= f.port.hi
-                    && f.address.is_none_or(|a| dst.parse().ok() == Some(a));
-                let key = (proto.clone(), *port, f.address);
+                let hit = l.protos.iter().any(|p| p.name() == proto)
+                    && l.port.lo <= *port
+                    && *port <= l.port.hi
+                    && l.address.is_none_or(|a| dst.parse().ok() == Some(a));
+                let key = (proto.clone(), *port, l.address);
                 if hit && !done.contains(&key) {
-                    delete(family, proto, *port, f.address);
+                    delete(family, proto, *port, l.address);
                     done.push(key);
                 }
             }
         }
     }
-    warnings.dedup();
     warnings
 }
 
@@ -91,7 +152,7 @@ fn family_name(family: Family) -> &'static str {
     }
 }
 
-fn delete(family: Family, proto: &str, port: u16, address: Option<std::net::IpAddr>) {
+fn delete(family: Family, proto: &str, port: u16, address: Option<IpAddr>) {
     let mut cmd = Command::new("conntrack");
     cmd.args([
         "-D",
@@ -110,7 +171,7 @@ fn delete(family: Family, proto: &str, port: u16, address: Option<std::net::IpAd
 
 /// Delete the entries whose original destination is this forward's listen port (and address).
 /// Returns warnings; a missing `conntrack` tool is a warning, not an error.
-pub fn flush_forward(f: &Forward) -> Vec<String> {
+pub fn flush(f: &Listen) -> Vec<String> {
     let mut warnings = Vec::new();
     if f.port.width() > MAX_PORTS_TO_FLUSH {
         warnings.push(format!(
@@ -143,7 +204,7 @@ pub fn flush_forward(f: &Forward) -> Vec<String> {
             match cmd.stdout(Stdio::null()).stderr(Stdio::null()).status() {
                 Ok(_) => {}
                 Err(_) => {
-                    warnings.push("conntrack tool not found: existing connections keep their old translation until they end (install the conntrack package)".to_string());
+                    warnings.push(NO_TOOL.to_string());
                     return warnings;
                 }
             }

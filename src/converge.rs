@@ -210,25 +210,16 @@ pub fn apply(
             },
         );
     }
-    let changed: std::collections::BTreeSet<&String> = plan
-        .families
-        .iter()
-        .flat_map(|f| f.changed_entries.iter())
-        .collect();
-    let flush: Vec<&crate::model::Forward> = model
-        .forwards
-        .iter()
-        .filter(|f| changed.contains(&f.name))
-        .collect();
+    let listens = stale_listens(model, observed, plan);
     report
         .warnings
-        .extend(crate::conntrack::flush_forwards(&flush));
+        .extend(crate::conntrack::flush_all(&listens));
     Ok(report)
 }
 
 /// Converge the touched families back to the owned state observed before apply, and write
 /// back the sysctls that were changed.
-fn rollback(
+pub fn rollback(
     host: &Host,
     prefix: &str,
     before: &Observed,
@@ -249,4 +240,65 @@ fn rollback(
         }
     }
     Ok(())
+}
+
+/// The listens whose conntrack entries must go: forwards that are new or changed (their old
+/// entries, or un-NATed ones made before the rule existed, would win over the new rules) and
+/// forwards that were removed (found from their live DNAT rules, in PREFIX-PREROUTING or, for
+/// a large rule set, in the leaves of its tree).
+fn stale_listens(model: &Model, observed: &Observed, plan: &Plan) -> Vec<crate::conntrack::Listen> {
+    use crate::conntrack::Listen;
+    use std::collections::{HashMap, HashSet};
+    let prerouting = crate::names::owned_chain(&model.prefix, "PREROUTING");
+    let forwards: HashMap<(&str, Family), &crate::model::Forward> = model
+        .forwards
+        .iter()
+        .map(|f| ((f.name.as_str(), f.family), f))
+        .collect();
+    let mut out: Vec<Listen> = Vec::new();
+    for fp in &plan.families {
+        if fp.changed_entries.is_empty() {
+            continue;
+        }
+        // The live DNAT dispatch rules of each changed entry, read once.
+        let mut live: HashMap<String, Vec<&String>> = HashMap::new();
+        if let Some(t) = observed.saved(fp.family).table("nat") {
+            for (name, chain) in &t.chains {
+                let dispatch = *name == prerouting
+                    || crate::render_tree::base_chain(&model.prefix, name).as_deref()
+                        == Some(prerouting.as_str());
+                if !dispatch {
+                    continue;
+                }
+                for r in &chain.rules {
+                    if let Some(e) = plan::entry_of(r).filter(|e| fp.changed_entries.contains(e)) {
+                        live.entry(e).or_default().push(r);
+                    }
+                }
+            }
+        }
+        let mut seen: HashSet<(
+            String,
+            Vec<crate::model::Proto>,
+            crate::model::PortRange,
+            Option<std::net::IpAddr>,
+        )> = HashSet::new();
+        let mut push = |l: Listen, out: &mut Vec<Listen>| {
+            if seen.insert((l.name.clone(), l.protos.clone(), l.port, l.address)) {
+                out.push(l);
+            }
+        };
+        for name in &fp.changed_entries {
+            if let Some(f) = forwards.get(&(name.as_str(), fp.family)) {
+                push(Listen::of(f), &mut out);
+            }
+            // The old listen too: a changed port or address leaves entries on the old one.
+            for r in live.get(name).into_iter().flatten() {
+                if let Some(l) = Listen::from_rule(name, fp.family, r) {
+                    push(l, &mut out);
+                }
+            }
+        }
+    }
+    out
 }

@@ -40,10 +40,7 @@ pub fn desired_files(
             })?,
         )
     };
-    let binary = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.to_str().map(str::to_string))
-        .unwrap_or_else(|| "/usr/sbin/pfstate".to_string());
+    let binary = unit_binary();
     let unit = unit::render_unit(&UnitParams {
         binary,
         state_path: STATE_PATH.to_string(),
@@ -122,4 +119,29 @@ impl FileJournal {
         }
         Ok(())
     }
+}
+
+/// Where packages install pfstate; the unit names one of these when it is the running binary.
+const INSTALLED_PATHS: [&str; 4] = [
+    "/usr/sbin/pfstate",
+    "/usr/local/sbin/pfstate",
+    "/usr/bin/pfstate",
+    "/usr/local/bin/pfstate",
+];
+
+/// The binary the boot unit runs: the running one, named by its installed path when it has one
+/// (a stable name across upgrades that replace the file), never a "(deleted)" path.
+fn unit_binary() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(exe) = std::env::current_exe() else {
+        return INSTALLED_PATHS[0].to_string();
+    };
+    let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));
+    let id = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let running = id(&exe);
+    INSTALLED_PATHS
+        .iter()
+        .find(|p| running.is_some() && id(std::path::Path::new(p)) == running)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| exe.to_string_lossy().into_owned())
 }

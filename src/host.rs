@@ -41,6 +41,12 @@ pub trait ServiceManager {
             "cannot restart {unit}: not supported by this service manager"
         )))
     }
+    /// Queue a start of the unit without waiting for it: used right after the first apply so
+    /// the oneshot is active (and `systemctl reload` works) before the next boot. Waiting
+    /// would deadlock, since the unit's own apply waits for this run's lock.
+    fn start_no_wait(&self, _unit: &str) -> Result<(), HostError> {
+        Ok(())
+    }
     /// The unit's `ActiveState` (`active`, `inactive`, `failed`, ...); `unknown` by default.
     fn active_state(&self, _unit: &str) -> Result<String, HostError> {
         Ok("unknown".to_string())

@@ -32,7 +32,9 @@ impl Iptables {
                 })
                 .unwrap_or(false)
         };
-        // Both families at once: each check is a process, on the path of every command.
+        // Legacy first: on a host without legacy rules that answer is instant, and the
+        // (possibly large) nf_tables rule set is not read twice. Both families at once: each
+        // check is a process, on the path of every command.
         let either = |a: &str, b: &str| {
             std::thread::scope(|s| {
                 let other = s.spawn(|| has_rules(b));

@@ -98,15 +98,38 @@ pub fn counters(line: &str) -> Option<(u64, u64)> {
     Some((p.parse().ok()?, b.parse().ok()?))
 }
 
-/// The jump target of a rule line (`-j X` or `-g X`), if any.
+/// The jump target of a rule line (`-j X` or `-g X`), if any. Words inside `"quoted"` strings
+/// and the value of `--comment` never count, so a foreign rule whose comment mentions
+/// `-j PFSTATE-X` is not mistaken for one of pfstate's jumps (and deleted).
 pub fn target(rule: &str) -> Option<&str> {
-    let mut it = rule.split_whitespace();
-    while let Some(tok) = it.next() {
-        if tok == "-j" || tok == "-g" {
-            return it.next();
+    let mut words: Vec<&str> = Vec::new();
+    let mut rest = rule;
+    while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
+        rest = &rest[start..];
+        let end = if let Some(quoted) = rest.strip_prefix('"') {
+            let mut escaped = false;
+            quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let close = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    close
+                })
+                .map_or(rest.len(), |(i, _)| i + 2)
+        } else {
+            rest.find(char::is_whitespace).unwrap_or(rest.len())
+        };
+        words.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    let mut found = None;
+    for i in 0..words.len().saturating_sub(1) {
+        let option = i > 0 && words[i - 1] == "--comment";
+        if (words[i] == "-j" || words[i] == "-g") && !option && found.is_none() {
+            found = Some(words[i + 1]);
         }
     }
-    None
+    found
 }
 
 #[cfg(test)]
@@ -130,5 +153,23 @@ mod tests {
         );
         assert_eq!(target("-A PREROUTING -j X"), Some("X"));
         assert_eq!(counters("[1:60] -A PREROUTING -j X"), Some((1, 60)));
+    }
+
+    #[test]
+    fn comments_never_count_as_targets() {
+        assert_eq!(
+            target("-A INPUT -m comment --comment \"see -j PFSTATE-INPUT\" -j ACCEPT"),
+            Some("ACCEPT")
+        );
+        assert_eq!(
+            target("-A INPUT -m comment --comment \"a \\\" -j PFSTATE-X\" -j DROP"),
+            Some("DROP")
+        );
+        assert_eq!(
+            target("-A INPUT -m comment --comment -j -j RETURN"),
+            Some("RETURN")
+        );
+        assert_eq!(target("-A INPUT -m comment --comment \"cali:x\""), None);
+        assert_eq!(target("-A FORWARD -g PFSTATE-FWD"), Some("PFSTATE-FWD"));
     }
 }

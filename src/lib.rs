@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod coexist;
 pub mod conntrack;
 pub mod converge;
 pub mod diff;
@@ -24,6 +25,7 @@ pub mod model;
 pub mod names;
 pub mod netlab;
 pub mod persist;
+pub mod placement;
 pub mod plan;
 pub mod render;
 pub mod render_tree;
@@ -36,5 +38,6 @@ pub mod suggest;
 pub mod sysctl;
 pub mod sysctl_conf;
 pub mod systemd;
+pub mod try_run;
 pub mod unit;
 pub mod validate;

@@ -2,7 +2,9 @@
 //!
 //! Only owned chains whose rules differ are rewritten (declaring `:CHAIN` under `--noflush`
 //! flushes that chain alone); owned chains no longer wanted are flushed and deleted; jumps are
-//! added only where missing and removed only when they are pfstate's and not wanted. A plan
+//! added only where missing, removed only when they are pfstate's and not wanted, and
+//! re-placed (deleted by full text, inserted again) when duplicated or misplaced relative to
+//! the other systems' rules (see `placement`). A plan
 //! with nothing to do produces no payload, so a converged host sees no kernel write at all.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -10,6 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::iptsave::{self, Saved, SavedTable};
 use crate::model::Family;
 use crate::names;
+use crate::placement;
 use crate::render::{Chain, Jump, Ruleset, TABLES, TableRules};
 
 /// Docker's documented place for user rules; see `jump_hook`.
@@ -104,30 +107,22 @@ impl FamilyPlan {
 /// DOCKER-FORWARD accepts all container traffic, so a FORWARD-level jump would be pushed below
 /// it; DOCKER-USER is where Docker documents user rules go and it is never flushed by Docker.
 pub fn jump_hook(table: &str, from: &str, live: Option<&SavedTable>) -> String {
-    if table == "filter"
-        && from == "FORWARD"
-        && live.is_some_and(|t| t.chain(DOCKER_USER).is_some())
-    {
+    if table == "filter" && from == "FORWARD" && live.is_some_and(docker_user_is_hooked) {
         DOCKER_USER.to_string()
     } else {
         from.to_string()
     }
 }
 
-fn is_cali(rule: &str) -> bool {
-    rule.contains("--comment \"cali:") || rule.contains("--comment cali:")
-}
-
-/// Where to insert a missing jump, relative to the other systems' rules (never a fixed index):
-/// after Calico's leading `cali:` block (Felix moves anything above it down again), and in nat
-/// POSTROUTING at the end but before Calico's trailing rule, which Felix keeps last.
-fn jump_position(table: &str, chain: &str, rules: &[&String]) -> Option<usize> {
-    if table == "nat" && chain == "POSTROUTING" {
-        let trailing = rules.iter().rev().take_while(|r| is_cali(r)).count();
-        return (trailing > 0).then_some(rules.len() - trailing + 1);
-    }
-    let leading = rules.iter().take_while(|r| is_cali(r)).count();
-    Some(leading + 1)
+/// DOCKER-USER exists and FORWARD jumps into it: a chain Docker left behind without its jump
+/// (a half-removed Docker) would never see a packet, so pfstate hooks FORWARD instead.
+fn docker_user_is_hooked(t: &SavedTable) -> bool {
+    t.chain(DOCKER_USER).is_some()
+        && t.chain("FORWARD").is_some_and(|f| {
+            f.rules
+                .iter()
+                .any(|r| iptsave::target(r) == Some(DOCKER_USER))
+        })
 }
 
 /// Plan one family. `live` is the parsed `iptables-save` of that family.
@@ -195,46 +190,72 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
             );
         }
 
-        // Jumps: pfstate's are the rules outside owned chains that target an owned chain.
-        let mut live_jumps: Vec<String> = Vec::new();
+        // Jumps: pfstate's are the rules outside owned chains that target an owned chain. A
+        // wanted jump is kept only when it is there once and well placed (see `placement`);
+        // otherwise every copy is deleted by its full text and one is inserted where it belongs.
+        let mut live_jumps: Vec<(String, usize, String)> = Vec::new();
         if let Some(t) = have {
             for chain in t.order.iter().filter(|c| !names::is_owned(c, prefix)) {
-                for r in &t.chains[chain].rules {
+                for (i, r) in t.chains[chain].rules.iter().enumerate() {
                     if iptsave::target(r).is_some_and(|to| names::is_owned(to, prefix)) {
-                        live_jumps.push(r.clone());
+                        live_jumps.push((chain.clone(), i, r.clone()));
                     }
                 }
             }
         }
         let mut kept: Vec<String> = Vec::new();
-        for r in &live_jumps {
+        let mut misplaced: Vec<String> = Vec::new();
+        for (chain, i, r) in &live_jumps {
+            let copies = live_jumps.iter().filter(|(_, _, l)| l == r).count();
             let wanted = want_jumps.iter().any(|j| &j.line() == r);
-            if wanted && !kept.contains(r) {
+            let placed = copies == 1
+                && have.and_then(|t| t.chain(chain)).is_some_and(|c| {
+                    let rules: Vec<&str> = c.rules.iter().map(String::as_str).collect();
+                    placement::well_placed(table, chain, &rules, *i)
+                });
+            if wanted && placed {
                 kept.push(r.clone());
             } else {
+                if wanted && !misplaced.contains(r) {
+                    misplaced.push(r.clone());
+                }
                 tp.remove_jumps.push(r.clone());
             }
         }
         for j in &want_jumps {
             if !kept.contains(&j.line()) {
-                let rules: Vec<&String> = have
+                let rules: Vec<&str> = have
                     .and_then(|t| t.chain(&j.from))
                     .map(|c| {
                         c.rules
                             .iter()
                             .filter(|r| !tp.remove_jumps.contains(r))
+                            .map(String::as_str)
                             .collect()
                     })
                     .unwrap_or_default();
-                tp.add_jumps
-                    .push((j.clone(), jump_position(table, &j.from, &rules)));
+                tp.add_jumps.push((
+                    j.clone(),
+                    placement::insert_position(table, &j.from, &rules),
+                ));
             }
         }
+        // A misplaced jump reads the same as a well placed one: say where it is in the view.
+        let live_jump_view: Vec<String> = live_jumps
+            .iter()
+            .map(|(chain, i, r)| {
+                if misplaced.contains(r) {
+                    format!("{r}    # misplaced: rule {} of {chain}", i + 1)
+                } else {
+                    r.clone()
+                }
+            })
+            .collect();
 
         live_view.push_str(&view(
             desired.family,
             table,
-            &live_jumps,
+            &live_jump_view,
             live_owned.iter().map(|(n, r)| (n.as_str(), r.as_slice())),
             want,
         ));
@@ -470,6 +491,91 @@ mod tests {
         assert!(
             payload.contains("-I DOCKER-USER 1 -m comment --comment pfstate -j PFSTATE-FORWARD"),
             "{payload}"
+        );
+    }
+
+    fn nat_live(prerouting: &[&str]) -> Saved {
+        let mut text = String::from(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:PFSTATE-PREROUTING - [0:0]\n:PFSTATE-CANARY - [0:0]\n",
+        );
+        for r in prerouting {
+            text.push_str(&format!("-A PREROUTING {r}\n"));
+        }
+        text.push_str(&format!("{RULE}\nCOMMIT\n"));
+        iptsave::parse(&text)
+    }
+
+    const CALI: &str = "-m comment --comment \"cali:6gwbT8clXdHdC1b1\" -j cali-PREROUTING";
+    const KUBE: &str = "-m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES";
+    const JUMP: &str = "-m comment --comment pfstate -j PFSTATE-PREROUTING";
+
+    fn with_canary() -> Ruleset {
+        let canary = Chain {
+            name: "PFSTATE-CANARY".into(),
+            rules: vec![],
+        };
+        ruleset(vec![pre(&[RULE]), canary], vec![jump()])
+    }
+
+    #[test]
+    fn jump_above_calico_is_replaced_and_shown_as_misplaced() {
+        let p = plan_family("PFSTATE", &with_canary(), &nat_live(&[JUMP, CALI, KUBE]));
+        assert_eq!(
+            p.payload(),
+            format!("*nat\n-D PREROUTING {JUMP}\n-I PREROUTING 2 {JUMP}\nCOMMIT\n")
+        );
+        assert!(
+            p.live_view.contains("# misplaced: rule 1 of PREROUTING"),
+            "{}",
+            p.live_view
+        );
+        assert!(p.changed_entries.is_empty(), "no entry changed");
+    }
+
+    #[test]
+    fn jump_below_a_later_foreign_insert_is_left_alone() {
+        // kube-proxy or libvirt inserting a missing jump at 1 is not pfstate's drift.
+        let p = plan_family("PFSTATE", &with_canary(), &nat_live(&[CALI, KUBE, JUMP]));
+        assert!(p.is_empty(), "{}", p.payload());
+    }
+
+    #[test]
+    fn duplicate_jumps_are_all_removed_and_one_reinserted() {
+        let p = plan_family(
+            "PFSTATE",
+            &with_canary(),
+            &nat_live(&[CALI, JUMP, KUBE, JUMP]),
+        );
+        assert_eq!(
+            p.payload(),
+            format!(
+                "*nat\n-D PREROUTING {JUMP}\n-D PREROUTING {JUMP}\n-I PREROUTING 2 {JUMP}\nCOMMIT\n"
+            )
+        );
+    }
+
+    #[test]
+    fn missing_canary_alone_is_drift() {
+        let live = iptsave::parse(&format!(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:PFSTATE-PREROUTING - [0:0]\n-A PREROUTING {JUMP}\n{RULE}\nCOMMIT\n"
+        ));
+        let p = plan_family("PFSTATE", &with_canary(), &live);
+        assert_eq!(p.payload(), "*nat\n:PFSTATE-CANARY - [0:0]\nCOMMIT\n");
+    }
+
+    #[test]
+    fn an_unhooked_docker_user_is_not_used() {
+        let live = iptsave::parse("*filter\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\nCOMMIT\n");
+        assert_eq!(
+            jump_hook("filter", "FORWARD", live.table("filter")),
+            "FORWARD"
+        );
+        let hooked = iptsave::parse(
+            "*filter\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n",
+        );
+        assert_eq!(
+            jump_hook("filter", "FORWARD", hooked.table("filter")),
+            "DOCKER-USER"
         );
     }
 }

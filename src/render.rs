@@ -10,6 +10,7 @@
 //! filter INPUT       -> PREFIX-INPUT        route_localnet guard, input filter rules
 //! filter FORWARD     -> PREFIX-FORWARD      forward filter rules, then accepts of forwards and snat
 //! filter OUTPUT      -> PREFIX-OUTPUT       output filter rules
+//! nat, filter        PREFIX-CANARY (empty, no jump): its absence reveals a flushed table
 //! ```
 //! Owned chains never end in a verdict of their own: packets nothing matched fall through to
 //! the rules of Docker, libvirt, Kubernetes or ufw below the jump.
@@ -210,9 +211,28 @@ fn render_family(
             ("OUTPUT", &n.filter_output),
         ],
     );
-    Ruleset {
-        family,
-        tables: vec![("nat", nat), ("filter", filter)],
+    let mut tables = vec![("nat", nat), ("filter", filter)];
+    add_canaries(p, &mut tables);
+    Ruleset { family, tables }
+}
+
+/// The name of the empty chain pfstate keeps in every table it uses (`PREFIX-CANARY`).
+pub const CANARY: &str = "CANARY";
+
+/// When a family is in use, an empty `PREFIX-CANARY` chain in each of its tables: if it is gone,
+/// the table was flushed as a whole (firewalld's iptables backend, `ufw` with MANAGE_BUILTINS,
+/// `netfilter-persistent reload`) even where pfstate has no other rules in that table. Like
+/// every owned chain it is desired state, so `plan` reports it missing and `apply` recreates it.
+fn add_canaries(prefix: &str, tables: &mut [(&'static str, TableRules)]) {
+    if tables.iter().all(|(_, t)| t.chains.is_empty()) {
+        return;
+    }
+    let name = names::owned_chain(prefix, CANARY);
+    for (_, t) in tables.iter_mut() {
+        t.chains.push(Chain {
+            name: name.clone(),
+            rules: Vec::new(),
+        });
     }
 }
 
@@ -326,8 +346,9 @@ fn forward_rules(
     let lb_chain = (f.backends.len() > 1)
         .then(|| names::owned_chain(&model.prefix, &format!("LB-{}", f.name)));
     let via = f.via.clone();
-    // Asking the routing table costs a process per forward: only when something needs it.
-    let needs_egress = f.local || (f.hairpin == Hairpin::Auto && f.snat == SourceNat::None);
+    // Asking the routing table costs a process per forward: only when something needs it
+    // (local access, hairpin).
+    let needs_egress = f.local || f.hairpin != Hairpin::Off;
     let egress = via.clone().or_else(|| {
         needs_egress
             .then(|| resolver.egress_interface(f.backends[0].addr))
@@ -338,40 +359,56 @@ fn forward_rules(
         let pn = proto.name();
         let dport = format!("--dport {}", f.port.match_text());
         // Where DNAT applies: the listen address, or any of the gateway's own addresses.
-        let dest = |r: Rule| match f.address {
+        let dest = |r: Rule, to: Option<IpAddr>| match to {
             Some(a) => r.destination(host(a)),
             None => r.m("addrtype", "--dst-type LOCAL"),
         };
         // The dispatch rule(s) for one hook: straight to the backend, or into the LB chain.
-        let dispatch =
-            |chain: &str, sources: &[Option<IpNet>], iface: Option<&str>, nat: &mut Builder| {
-                for src in sources {
-                    let mut r = Rule::new(chain).proto(pn).maybe_in_interface(iface);
-                    if let Some(s) = src {
-                        r = r.source(*s);
-                    }
-                    let r = dest(r).m(pn, &dport).comment(&c);
-                    match &lb_chain {
-                        Some(lb) => nat.push(chain, r.target(lb)),
-                        None => nat.push(chain, r.target(&dnat_target(f, &f.backends[0]))),
-                    }
+        let dispatch = |chain: &str,
+                        sources: &[Option<IpNet>],
+                        iface: Option<&str>,
+                        to: Option<IpAddr>,
+                        nat: &mut Builder| {
+            for src in sources {
+                let mut r = Rule::new(chain).proto(pn).maybe_in_interface(iface);
+                if let Some(s) = src {
+                    r = r.source(*s);
                 }
-            };
+                let r = dest(r, to).m(pn, &dport).comment(&c);
+                match &lb_chain {
+                    Some(lb) => nat.push(chain, r.target(lb)),
+                    None => nat.push(chain, r.target(&dnat_target(f, &f.backends[0]))),
+                }
+            }
+        };
         let sources: Vec<Option<IpNet>> = if f.from.is_empty() {
             vec![None]
         } else {
             f.from.iter().copied().map(Some).collect()
         };
-        dispatch(&n.prerouting, &sources, f.interface.as_deref(), nat);
-        // A forward bound to the WAN interface still has to catch LAN clients for hairpin.
+        dispatch(
+            &n.prerouting,
+            &sources,
+            f.interface.as_deref(),
+            f.address,
+            nat,
+        );
+        // A forward bound to the WAN interface still has to catch LAN clients for hairpin
+        // (the LAN interface: `via`, else the route to the first backend).
         if f.hairpin != Hairpin::Off
-            && let (Some(wan), Some(lan)) = (&f.interface, &via)
+            && let (Some(wan), Some(lan)) = (&f.interface, &egress)
             && wan != lan
         {
-            dispatch(&n.prerouting, &sources, Some(lan), nat);
+            dispatch(&n.prerouting, &sources, Some(lan), f.address, nat);
         }
         if f.local {
-            dispatch(&n.nat_output, &[None], None, nat);
+            dispatch(&n.nat_output, &[None], None, f.address, nat);
+            // Without a listen address, `--dst-type LOCAL` already covers 127.0.0.1; with one,
+            // the loopback address is added so local clients can use either.
+            if f.address.is_some() && f.family == Family::V4 {
+                let loopback = IpAddr::from([127, 0, 0, 1]);
+                dispatch(&n.nat_output, &[None], None, Some(loopback), nat);
+            }
         }
         if let Some(lb) = &lb_chain {
             for r in selection(f, lb, *proto) {
@@ -387,7 +424,11 @@ fn forward_rules(
                     .maybe_out_interface(via.as_deref())
                     .proto(pn)
             };
-            let dnatted = |r: Rule| r.m(pn, &bport).m("conntrack", "--ctstate DNAT").comment(&c);
+            // Only this forward's translated connections (by listen port): another forward to
+            // the same backend keeps its own source NAT (or none). Not by listen address: local
+            // clients also come in through 127.0.0.1.
+            let orig = format!("--ctstate DNAT --ctorigdstport {}", f.port.match_text());
+            let dnatted = |r: Rule| r.m(pn, &bport).m("conntrack", &orig).comment(&c);
             match &f.snat {
                 SourceNat::Masquerade => {
                     nat.push(&n.postrouting, dnatted(to_backend()).target("MASQUERADE"))

@@ -181,10 +181,19 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
     let text = e.without_snippet().to_string();
     let first = text.lines().next().unwrap_or("invalid YAML").trim();
     let first = first.strip_prefix("error:").unwrap_or(first).trim();
-    let message = strip_location_prefix(first);
+    let message = strip_location_suffix(strip_location_prefix(first));
     match crate::suggest::unknown_field_hint(message) {
         Some(hint) => format!("{message}; {hint}"),
         None => message.to_string(),
+    }
+}
+
+fn strip_location_suffix(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(", column ") || message[i..].contains(" column ") => {
+            &message[..i]
+        }
+        _ => message,
     }
 }
 

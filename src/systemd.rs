@@ -46,6 +46,7 @@ trait Manager {
     fn get_unit_file_state(&self, file: &str) -> zbus::Result<String>;
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn subscribe(&self) -> zbus::Result<()>;
     #[zbus(signal)]
     fn job_removed(
@@ -200,6 +201,12 @@ impl ServiceManager for DbusServiceManager {
 
     /// `enabled` or `enabled-runtime` (its `[Install]` symlinks exist); a missing unit file is
     /// not enabled.
+    /// Queue a start job and return at once; see [`ServiceManager::start_no_wait`].
+    fn start_no_wait(&self, unit: &str) -> Result<(), HostError> {
+        self.call(async |m| m.start_unit(unit, "replace").await)
+            .map(|_| ())
+    }
+
     fn is_enabled(&self, unit: &str) -> Result<bool, HostError> {
         let state = zbus::block_on(async {
             let m = ManagerProxy::builder(&self.conn)

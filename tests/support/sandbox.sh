@@ -19,6 +19,10 @@
 #                                 NAME-p, also inside), so per-interface sysctls exist at boot
 #   SANDBOX_BOOT_TIMEOUT=60  SANDBOX_STOP_TIMEOUT=30   seconds
 #
+# Packages (Debian 12): systemd dbus util-linux bsdutils mount coreutils procps iproute2 iptables
+# (unshare/nsenter/setpriv/pivot_root from util-linux, `script` from bsdutils, `ip` for veths,
+# iptables for the tests' assertions). Not needed: udev, systemd-sysv, kmod.
+#
 # Safety: every mount is made in the sandbox's own mount namespace; the only host-side changes
 # are DIR itself and one cgroup per DIR (removed by stop). Processes are killed by PID only,
 # after checking they are the ones this script started (PID + start time).
@@ -47,14 +51,17 @@ cg_dirs() {
     return 0
 }
 
-starttime() { awk '{ print $22 }' "/proc/$1/stat" 2>/dev/null || true; }
+# Start time (clock ticks since boot) of a live process, empty when it is gone or a zombie (a
+# zombie lingers until its parent reaps it; the launcher's parent is the host's PID 1, which may
+# be slow to do so). PID + start time identify "the process we started" despite PID reuse.
+starttime() { awk '$3 != "Z" { print $22 }' "/proc/$1/stat" 2>/dev/null || true; }
 
 # The live PID 1 of DIR, or nothing: the recorded PID must still be the process we started.
 live_pid() {
     local dir=$1 pid start
     [[ -s $dir/pid && -s $dir/pid.start ]] || return 0
     pid=$(<"$dir/pid"); start=$(<"$dir/pid.start")
-    [[ -n $pid && -d /proc/$pid && "$(starttime "$pid")" == "$start" ]] && echo "$pid"
+    [[ -n $pid && "$(starttime "$pid")" == "$start" ]] && echo "$pid"
     return 0
 }
 
@@ -62,15 +69,15 @@ live_launcher() {
     local dir=$1 pid start
     [[ -s $dir/launcher.pid && -s $dir/launcher.start ]] || return 0
     pid=$(<"$dir/launcher.pid"); start=$(<"$dir/launcher.start")
-    [[ -n $pid && -d /proc/$pid && "$(starttime "$pid")" == "$start" ]] && echo "$pid"
+    [[ -n $pid && "$(starttime "$pid")" == "$start" ]] && echo "$pid"
     return 0
 }
 
-wait_gone() { # PID START TIMEOUT
-    local pid=$1 start=$2 deadline
-    deadline=$(( $(date +%s) + $3 ))
-    while [[ -d /proc/$pid && "$(starttime "$pid")" == "$start" ]]; do
-        (( $(date +%s) < deadline )) || return 1
+wait_gone() { # PID START TIMEOUT-SECONDS (may be fractional)
+    local pid=$1 start=$2 steps i=0
+    steps=$(awk -v t="$3" 'BEGIN { printf "%d", t * 50 }')
+    while [[ "$(starttime "$pid")" == "$start" ]]; do
+        (( i++ < steps )) || return 1
         sleep 0.02
     done
 }
@@ -103,10 +110,15 @@ cmd_stop() {
             wait_gone "$pid" "$start" 5 || true
         fi
     fi
-    # The launcher (script + unshare) exits with PID 1; kill it if a crash left it behind.
+    # The launcher (script + unshare) exits with PID 1; kill it by PID if a crash left it behind
+    # (the console log is written unbuffered, -f, so nothing is lost).
     lpid=$(live_launcher "$dir")
     if [[ -n $lpid ]]; then
-        wait_gone "$lpid" "$(<"$dir/launcher.start")" 2 || kill -KILL "$lpid" 2>/dev/null || true
+        local lstart; lstart=$(<"$dir/launcher.start")
+        if ! wait_gone "$lpid" "$lstart" 1; then
+            kill -KILL "$lpid" 2>/dev/null || true
+            wait_gone "$lpid" "$lstart" 2 || echo "sandbox: launcher $lpid did not exit" >&2
+        fi
     fi
     remove_cgroups "$dir"
     rm -f "$dir/pid" "$dir/pid.start" "$dir/launcher.pid" "$dir/launcher.start"
@@ -156,9 +168,9 @@ stage2() {
     mount --bind / "$R"
     mount -o remount,bind,ro "$R"
     mount -t overlay overlay \
-        -o "lowerdir=/etc,upperdir=$dir/ovl/etc/upper,workdir=$dir/ovl/etc/work" "$R/etc"
+        -o "lowerdir=/etc,upperdir=$dir/ovl/etc/upper,workdir=$dir/ovl/etc/work,volatile" "$R/etc"
     mount -t overlay overlay \
-        -o "lowerdir=/var,upperdir=$dir/ovl/var/upper,workdir=$dir/ovl/var/work" "$R/var"
+        -o "lowerdir=/var,upperdir=$dir/ovl/var/upper,workdir=$dir/ovl/var/work,volatile" "$R/var"
     if [[ ! -e $dir/prepared ]]; then
         prepare_etc "$R/etc"
         touch "$dir/prepared"
@@ -230,6 +242,8 @@ cmd_boot() {
     [[ $(id -u) == 0 ]] || die "must run as root"
     # Recover from a crashed run: halt a live sandbox, kill a stale launcher, remove cgroups.
     cmd_stop "$dir"
+    # An interrupted boot must not leave a sandbox behind.
+    trap 'cmd_stop "$dir"; exit 130' INT TERM HUP
     mkdir -p "$dir/root" "$dir/share" "$dir/ovl/etc/upper" "$dir/ovl/var/upper"
     rm -rf "$dir/ovl/etc/work" "$dir/ovl/var/work"
     mkdir "$dir/ovl/etc/work" "$dir/ovl/var/work"
@@ -262,6 +276,7 @@ cmd_boot() {
         running|degraded) ;;
         *) fail_boot "$dir" "is-system-running: '${state}'" ;;
     esac
+    trap - INT TERM HUP
     echo "sandbox: booted $dir as PID $pid ($state) in $(elapsed "$t0") s" >&2
     echo "$pid"
 }

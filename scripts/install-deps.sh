@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the Debian packages pfstate's commands and tests use (run as root).
+# iptables/iproute2/conntrack: the engine; systemd/dbus/util-linux/bsdutils/mount/procps: the
+# systemd-in-namespaces boot tests; ipset/nfacct: loading the Kubernetes fixtures; time: the
+# benchmark's peak-memory figure; nftables: the nftables blind-spot warning.
+set -euo pipefail
+packages=(iptables iproute2 conntrack systemd dbus util-linux bsdutils mount procps coreutils
+          ipset nfacct time nftables)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "dependencies present: ${packages[*]}"
