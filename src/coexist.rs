@@ -206,8 +206,13 @@ pub fn local_addresses() -> Vec<IpAddr> {
         .collect()
 }
 
-/// `nft list tables`, or `None` when nft is not installed or fails.
+/// `nft list tables`, or `None` when nft is not installed or fails. Asked over netlink
+/// first: the `nft` tool reads the whole rule set to list the tables (0.6 s at 10,000
+/// forwards).
 fn nft_list_tables() -> Option<String> {
+    if let Some(listing) = crate::nftables_tables::list_tables() {
+        return Some(listing);
+    }
     let out = Command::new("nft").args(["list", "tables"]).output().ok()?;
     out.status
         .success()

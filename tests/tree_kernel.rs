@@ -71,3 +71,28 @@ fn tree_layout_round_trips_through_the_kernel() {
     let again = plan_family(&desired.prefix, rs, &live);
     assert!(again.is_empty(), "not converged:\n{}", again.payload());
 }
+
+#[test]
+fn nftables_tables_over_netlink_match_nft_list_tables() {
+    if skip_unless_root("nftables_tables_over_netlink_match_nft_list_tables") {
+        return;
+    }
+    let ns = Netns::create("nft-tables", NetnsOptions::default()).expect("netns");
+    ns.exec("iptables", &["-t", "nat", "-N", "PFSTATE-X"])
+        .expect("iptables");
+    for (family, name) in [("inet", "firewalld"), ("ip6", "t6"), ("netdev", "nd")] {
+        ns.exec("nft", &["add", "table", family, name])
+            .expect("nft");
+    }
+    let want = ns.exec("nft", &["list", "tables"]).expect("nft list");
+    let got = ns
+        .run_in(pfstate::nftables_tables::list_tables)
+        .expect("enter netns")
+        .expect("netlink answer");
+    let sorted = |s: &str| {
+        let mut v: Vec<String> = s.lines().map(|l| l.trim().to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&got), sorted(&want));
+}
