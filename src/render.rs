@@ -374,7 +374,9 @@ fn forward_rules(
                 if let Some(s) = src {
                     r = r.source(*s);
                 }
-                let r = dest(r, to).m(pn, &dport).comment(&c);
+                // The port first: `addrtype` does a route lookup, so only packets for this
+                // forward's port should pay for it (matches are evaluated in order).
+                let r = dest(r.m(pn, &dport), to).comment(&c);
                 match &lb_chain {
                     Some(lb) => nat.push(chain, r.target(lb)),
                     None => nat.push(chain, r.target(&dnat_target(f, &f.backends[0]))),

@@ -77,7 +77,7 @@ fn apply_is_idempotent_and_remove_cleans_up() {
     assert_eq!(h.sysctl("net.ipv4.ip_forward"), "1");
     assert_eq!(h.sysctl("net.ipv6.conf.all.forwarding"), "1");
     let v4 = h.save("iptables-save");
-    assert!(v4.contains("-A PFSTATE-PREROUTING -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 80 -m comment --comment \"pfstate:web\" -j DNAT --to-destination 10.77.0.11:8080"), "{v4}");
+    assert!(v4.contains("-A PFSTATE-PREROUTING -p tcp -m tcp --dport 80 -m addrtype --dst-type LOCAL -m comment --comment \"pfstate:web\" -j DNAT --to-destination 10.77.0.11:8080"), "{v4}");
     // Docker is present: the FORWARD hook goes into DOCKER-USER, above its RETURN.
     assert!(v4.contains("-A DOCKER-USER -m comment --comment pfstate -j PFSTATE-FORWARD\n-A DOCKER-USER -j RETURN"), "{v4}");
     assert_eq!(

@@ -186,7 +186,7 @@ fn render_and_diff_need_no_root_and_use_exit_codes() {
     );
     let r = pfstate(&["render", &a]);
     assert_eq!(r.code, 0, "{}", r.show());
-    assert!(r.stdout.contains("-A PFSTATE-PREROUTING -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 80 -m comment --comment \"pfstate:web\" -j DNAT --to-destination 10.77.0.11:8080"), "{}", r.show());
+    assert!(r.stdout.contains("-A PFSTATE-PREROUTING -p tcp -m tcp --dport 80 -m addrtype --dst-type LOCAL -m comment --comment \"pfstate:web\" -j DNAT --to-destination 10.77.0.11:8080"), "{}", r.show());
     assert!(
         r.stdout.contains("# /etc/sysctl.d/90-pfstate.conf\n"),
         "{}",

@@ -37,7 +37,7 @@ fn dnat_is_limited_to_the_gateways_own_addresses() {
     assert_eq!(
         chain(&d, Family::V4, "nat", "PFSTATE-PREROUTING"),
         [
-            "-A PFSTATE-PREROUTING -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 80 -m comment --comment \"pfstate:web\" -j DNAT --to-destination 10.77.0.11:8080"
+            "-A PFSTATE-PREROUTING -p tcp -m tcp --dport 80 -m addrtype --dst-type LOCAL -m comment --comment \"pfstate:web\" -j DNAT --to-destination 10.77.0.11:8080"
         ]
     );
     let d = render(
@@ -83,7 +83,7 @@ fn local_access_uses_output_masquerade_and_per_interface_route_localnet_with_gua
     assert_eq!(
         chain(&d, Family::V4, "nat", "PFSTATE-OUTPUT"),
         [
-            "-A PFSTATE-OUTPUT -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 80 -m comment --comment \"pfstate:web\" -j DNAT --to-destination 10.77.0.11:8080"
+            "-A PFSTATE-OUTPUT -p tcp -m tcp --dport 80 -m addrtype --dst-type LOCAL -m comment --comment \"pfstate:web\" -j DNAT --to-destination 10.77.0.11:8080"
         ]
     );
     assert_eq!(
