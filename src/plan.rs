@@ -252,11 +252,22 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
             })
             .collect();
 
+        // The views hold the jumps and only the chains that change: a review reads what the
+        // apply will write, and a no-op plan of 10,000 forwards builds no large text.
+        let shown: HashSet<&str> = tp
+            .write
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(tp.delete.iter().map(String::as_str))
+            .collect();
         live_view.push_str(&view(
             desired.family,
             table,
             &live_jump_view,
-            live_owned.iter().map(|(n, r)| (n.as_str(), r.as_slice())),
+            live_owned
+                .iter()
+                .filter(|(n, _)| shown.contains(n.as_str()))
+                .map(|(n, r)| (n.as_str(), r.as_slice())),
             want,
         ));
         desired_view.push_str(&view(
@@ -265,6 +276,7 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
             &want_jumps.iter().map(Jump::line).collect::<Vec<_>>(),
             want.chains
                 .iter()
+                .filter(|c| shown.contains(c.name.as_str()))
                 .map(|c| (c.name.as_str(), c.rules.as_slice())),
             want,
         ));
