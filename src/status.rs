@@ -37,6 +37,8 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
     };
     let mut text = String::new();
     let mut counters: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let forward_names: std::collections::HashSet<&str> =
+        model.forwards.iter().map(|f| f.name.as_str()).collect();
     for family in Family::ALL {
         for table in render::TABLES {
             let Ok(save) = nf.save_with_counters(family, table) else {
@@ -55,7 +57,7 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
                 if let (Some(name), Some((p, b)), true) =
                     (plan::entry_of(rule), iptsave::counters(line), counts)
                 {
-                    if table == "filter" && model.forwards.iter().any(|f| f.name == name) {
+                    if table == "filter" && forward_names.contains(name.as_str()) {
                         continue;
                     }
                     if chain.contains("-LB-") {
@@ -106,7 +108,16 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
 fn connections_per_forward(model: &Model) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for (family, flag) in [(Family::V4, "ipv4"), (Family::V6, "ipv6")] {
-        if !model.forwards.iter().any(|f| f.family == family) {
+        // Forwards by listen port, so each entry is matched against a few candidates rather
+        // than every forward (10,000 forwards x 10,000 connections would be 10^8 checks).
+        let mut by_port: std::collections::HashMap<u16, Vec<&crate::model::Forward>> =
+            std::collections::HashMap::new();
+        for f in model.forwards.iter().filter(|f| f.family == family) {
+            for port in f.port.lo..=f.port.hi {
+                by_port.entry(port).or_default().push(f);
+            }
+        }
+        if by_port.is_empty() {
             continue;
         }
         let Ok(out) = Command::new("conntrack")
@@ -126,11 +137,10 @@ fn connections_per_forward(model: &Model) -> BTreeMap<String, usize> {
             ) else {
                 continue;
             };
-            for f in model.forwards.iter().filter(|f| f.family == family) {
+            for f in by_port.get(&dport).into_iter().flatten() {
                 let proto_ok = f.protos.iter().any(|p| p.name() == proto);
-                let port_ok = f.port.lo <= dport && dport <= f.port.hi;
                 let backend_ok = f.backends.iter().any(|b| b.addr.to_string() == reply_src);
-                if proto_ok && port_ok && backend_ok {
+                if proto_ok && backend_ok {
                     *counts.entry(f.name.clone()).or_insert(0) += 1;
                 }
             }
