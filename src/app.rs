@@ -328,7 +328,7 @@ fn live_host() -> (Iptables, ProcSys) {
 fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
     let (nf, sc) = live_host();
     // The live rules are read while the file is parsed and rendered.
-    let nf = nf.prefetch();
+    let nf = nf.prefetch(&ctx.root);
     let (model, source) = load(path)?;
     let host = Host {
         netfilter: &nf,
@@ -357,7 +357,7 @@ fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, Error> {
     let _lock = persist::RunLock::acquire(&ctx.root, persist::DEFAULT_LOCK_TIMEOUT)?;
     let (nf, sc) = live_host();
     // Under the lock, the live rules are read while the file is parsed and rendered.
-    let nf = nf.prefetch();
+    let nf = nf.prefetch(&ctx.root);
     let (model, source) = load(path)?;
     let host = Host {
         netfilter: &nf,

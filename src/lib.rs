@@ -32,6 +32,7 @@ pub mod render;
 pub mod render_tree;
 pub mod resolve;
 pub mod rule;
+pub mod save_cache;
 pub mod spec;
 pub mod spec_values;
 pub mod status;

@@ -342,3 +342,43 @@ fn concurrent_runs_do_not_interleave() {
     let clean_b = h.run(&["plan", &b]).code == 0;
     assert!(clean_a ^ clean_b, "end state is neither A nor B");
 }
+
+#[test]
+fn an_unchanged_rule_set_is_not_read_twice_but_any_change_is_seen() {
+    if netlab::skip_unless_root("an_unchanged_rule_set_is_not_read_twice_but_any_change_is_seen") {
+        return;
+    }
+    let h = Host::new("gencache");
+    let dir = tempfile::tempdir().unwrap();
+    let a = write_yaml(dir.path(), "a.yaml", STATE_A);
+    assert_eq!(h.run(&["apply", &a]).code, 0);
+    // The apply wrote, so the next plan must read the kernel (both families) ...
+    let before = h.saves();
+    assert_eq!(h.run(&["plan", &a]).code, 0);
+    assert_eq!(
+        h.saves(),
+        before + 2,
+        "plan after a write did not read the rules"
+    );
+    // ... and the one after it, with nothing changed in between, need not.
+    assert_eq!(h.run(&["plan", &a]).code, 0);
+    assert_eq!(
+        h.saves(),
+        before + 2,
+        "an unchanged rule set was read again"
+    );
+    // Any write moves the generation: a foreign rule is read (and left alone) ...
+    h.ns.exec(
+        "iptables",
+        &["-A", "INPUT", "-s", "10.9.9.9", "-j", "ACCEPT"],
+    )
+    .unwrap();
+    assert_eq!(h.run(&["plan", &a]).code, 0);
+    assert_eq!(h.saves(), before + 4);
+    // ... and drift in an owned chain is found, not hidden by the cache.
+    h.ns.exec("iptables", &["-F", "PFSTATE-FORWARD"]).unwrap();
+    let plan = h.run(&["plan", &a]);
+    assert_eq!(plan.code, 2, "{}", plan.show());
+    assert_eq!(h.run(&["apply", &a]).code, 0);
+    assert_eq!(h.run(&["plan", &a]).code, 0);
+}

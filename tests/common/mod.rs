@@ -63,6 +63,18 @@ impl Host {
         .expect("netns");
         let root = tempfile::tempdir().expect("tempdir");
         let shim = tempfile::tempdir().expect("tempdir");
+        for tool in ["iptables-save", "ip6tables-save"] {
+            let real = which(tool);
+            let script = format!(
+                "#!/bin/sh\necho {tool} >> {log}\nexec {real} \"$@\"\n",
+                log = shim.path().join("save.log").display(),
+                real = real.display()
+            );
+            let path = shim.path().join(tool);
+            std::fs::write(&path, script).expect("write shim");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
         for tool in ["iptables-restore", "ip6tables-restore"] {
             let real = which(tool);
             let script = format!(
@@ -106,6 +118,13 @@ impl Host {
     /// How many times iptables-restore / ip6tables-restore ran so far.
     pub fn restores(&self) -> usize {
         std::fs::read_to_string(self.shim.path().join("restore.log"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// How many times pfstate ran iptables-save / ip6tables-save so far.
+    pub fn saves(&self) -> usize {
+        std::fs::read_to_string(self.shim.path().join("save.log"))
             .map(|s| s.lines().count())
             .unwrap_or(0)
     }
