@@ -43,3 +43,5 @@ pub mod systemd;
 pub mod try_run;
 pub mod unit;
 pub mod validate;
+pub mod validate_rules;
+pub mod values;

@@ -9,6 +9,8 @@ use crate::error::{Diagnostic, Location, SpecError};
 use crate::model::*;
 use crate::names;
 use crate::spec::{self, Spanned, at};
+use crate::values::parse_port_number;
+pub use crate::values::{BadPort, parse_backend, parse_port_range, sysctl_key_problem};
 
 /// Parse and validate a file's text.
 pub fn load_str(file: &str, text: &str) -> Result<Model, SpecError> {
@@ -29,8 +31,8 @@ pub fn load_str(file: &str, text: &str) -> Result<Model, SpecError> {
     }
 }
 
-struct Validator {
-    diags: Vec<Diagnostic>,
+pub(crate) struct Validator {
+    pub(crate) diags: Vec<Diagnostic>,
     interfaces: BTreeMap<String, String>,
 }
 
@@ -40,7 +42,7 @@ const MAX_WEIGHT: i64 = 1000;
 const MAX_ROUND_ROBIN_SLOTS: u32 = 256;
 
 impl Validator {
-    fn err(&mut self, location: Location, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, location: Location, message: impl Into<String>) {
         self.diags.push(Diagnostic {
             location,
             message: message.into(),
@@ -149,7 +151,7 @@ impl Validator {
     }
 
     /// An interface field: an alias from `interfaces:` or a device name.
-    fn interface(&mut self, s: &Spanned<String>) -> Option<String> {
+    pub(crate) fn interface(&mut self, s: &Spanned<String>) -> Option<String> {
         if let Some(dev) = self.interfaces.get(&s.value) {
             return Some(dev.clone());
         }
@@ -295,7 +297,7 @@ impl Validator {
         }
     }
 
-    fn port(&mut self, p: &Spanned<spec::PortSpec>) -> Option<PortRange> {
+    pub(crate) fn port(&mut self, p: &Spanned<spec::PortSpec>) -> Option<PortRange> {
         let parsed = match &p.value {
             spec::PortSpec::Number(n) => parse_port_number(*n).map(PortRange::single),
             spec::PortSpec::Text(t) => parse_port_range(t),
@@ -329,7 +331,7 @@ impl Validator {
 
     /// A CIDR (or a bare address, meaning a host route). Host bits must be zero: iptables would
     /// silently widen `10.1.2.3/8` to `10.0.0.0/8`, which is rarely what was meant.
-    fn network(&mut self, n: &Spanned<String>) -> Option<IpNet> {
+    pub(crate) fn network(&mut self, n: &Spanned<String>) -> Option<IpNet> {
         let text = n.value.as_str();
         let net = match text.parse::<IpNet>() {
             Ok(net) => net,
@@ -475,194 +477,6 @@ impl Validator {
             accept: s.accept.as_ref().is_none_or(|a| a.value),
         })
     }
-
-    fn filter(&mut self, r: &Spanned<spec::FilterSpec>) -> Option<FilterRule> {
-        let before = self.diags.len();
-        let chain = match r.chain.value {
-            spec::FilterChainSpec::Input => FilterChain::Input,
-            spec::FilterChainSpec::Forward => FilterChain::Forward,
-            spec::FilterChainSpec::Output => FilterChain::Output,
-        };
-        let proto = r.proto.as_ref().and_then(|p| match p.value.as_str() {
-            "tcp" => Some(Some(FilterProto::Tcp)),
-            "udp" => Some(Some(FilterProto::Udp)),
-            "icmp" | "icmpv6" | "ipv6-icmp" => Some(Some(FilterProto::Icmp)),
-            "all" | "any" => Some(None),
-            other => {
-                self.err(
-                    at(p),
-                    format!(
-                        "proto `{}` is not one of tcp, udp, icmp, all",
-                        other.escape_debug()
-                    ),
-                );
-                None
-            }
-        });
-        let proto = proto.flatten();
-        let sport = r.sport.as_ref().and_then(|p| self.port(p));
-        let dport = r.dport.as_ref().and_then(|p| self.port(p));
-        if (sport.is_some() || dport.is_some())
-            && !matches!(proto, Some(FilterProto::Tcp | FilterProto::Udp))
-        {
-            let loc = r
-                .dport
-                .as_ref()
-                .map(at)
-                .or(r.sport.as_ref().map(at))
-                .unwrap_or(at(r));
-            self.err(loc, "ports need `proto: tcp` or `proto: udp`");
-        }
-        let source = r.source.as_ref().and_then(|n| self.network(n));
-        let destination = r.destination.as_ref().and_then(|n| self.network(n));
-        let in_interface = r.in_interface.as_ref().and_then(|i| self.interface(i));
-        let out_interface = r.out_interface.as_ref().and_then(|i| self.interface(i));
-        if chain == FilterChain::Input && out_interface.is_some() {
-            self.err(
-                at(r.out_interface.as_ref().unwrap()),
-                "out_interface cannot be matched in the input chain",
-            );
-        }
-        if chain == FilterChain::Output && in_interface.is_some() {
-            self.err(
-                at(r.in_interface.as_ref().unwrap()),
-                "in_interface cannot be matched in the output chain",
-            );
-        }
-        let addr_families: Vec<Family> = [source, destination]
-            .iter()
-            .flatten()
-            .map(|n| Family::of(&n.addr()))
-            .collect();
-        if addr_families.windows(2).any(|w| w[0] != w[1]) {
-            self.err(
-                at(r),
-                "source and destination are of different address families",
-            );
-        }
-        let families = match (r.family.as_ref().map(|f| f.value), addr_families.first()) {
-            (Some(spec::FamilySpec::Ipv4), Some(Family::V6))
-            | (Some(spec::FamilySpec::Ipv6), Some(Family::V4)) => {
-                self.err(
-                    at(r.family.as_ref().unwrap()),
-                    "family does not match the addresses of the rule",
-                );
-                vec![]
-            }
-            (_, Some(f)) => vec![*f],
-            (Some(spec::FamilySpec::Ipv4), None) => vec![Family::V4],
-            (Some(spec::FamilySpec::Ipv6), None) => vec![Family::V6],
-            (Some(spec::FamilySpec::Both) | None, None) => vec![Family::V4, Family::V6],
-        };
-        let mut states: Vec<spec::StateSpec> = r.state.0.iter().map(|s| s.value).collect();
-        states.sort();
-        states.dedup();
-        let states = states.into_iter().map(state_name).collect();
-        let action = match r.action.value {
-            spec::ActionSpec::Accept => Action::Accept,
-            spec::ActionSpec::Drop => Action::Drop,
-            spec::ActionSpec::Reject => Action::Reject,
-            spec::ActionSpec::Log => Action::Log,
-            spec::ActionSpec::Return => Action::Return,
-        };
-        let log_prefix = r.log_prefix.as_ref().map(|p| {
-            if action != Action::Log {
-                self.err(at(p), "log_prefix goes with `action: log`");
-            }
-            if p.is_empty()
-                || p.len() > 29
-                || !p
-                    .chars()
-                    .all(|c| c.is_ascii_graphic() && !"\"'\\".contains(c) || c == ' ')
-            {
-                self.err(
-                    at(p),
-                    "log_prefix must be 1 to 29 printable characters without quotes or backslashes",
-                );
-            }
-            p.value.clone()
-        });
-        if self.diags.len() != before {
-            return None;
-        }
-        Some(FilterRule {
-            name: r.name.value.clone(),
-            chain,
-            families,
-            proto,
-            sport,
-            dport,
-            source,
-            destination,
-            in_interface,
-            out_interface,
-            states,
-            action,
-            log_prefix,
-        })
-    }
-
-    fn sysctls(
-        &mut self,
-        spec: &spec::Spec,
-        forwards: &[Forward],
-        snats: &[OutboundSnat],
-    ) -> Vec<Sysctl> {
-        let forwarding = |fam: Family| {
-            forwards.iter().any(|f| f.family == fam) || snats.iter().any(|s| s.family == fam)
-        };
-        let mut out: Vec<Sysctl> = Vec::new();
-        for (key, value) in &spec.sysctl.0 {
-            if let Some(problem) = sysctl_key_problem(key) {
-                self.err(at(key), problem);
-                continue;
-            }
-            if !value.0.chars().all(|c| c.is_ascii_graphic() || c == ' ')
-                || value.0.is_empty()
-                || value.0.len() > 256
-            {
-                self.err(
-                    at(value),
-                    format!(
-                        "sysctl value `{}` must be 1 to 256 printable characters on one line",
-                        value.0.escape_debug()
-                    ),
-                );
-                continue;
-            }
-            let k = SysctlKey::parse(key);
-            if out.iter().any(|s| s.key == k) {
-                self.err(at(key), format!("sysctl `{}` is given twice", key.value));
-                continue;
-            }
-            let implied_on = match k.dotted().as_str() {
-                "net.ipv4.ip_forward" | "net.ipv4.conf.all.forwarding" => forwarding(Family::V4),
-                "net.ipv6.conf.all.forwarding" => forwarding(Family::V6),
-                _ => false,
-            };
-            if implied_on && value.0.trim() != "1" {
-                self.err(at(value), format!("{} must be 1 because forwards or snat entries need forwarding; remove this line or set it to 1", key.value));
-                continue;
-            }
-            out.push(Sysctl {
-                key: k,
-                value: value.0.trim().to_string(),
-            });
-        }
-        out
-    }
-}
-
-fn state_name(s: spec::StateSpec) -> &'static str {
-    match s {
-        spec::StateSpec::Invalid => "INVALID",
-        spec::StateSpec::New => "NEW",
-        spec::StateSpec::Related => "RELATED",
-        spec::StateSpec::Established => "ESTABLISHED",
-        spec::StateSpec::Untracked => "UNTRACKED",
-        spec::StateSpec::Snat => "SNAT",
-        spec::StateSpec::Dnat => "DNAT",
-    }
 }
 
 /// The forwards seen so far by family, protocol and first port, so that finding the ones whose
@@ -704,161 +518,5 @@ impl ListenIndex {
         out.sort_by_key(|(i, _)| *i);
         out.dedup_by_key(|(i, _)| *i);
         out
-    }
-}
-
-/// Top-level directories of /proc/sys. Anything else is not a kernel parameter.
-const SYSCTL_ROOTS: &[&str] = &[
-    "abi", "crypto", "debug", "dev", "fs", "kernel", "net", "sunrpc", "user", "vm",
-];
-
-/// Why a sysctl key cannot be used, or `None`. Keys end up as paths below /proc/sys and as
-/// lines of a sysctl.d file, so they must not climb out (`..`) or break a line.
-pub fn sysctl_key_problem(key: &str) -> Option<String> {
-    let k = SysctlKey::parse(key);
-    let well_formed = !k.0.is_empty()
-        && k.0.len() <= 8
-        && key.len() <= 200
-        && k.0.iter().all(|c| {
-            c != "."
-                && c != ".."
-                && c.chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || "_-.@+".contains(ch))
-        });
-    if !well_formed {
-        return Some(format!(
-            "`{}` is not a sysctl key (such as net.ipv4.ip_forward)",
-            key.escape_debug()
-        ));
-    }
-    if !SYSCTL_ROOTS.contains(&k.0[0].as_str()) || k.0.len() < 2 {
-        return Some(format!(
-            "`{}` is outside the kernel's sysctl tree (keys start with one of {})",
-            key.escape_debug(),
-            SYSCTL_ROOTS.join(", ")
-        ));
-    }
-    None
-}
-
-/// A port number out of range or not a number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadPort;
-
-fn parse_port_number(n: i64) -> Result<u16, BadPort> {
-    u16::try_from(n).ok().filter(|p| *p != 0).ok_or(BadPort)
-}
-
-fn parse_port_text(t: &str) -> Result<u16, BadPort> {
-    let t = t.trim();
-    if t.is_empty() || t.len() > 5 || !t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(BadPort);
-    }
-    parse_port_number(t.parse::<i64>().map_err(|_| BadPort)?)
-}
-
-/// `80`, `8000-8010` (also `8000:8010`, as iptables writes it).
-pub fn parse_port_range(t: &str) -> Result<PortRange, BadPort> {
-    match t.split_once(['-', ':']) {
-        Some((lo, hi)) => {
-            let (lo, hi) = (parse_port_text(lo)?, parse_port_text(hi)?);
-            if lo > hi {
-                return Err(BadPort);
-            }
-            Ok(PortRange { lo, hi })
-        }
-        None => parse_port_text(t).map(PortRange::single),
-    }
-}
-
-/// `10.0.0.2`, `10.0.0.2:8080`, `10.0.0.2:9000-9010`, `[2001:db8::2]:8080`, `2001:db8::2`.
-pub fn parse_backend(text: &str) -> Result<(IpAddr, Option<PortRange>), String> {
-    let text = text.trim();
-    let (addr, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (addr, after) = rest
-            .split_once(']')
-            .ok_or("an IPv6 address in brackets needs the closing ]")?;
-        match after {
-            "" => (addr, None),
-            p => (addr, Some(p.strip_prefix(':').ok_or("write [IPv6]:PORT")?)),
-        }
-    } else if text.matches(':').count() > 1 {
-        (text, None) // a bare IPv6 address
-    } else {
-        match text.split_once(':') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        }
-    };
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("`{}` is not an IP address", addr.escape_debug()))?;
-    if ip.is_unspecified() || ip.is_multicast() {
-        return Err(format!("{ip} cannot be a backend"));
-    }
-    if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
-        return Err(format!("{ip} cannot be a backend"));
-    }
-    let port = match port {
-        None => None,
-        Some(p) => Some(
-            parse_port_range(p)
-                .map_err(|_| format!("`{}` is not a port or range (1-65535)", p.escape_debug()))?,
-        ),
-    };
-    Ok((ip, port))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backends_parse() {
-        assert_eq!(
-            parse_backend("10.0.0.2").unwrap(),
-            ("10.0.0.2".parse().unwrap(), None)
-        );
-        assert_eq!(
-            parse_backend("10.0.0.2:80").unwrap().1,
-            Some(PortRange::single(80))
-        );
-        assert_eq!(
-            parse_backend("10.0.0.2:9000-9010").unwrap().1,
-            Some(PortRange { lo: 9000, hi: 9010 })
-        );
-        assert_eq!(
-            parse_backend("[2001:db8::2]:8080").unwrap().0,
-            "2001:db8::2".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(parse_backend("2001:db8::2").unwrap().1, None);
-        for bad in [
-            "10.0.0.256",
-            "10.0.0.2:0",
-            "10.0.0.2:70000",
-            "[::1",
-            "0.0.0.0",
-            "x:80",
-            "10.0.0.2:90-80",
-            "10.0.0.2:-1",
-        ] {
-            assert!(parse_backend(bad).is_err(), "{bad} accepted");
-        }
-    }
-
-    #[test]
-    fn sysctl_keys() {
-        assert_eq!(sysctl_key_problem("net.ipv4.ip_forward"), None);
-        assert_eq!(sysctl_key_problem("net/ipv4/conf/eth0.100/rp_filter"), None);
-        for bad in [
-            "foo.bar",
-            "net",
-            "net.ipv4.ip_forward\nkernel.x",
-            "net/../../etc",
-            "net.ipv4 = 1",
-            "",
-        ] {
-            assert!(sysctl_key_problem(bad).is_some(), "{bad:?} accepted");
-        }
     }
 }
