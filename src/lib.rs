@@ -29,6 +29,7 @@ pub mod persist;
 pub mod placement;
 pub mod plan;
 pub mod render;
+pub mod render_forward;
 pub mod render_tree;
 pub mod resolve;
 pub mod rule;
