@@ -24,6 +24,7 @@ pub mod iptsave;
 pub mod model;
 pub mod names;
 pub mod netlab;
+pub mod nfnetlink;
 pub mod nftables_tables;
 pub mod persist;
 pub mod placement;

@@ -8,20 +8,15 @@
 //! the text instead of saving again. Any write by anyone — pfstate, Docker, an admin — moves
 //! the id, so drift is never hidden. The legacy backend has no such id and is always read.
 
-use std::ffi::c_void;
 use std::os::unix::fs::MetadataExt;
 
-use nix::libc;
-
 use crate::model::Family;
+use crate::nfnetlink;
 use crate::persist::{self, Root};
 
 const CACHE_PATH: &str = "/run/pfstate/save-cache";
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETGEN: u16 = 16;
 const NFTA_GEN_ID: u16 = 1;
-const NLMSG_HDRLEN: usize = 16;
-const NFGENMSG_LEN: usize = 4;
 
 /// What identifies one rule-set generation: boot, network namespace and generation id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,74 +76,14 @@ pub fn store(root: &Root, generation: &Generation, saves: &[(Family, String)]) {
 
 /// NFT_MSG_GETGEN: the namespace's nf_tables generation id.
 fn genid() -> Option<u32> {
-    // SAFETY: plain socket calls on a descriptor this function owns and closes.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    let result = ask_genid(fd);
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    result
-}
-
-fn ask_genid(fd: i32) -> Option<u32> {
-    let mut req = [0u8; NLMSG_HDRLEN + NFGENMSG_LEN];
-    let len = req.len() as u32;
-    req[0..4].copy_from_slice(&len.to_ne_bytes());
-    req[4..6].copy_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN).to_ne_bytes());
-    req[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
-    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
-    // SAFETY: zeroed sockaddr_nl is valid; buffers are valid for their lengths.
-    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as u16;
-    let sent = unsafe {
-        libc::sendto(
-            fd,
-            req.as_ptr() as *const c_void,
-            req.len(),
-            0,
-            &addr as *const libc::sockaddr_nl as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if sent != req.len() as isize {
-        return None;
-    }
-    let mut buf = [0u8; 4096];
-    // SAFETY: buf is valid for its length.
-    let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut c_void, buf.len(), 0) };
-    if n < (NLMSG_HDRLEN + NFGENMSG_LEN) as isize {
-        return None;
-    }
-    let msg = &buf[..n as usize];
-    let mlen = (u32::from_ne_bytes(msg[0..4].try_into().ok()?) as usize).min(msg.len());
-    if i32::from(u16::from_ne_bytes(msg[4..6].try_into().ok()?)) == libc::NLMSG_ERROR {
-        return None;
-    }
-    let mut attrs = msg.get(NLMSG_HDRLEN + NFGENMSG_LEN..mlen)?;
-    while attrs.len() >= 4 {
-        let alen = u16::from_ne_bytes(attrs[0..2].try_into().ok()?) as usize;
-        let atype = u16::from_ne_bytes(attrs[2..4].try_into().ok()?) & 0x3fff;
-        if alen < 4 || alen > attrs.len() {
-            return None;
-        }
-        if atype == NFTA_GEN_ID && alen >= 8 {
-            return Some(u32::from_be_bytes(attrs[4..8].try_into().ok()?));
-        }
-        let step = (alen + 3) & !3;
-        if step >= attrs.len() {
-            break;
-        }
-        attrs = &attrs[step..];
-    }
-    None
+    let mut id = None;
+    nfnetlink::query(NFT_MSG_GETGEN, false, |_, attrs| {
+        id = nfnetlink::attr(attrs, NFTA_GEN_ID)
+            .and_then(|v| v.get(..4))
+            .and_then(|v| v.try_into().ok())
+            .map(u32::from_be_bytes);
+    })?;
+    id
 }
 
 #[cfg(test)]
