@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real systemd as PID 1 in private pid/mount/net/uts/ipc/cgroup namespaces, for pfstate's boot
-# tests. Follows /work/shared/notes/systemd-sandbox.md (the "why" of every step is there):
+# tests. Follows the systemd-in-namespaces recipe (the "why" of every step is in the comments below):
 # the host's / is bound read-only, /etc and /var are overlays whose upper dirs live in the state
 # dir (so what pfstate writes survives a "reboot" and never reaches the host), /run, /tmp and /dev
 # are private, the netns is fresh on every boot, and only net.* sysctls are writable.
