@@ -374,6 +374,9 @@ fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, Error> {
         warnings: p.plan.warnings.clone(),
         ..Outcome::default()
     };
+    if !boot && let Some(problem) = files::unit_binary_problem(&files::unit_binary()) {
+        out.warnings.push(problem);
+    }
     if !changed && (boot || p.unit_enabled == Some(true)) {
         out.notes.push("in sync: nothing to change".into());
         return Ok(out);
