@@ -261,6 +261,17 @@ fn hairpin_networks(
     resolver: &dyn Resolver,
     warnings: &mut Vec<String>,
 ) -> Vec<Option<IpNet>> {
+    if f.hairpin != Hairpin::Off
+        && let Some(bridge) = lan.filter(|l| resolver.is_bridge(l))
+    {
+        let msg = format!(
+            "forward `{}`: {bridge} is a bridge; for a backend to reach itself through the forward, its bridge port needs hairpin mode (`bridge link set dev PORT hairpin on`)",
+            f.name
+        );
+        if !warnings.contains(&msg) {
+            warnings.push(msg);
+        }
+    }
     match &f.hairpin {
         Hairpin::Off => Vec::new(),
         Hairpin::Networks(nets) => nets.iter().copied().map(Some).collect(),

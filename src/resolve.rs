@@ -14,6 +14,11 @@ pub trait Resolver {
     fn egress_interface(&self, addr: IpAddr) -> Option<String>;
     /// The networks (connected prefixes) configured on an interface.
     fn networks(&self, interface: &str, family: Family) -> Vec<IpNet>;
+    /// Whether the interface is a Linux bridge (then a backend reaching itself through a
+    /// hairpin forward needs hairpin mode on its bridge port).
+    fn is_bridge(&self, _interface: &str) -> bool {
+        false
+    }
 }
 
 /// Knows nothing: rendering falls back to what the file says (and warns).
@@ -43,6 +48,13 @@ impl Resolver for SystemResolver {
         let routes: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
         let dev = routes.get(0)?.get("dev")?.as_str()?;
         (dev != "lo").then(|| dev.to_string())
+    }
+
+    fn is_bridge(&self, interface: &str) -> bool {
+        std::path::Path::new("/sys/class/net")
+            .join(interface)
+            .join("bridge")
+            .is_dir()
     }
 
     fn networks(&self, interface: &str, family: Family) -> Vec<IpNet> {
