@@ -378,6 +378,11 @@ fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, Error> {
         out.warnings.push(problem);
     }
     if !changed && (boot || p.unit_enabled == Some(true)) {
+        // The boot unit and the re-check timer run this every minute: a converged host should
+        // not repeat the same warnings into the journal each time.
+        if boot {
+            out.warnings.clear();
+        }
         out.notes.push("in sync: nothing to change".into());
         return Ok(out);
     }
