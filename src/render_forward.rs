@@ -175,20 +175,30 @@ pub(crate) fn forward_rules(
                     .maybe_out_interface(via.as_deref())
                     .proto(pn)
             };
-            // Only this forward's translated connections (by listen port): another forward to
-            // the same backend keeps its own source NAT (or none). Not by listen address: local
-            // clients also come in through 127.0.0.1.
-            let orig = format!("--ctstate DNAT --ctorigdstport {}", f.port.match_text());
-            let dnatted = |r: Rule| r.m(pn, &bport).m("conntrack", &orig).comment(&c);
-            match &f.snat {
-                SourceNat::Masquerade => {
-                    nat.push(&n.postrouting, dnatted(to_backend()).target("MASQUERADE"))
-                }
-                SourceNat::To(a) => nat.push(
-                    &n.postrouting,
-                    dnatted(to_backend()).target(&format!("SNAT --to-source {a}")),
+            // Only this forward's translated connections: another forward to the same backend
+            // keeps its own source NAT (or none). By listen port, and by listen address when
+            // there is one; local clients also come in through 127.0.0.1, so their rule below
+            // matches the port only.
+            let any_address = format!("--ctstate DNAT --ctorigdstport {}", f.port.match_text());
+            let this_address = match f.address {
+                Some(a) => format!(
+                    "--ctstate DNAT --ctorigdst {a} --ctorigdstport {}",
+                    f.port.match_text()
                 ),
-                SourceNat::None => {
+                None => any_address.clone(),
+            };
+            let dnatted = |r: Rule, orig: &str| r.m(pn, &bport).m("conntrack", orig).comment(&c);
+            let snat_target = match &f.snat {
+                SourceNat::Masquerade => Some("MASQUERADE".to_string()),
+                SourceNat::To(a) => Some(format!("SNAT --to-source {a}")),
+                SourceNat::None => None,
+            };
+            match &snat_target {
+                Some(t) => nat.push(
+                    &n.postrouting,
+                    dnatted(to_backend(), &this_address).target(t),
+                ),
+                None => {
                     for net in hairpin_networks(
                         f,
                         via.as_deref().or(egress.as_deref()),
@@ -199,13 +209,20 @@ pub(crate) fn forward_rules(
                             Some(net) => to_backend().source(net),
                             None => to_backend(),
                         };
-                        nat.push(&n.postrouting, dnatted(r).target("MASQUERADE"));
-                    }
-                    if f.local {
-                        let r = to_backend().m("addrtype", "--src-type LOCAL");
-                        nat.push(&n.postrouting, dnatted(r).target("MASQUERADE"));
+                        nat.push(
+                            &n.postrouting,
+                            dnatted(r, &this_address).target("MASQUERADE"),
+                        );
                     }
                 }
+            }
+            // The gateway's own connections; with source NAT and a listen address, only those
+            // through 127.0.0.1 are not already covered by the rule above.
+            let loopback_clients = f.address.is_some() && f.family == Family::V4;
+            if f.local && (snat_target.is_none() || loopback_clients) {
+                let r = to_backend().m("addrtype", "--src-type LOCAL");
+                let target = snat_target.as_deref().unwrap_or("MASQUERADE");
+                nat.push(&n.postrouting, dnatted(r, &any_address).target(target));
             }
             if f.accept {
                 // ctstate DNAT with the reply source matches both directions of exactly the

@@ -171,7 +171,7 @@ fn hairpin_masquerade_is_limited_to_dnat_connections_from_the_lan() {
     assert_eq!(
         chain(&d, Family::V4, "nat", "PFSTATE-POSTROUTING"),
         [
-            "-A PFSTATE-POSTROUTING -s 10.77.0.0/24 -d 10.77.0.11/32 -o lan0 -p tcp -m tcp --dport 8080 -m conntrack --ctstate DNAT --ctorigdstport 80 -m comment --comment \"pfstate:web\" -j MASQUERADE"
+            "-A PFSTATE-POSTROUTING -s 10.77.0.0/24 -d 10.77.0.11/32 -o lan0 -p tcp -m tcp --dport 8080 -m conntrack --ctstate DNAT --ctorigdst 192.0.2.1 --ctorigdstport 80 -m comment --comment \"pfstate:web\" -j MASQUERADE"
         ]
     );
 }

@@ -956,3 +956,56 @@ fn local_and_balanced_hairpin_on_a_bridge() {
     }
     lab.done();
 }
+
+/// Two forwards on the same port of two public addresses share a backend; only one masquerades.
+/// The source NAT of one must not catch the other's connections (the rule matches the listen
+/// address too), and the gateway itself still reaches the masquerading one through 127.0.0.1.
+#[test]
+fn source_nat_stays_with_its_listen_address() {
+    if skip_unless_root("source_nat_stays_with_its_listen_address") {
+        return;
+    }
+    let lab = Lab::switch(true);
+    lab.gw()
+        .ip(&["addr", "add", "192.0.2.2/24", "dev", "wan0"])
+        .unwrap();
+    lab.apply_text(
+        "two-addresses.yaml",
+        "version: 1\n\
+         interfaces: {wan: wan0, lan: lan0}\n\
+         forwards:\n\
+         \x20 - name: direct\n\
+         \x20   listen: {port: 80, address: 192.0.2.1}\n\
+         \x20   to: 10.77.0.11:8080\n\
+         \x20 - name: masq\n\
+         \x20   listen: {port: 80, address: 192.0.2.2}\n\
+         \x20   to: 10.77.0.11:8080\n\
+         \x20   snat: masquerade\n\
+         \x20   local: true\n\
+         \x20   via: lan\n",
+    );
+    let second: std::net::Ipv4Addr = "192.0.2.2".parse().unwrap();
+    for _ in 0..3 {
+        let r = probe_tcp(lab.client(), sa(PUBLIC, 80), T);
+        assert_reached(&lab, &r, "be1", CLIENT.into(), "direct keeps the client");
+        let r = probe_tcp(lab.client(), sa(second, 80), T);
+        assert_reached(&lab, &r, "be1", GW_LAN.into(), "masq masquerades");
+    }
+    let r = probe_tcp(lab.gw(), sa(std::net::Ipv4Addr::LOCALHOST, 80), T);
+    assert_reached(
+        &lab,
+        &r,
+        "be1",
+        GW_LAN.into(),
+        "the gateway through 127.0.0.1",
+    );
+    let r = probe_tcp(lab.gw(), sa(second, 80), T);
+    assert_reached(
+        &lab,
+        &r,
+        "be1",
+        GW_LAN.into(),
+        "the gateway through the listen address",
+    );
+    lab.done();
+}
