@@ -1,6 +1,6 @@
 //! Unified diffs for review: coloured only when writing to a terminal.
 
-use similar::{ChangeTag, TextDiff};
+use similar::TextDiff;
 
 /// A unified diff of two texts with file-style headers; empty when they are equal.
 pub fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
@@ -41,19 +41,4 @@ pub fn colorize(diff: &str) -> String {
         }
     }
     out
-}
-
-/// Count added and removed lines of a unified diff (for summaries).
-pub fn stats(old: &str, new: &str) -> (usize, usize) {
-    let d = TextDiff::from_lines(old, new);
-    let mut add = 0;
-    let mut del = 0;
-    for c in d.iter_all_changes() {
-        match c.tag() {
-            ChangeTag::Insert => add += 1,
-            ChangeTag::Delete => del += 1,
-            ChangeTag::Equal => {}
-        }
-    }
-    (add, del)
 }

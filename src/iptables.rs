@@ -52,14 +52,6 @@ impl Iptables {
         }
     }
 
-    pub fn backend_name(&self) -> &'static str {
-        if self.variant == "-legacy" {
-            "legacy"
-        } else {
-            "default (nf_tables)"
-        }
-    }
-
     fn tool(&self, family: Family, what: &str) -> String {
         let base = match family {
             Family::V4 => "iptables",

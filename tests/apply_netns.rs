@@ -239,7 +239,7 @@ fn drift_is_shown_and_repaired() {
     let a = write_yaml(dir.path(), "a.yaml", STATE_A);
     assert_eq!(h.run(&["apply", &a]).code, 0);
     let good = h.save("iptables-save");
-    // Someone deletes the jump, edits an owned rule, adds one, and turns forwarding off.
+    // Someone deletes the jump, adds a rule to an owned chain, and turns forwarding off.
     h.ns.exec(
         "iptables",
         &[

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use pfstate::netlab::root_state;
 use pfstate::netlab::{
     GatewayOptions, LanMode, Netns, ProbeResult, Proto, Topology, hold_tcp, probe_tcp, probe_udp,
     sample_tcp, skip_unless_root,
@@ -158,34 +159,6 @@ impl Lab {
         drop(self.topo.take());
         assert_eq!(root_state(), self.before, "the root namespace changed");
     }
-}
-
-/// What must never change in the root namespace: rules and key sysctls.
-fn root_state() -> Vec<String> {
-    let mut v = Vec::new();
-    for cmd in ["iptables-save", "ip6tables-save"] {
-        let out = std::process::Command::new(cmd).output();
-        v.push(match out {
-            Ok(o) => String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| !l.starts_with('#'))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Err(e) => format!("{cmd}: {e}"),
-        });
-    }
-    for k in [
-        "net/ipv4/ip_forward",
-        "net/ipv4/conf/all/route_localnet",
-        "net/ipv4/conf/all/forwarding",
-        "net/ipv6/conf/all/forwarding",
-    ] {
-        v.push(format!(
-            "{k}={}",
-            std::fs::read_to_string(format!("/proc/sys/{k}")).unwrap_or_default()
-        ));
-    }
-    v
 }
 
 /// Assert a probe reached `name` and that the server saw `peer` as the source address.

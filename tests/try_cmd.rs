@@ -22,15 +22,6 @@ fn run_try(file: &Path) -> (Output, u32) {
     (child.wait_with_output().unwrap(), pid)
 }
 
-fn root_rules() -> String {
-    let out = Command::new("iptables-save").output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn assert_cleaned_up(pid: u32) {
     let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let list = String::from_utf8_lossy(&list.stdout);
@@ -46,7 +37,7 @@ fn try_demo_reaches_every_backend() {
     if skip_unless_root("try_demo_reaches_every_backend") {
         return;
     }
-    let before = root_rules();
+    let before = pfstate::netlab::root_state();
     let fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/try-demo.yaml");
     let (out, pid) = run_try(&file);
@@ -78,12 +69,19 @@ fn try_demo_reaches_every_backend() {
         "{stdout}"
     );
     assert_cleaned_up(pid);
-    assert_eq!(root_rules(), before, "root namespace rules changed");
+    assert_eq!(
+        pfstate::netlab::root_state(),
+        before,
+        "root namespace rules changed"
+    );
     assert_eq!(
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
         fwd
     );
-    assert!(!Path::new("/etc/pfstate/host.yaml").exists() || before.contains("PFSTATE"));
+    assert!(
+        !Path::new("/etc/pfstate/host.yaml").exists()
+            || before.iter().any(|s| s.contains("PFSTATE"))
+    );
 }
 
 /// A file whose hairpin networks miss the LAN, and a forward limited to other sources: try

@@ -44,6 +44,7 @@
 pub mod link;
 pub mod netns;
 pub mod probe;
+pub mod root_guard;
 pub mod server;
 pub mod topology;
 
@@ -53,6 +54,7 @@ mod tests;
 pub use link::{Bridge, Veth};
 pub use netns::{Netns, NetnsOptions};
 pub use probe::{HeldTcp, ProbeResult, Reply, Sample, hold_tcp, probe_tcp, probe_udp, sample_tcp};
+pub use root_guard::root_state;
 pub use server::Proto;
 pub use topology::{GatewayOptions, LanMode, Topology};
 

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::root_guard::root_state;
 use super::*;
 
 const T: Duration = Duration::from_millis(1500);
@@ -409,41 +410,6 @@ fn port_forward_through_gateway() {
     assert!(topo.dump().contains("DNAT"));
     drop(topo);
     assert_eq!(root_state(), root_before, "the root namespace changed");
-}
-
-/// What must never change in the root namespace: its rules and key sysctls.
-fn root_state() -> Vec<String> {
-    let mut v = Vec::new();
-    for (cmd, args) in [
-        ("iptables-save", &[][..]),
-        ("ip6tables-save", &[][..]),
-        ("nft", &["list", "ruleset"][..]),
-    ] {
-        let out = std::process::Command::new(cmd).args(args).output();
-        // Drop the "# Generated ... on <date>" comment lines of iptables-save.
-        v.push(match out {
-            Ok(o) => String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| !l.starts_with('#'))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Err(e) => format!("{cmd}: {e}"),
-        });
-    }
-    for k in [
-        "net/ipv4/ip_forward",
-        "net/ipv4/conf/all/rp_filter",
-        "net/ipv4/conf/all/route_localnet",
-        "net/ipv4/conf/all/forwarding",
-        "net/ipv6/conf/all/forwarding",
-        "net/bridge/bridge-nf-call-iptables",
-    ] {
-        v.push(format!(
-            "{k}={}",
-            std::fs::read_to_string(format!("/proc/sys/{k}")).unwrap_or_default()
-        ));
-    }
-    v
 }
 
 #[test]
