@@ -82,7 +82,7 @@ pub enum HostError {
     NoSystemBus(String),
     #[error("systemd: {0}")]
     Systemd(String),
-    /// Another pfstate holds the run lock (see `persist::RunLock`).
+    /// Another pfstate holds the run lock (see `host::fs::RunLock`).
     #[error("{0}")]
     Locked(String),
 }

@@ -1,49 +1,31 @@
 //! pfstate: keep a host's port forwarding, NAT and firewall rules in a desired state.
 //!
-//! Data flows one way:
+//! Data flows one way, and the folders are the stages:
 //!
 //! ```text
-//! spec (parse YAML) -> model (validate) -> render (canonical iptables-save text)
-//!      -> plan (diff against the live kernel and files) -> apply (kernel, sysctls, files, systemd)
+//! spec/     file text -> Model            parse YAML, validate (every problem at FILE:LINE:COL)
+//! render/   Model -> Desired              the owned chains in canonical iptables-save text,
+//!                                         the sysctls, the files (state, sysctl.d, unit)
+//! plan/     Desired x Observed -> Plan    observe the host, then diff (pure)
+//! apply/    Plan -> machine               kernel, sysctls, files, conntrack; rollback on failure
+//! cmd/      one file per subcommand       chains the stages; output.rs prints, decides exit code
 //! ```
 //!
-//! Everything up to and including `plan`'s diff is pure; side effects live behind the traits
-//! in [`host`].
+//! Below the stages sit the shared vocabulary ([`model`], [`names`], [`error`], [`ruleset`]:
+//! tables, chains, rule lines, the `iptables-save` parser) and [`host`]: every side effect,
+//! each behind a small trait. [`lab`] builds throwaway network-namespace labs (`pfstate try`,
+//! the traffic tests). Imports point down this list and never back:
+//! `model/names/error -> spec -> ruleset -> host -> render -> plan -> apply -> lab -> cmd`.
 
-pub mod app;
+pub mod apply;
 pub mod cli;
-pub mod coexist;
-pub mod conntrack;
-pub mod converge;
-pub mod diff;
+pub mod cmd;
 pub mod error;
-pub mod files;
 pub mod host;
-pub mod iptables;
-pub mod iptsave;
+pub mod lab;
 pub mod model;
 pub mod names;
-pub mod netlab;
-pub mod nfnetlink;
-pub mod nftables_tables;
-pub mod persist;
-pub mod placement;
 pub mod plan;
 pub mod render;
-pub mod render_forward;
-pub mod render_tree;
-pub mod resolve;
-pub mod rule;
-pub mod save_cache;
+pub mod ruleset;
 pub mod spec;
-pub mod spec_values;
-pub mod status;
-pub mod suggest;
-pub mod sysctl;
-pub mod sysctl_conf;
-pub mod systemd;
-pub mod try_run;
-pub mod unit;
-pub mod validate;
-pub mod validate_rules;
-pub mod values;

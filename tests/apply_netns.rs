@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Host, write_yaml};
-use pfstate::netlab;
+use pfstate::lab;
 
 const STATE_A: &str = "version: 1
 host: test-a
@@ -48,7 +48,7 @@ fn foreign(save: &str) -> String {
 
 #[test]
 fn apply_is_idempotent_and_remove_cleans_up() {
-    if netlab::skip_unless_root("apply_is_idempotent_and_remove_cleans_up") {
+    if lab::skip_unless_root("apply_is_idempotent_and_remove_cleans_up") {
         return;
     }
     let h = Host::new("apply");
@@ -164,7 +164,7 @@ fn apply_is_idempotent_and_remove_cleans_up() {
 
 #[test]
 fn failure_in_a_later_family_rolls_everything_back() {
-    if netlab::skip_unless_root("failure_in_a_later_family_rolls_everything_back") {
+    if lab::skip_unless_root("failure_in_a_later_family_rolls_everything_back") {
         return;
     }
     let h = Host::new("rollback");
@@ -210,7 +210,7 @@ fn failure_in_a_later_family_rolls_everything_back() {
 
 #[test]
 fn new_state_on_empty_host_fails_cleanly_when_ipv4_restore_fails() {
-    if netlab::skip_unless_root("new_state_on_empty_host_fails_cleanly_when_ipv4_restore_fails") {
+    if lab::skip_unless_root("new_state_on_empty_host_fails_cleanly_when_ipv4_restore_fails") {
         return;
     }
     let h = Host::new("failv4");
@@ -231,7 +231,7 @@ fn new_state_on_empty_host_fails_cleanly_when_ipv4_restore_fails() {
 
 #[test]
 fn drift_is_shown_and_repaired() {
-    if netlab::skip_unless_root("drift_is_shown_and_repaired") {
+    if lab::skip_unless_root("drift_is_shown_and_repaired") {
         return;
     }
     let h = Host::new("drift");
@@ -286,7 +286,7 @@ fn drift_is_shown_and_repaired() {
 
 #[test]
 fn uses_the_legacy_backend_when_the_host_rules_live_there() {
-    if netlab::skip_unless_root("uses_the_legacy_backend_when_the_host_rules_live_there") {
+    if lab::skip_unless_root("uses_the_legacy_backend_when_the_host_rules_live_there") {
         return;
     }
     let h = Host::new("legacy");
@@ -320,7 +320,7 @@ fn uses_the_legacy_backend_when_the_host_rules_live_there() {
 
 #[test]
 fn concurrent_runs_do_not_interleave() {
-    if netlab::skip_unless_root("concurrent_runs_do_not_interleave") {
+    if lab::skip_unless_root("concurrent_runs_do_not_interleave") {
         return;
     }
     let h = Host::new("lock");
@@ -345,7 +345,7 @@ fn concurrent_runs_do_not_interleave() {
 
 #[test]
 fn an_unchanged_rule_set_is_not_read_twice_but_any_change_is_seen() {
-    if netlab::skip_unless_root("an_unchanged_rule_set_is_not_read_twice_but_any_change_is_seen") {
+    if lab::skip_unless_root("an_unchanged_rule_set_is_not_read_twice_but_any_change_is_seen") {
         return;
     }
     let h = Host::new("gencache");

@@ -29,7 +29,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use pfstate::host::ServiceManager;
-use pfstate::systemd::DbusServiceManager;
+use pfstate::host::systemd::DbusServiceManager;
 use support::Sandbox;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pfstate");

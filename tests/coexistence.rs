@@ -225,7 +225,7 @@ const BUILTINS: &[(&str, &[&str])] = &[
 /// Counters, comments and table/chain print order are ignored (as check-untouched.sh does).
 fn foreign(save: &str, prefixes: &[&str]) -> String {
     let owned = |c: &str| prefixes.iter().any(|p| c.starts_with(&format!("{p}-")));
-    let saved = pfstate::iptsave::parse(save);
+    let saved = pfstate::ruleset::dump::parse(save);
     let mut out = String::new();
     for (table, builtins) in BUILTINS {
         out.push_str(&format!("*{table}\n"));
@@ -248,7 +248,7 @@ fn foreign(save: &str, prefixes: &[&str]) -> String {
                 continue;
             }
             for r in &chain.rules {
-                if pfstate::iptsave::target(r).is_some_and(owned) {
+                if pfstate::ruleset::dump::target(r).is_some_and(owned) {
                     continue;
                 }
                 out.push_str(r);
@@ -262,7 +262,7 @@ fn foreign(save: &str, prefixes: &[&str]) -> String {
 /// pfstate's own part of a save (prefix PFSTATE): its chains with their rules and its jumps
 /// with the chain they hang from. Positions relative to foreign rules are not part of it.
 fn own(save: &str) -> String {
-    let saved = pfstate::iptsave::parse(save);
+    let saved = pfstate::ruleset::dump::parse(save);
     let mut out = String::new();
     for (table, t) in &saved.tables {
         for (name, chain) in &t.chains {
@@ -271,7 +271,7 @@ fn own(save: &str) -> String {
             }
             for r in &chain.rules {
                 if name.starts_with("PFSTATE-")
-                    || pfstate::iptsave::target(r).is_some_and(|t| t.starts_with("PFSTATE-"))
+                    || pfstate::ruleset::dump::target(r).is_some_and(|t| t.starts_with("PFSTATE-"))
                 {
                     out.push_str(&format!("{table} {r}\n"));
                 }
@@ -301,7 +301,7 @@ fn assert_untouched(ns: &Ns, before: &[String; 2], prefixes: &[&str], step: &str
         if a != b {
             panic!(
                 "{step}: foreign {fam} rules changed:\n{}",
-                pfstate::diff::unified(&a, &b, "before", "now")
+                pfstate::plan::view::unified(&a, &b, "before", "now")
             );
         }
     }
@@ -313,7 +313,7 @@ fn assert_same(a: &[String; 2], b: &[String; 2], step: &str) {
         if x != y {
             panic!(
                 "{step}: the ruleset changed:\n{}",
-                pfstate::diff::unified(&x, &y, "before", "after")
+                pfstate::plan::view::unified(&x, &y, "before", "after")
             );
         }
     }
@@ -350,7 +350,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 // Structure of the placement
 
 fn chain_rules(save: &str, table: &str, chain: &str) -> Vec<String> {
-    pfstate::iptsave::parse(save)
+    pfstate::ruleset::dump::parse(save)
         .table(table)
         .and_then(|t| t.chain(chain))
         .map(|c| c.rules.clone())
@@ -439,7 +439,7 @@ fn assert_placement(save: &str, fixture: &str) {
     }
     // Canaries in both tables.
     for table in ["nat", "filter"] {
-        let t = pfstate::iptsave::parse(save);
+        let t = pfstate::ruleset::dump::parse(save);
         assert!(
             t.table(table).unwrap().chain("PFSTATE-CANARY").is_some(),
             "{fixture}: no canary in {table}"

@@ -2,13 +2,13 @@
 //! and read back with `iptables-save`: the render must equal what the kernel prints, so that a
 //! plan against the live host is a plain text comparison (and a second apply writes nothing).
 
-use pfstate::iptsave;
+use pfstate::host::resolve::NoLookup;
+use pfstate::lab::{self, Netns, NetnsOptions};
 use pfstate::model::Family;
-use pfstate::netlab::{self, Netns, NetnsOptions};
 use pfstate::plan;
 use pfstate::render::{self, Desired};
-use pfstate::resolve::NoLookup;
-use pfstate::validate;
+use pfstate::ruleset::dump;
+use pfstate::spec::validate;
 
 fn desired(yaml: &str) -> Desired {
     let model = validate::load_str("shape.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
@@ -17,7 +17,7 @@ fn desired(yaml: &str) -> Desired {
 
 /// Load the render into a fresh namespace and assert the kernel prints exactly the render.
 fn round_trip(name: &str, yaml: &str) {
-    if netlab::skip_unless_root(name) {
+    if lab::skip_unless_root(name) {
         return;
     }
     let d = desired(yaml);
@@ -56,7 +56,7 @@ fn round_trip(name: &str, yaml: &str) {
             "{restore} refused the render:\n{}\n{payload}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let live = iptsave::parse(&ns.exec(save, &[]).expect("save"));
+        let live = dump::parse(&ns.exec(save, &[]).expect("save"));
         let again = plan::plan_family(&d.prefix, rs, &live);
         assert!(
             again.is_empty(),

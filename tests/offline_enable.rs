@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use pfstate::host::ServiceManager;
-use pfstate::systemd::OfflineServiceManager;
+use pfstate::host::systemd::OfflineServiceManager;
 
 const UNIT: &str = "# test\n[Unit]\nDescription=x\n[Service]\nType=oneshot\nExecStart=/bin/true\n\
                     [Install]\nWantedBy=multi-user.target\nWantedBy=network-pre.target\n\

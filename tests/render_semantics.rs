@@ -1,10 +1,10 @@
 //! The rule text for each lesson of the SPEC's semantics section (where the seeds are wrong),
 //! compared line by line, as kube-proxy's tests compare expected rule text.
 
+use pfstate::host::resolve::NoLookup;
 use pfstate::model::Family;
 use pfstate::render::{self, Desired};
-use pfstate::resolve::NoLookup;
-use pfstate::validate;
+use pfstate::spec::validate;
 
 fn render(yaml: &str) -> Desired {
     let model = validate::load_str(
@@ -235,7 +235,7 @@ fn every_owned_rule_names_its_entry_and_every_jump_is_commented() {
 #[test]
 fn hairpin_through_a_bridge_warns_about_bridge_port_hairpin_mode() {
     struct Bridged;
-    impl pfstate::resolve::Resolver for Bridged {
+    impl pfstate::host::resolve::Resolver for Bridged {
         fn egress_interface(&self, _: std::net::IpAddr) -> Option<String> {
             Some("br0".into())
         }

@@ -21,10 +21,10 @@ use std::process::{Command, Output};
 use std::time::Instant;
 
 use pfstate::host::ServiceManager;
-use pfstate::persist::{FILE_MODE, Root, write_if_changed};
-use pfstate::sysctl_conf::{SYSCTL_CONF_PATH, SysctlEntry, render_sysctl_conf};
-use pfstate::systemd::{DbusServiceManager, OfflineServiceManager};
-use pfstate::unit::{STATE_PATH, UNIT_NAME, UNIT_PATH, UnitParams, render_unit};
+use pfstate::host::fs::{FILE_MODE, Root, write_if_changed};
+use pfstate::host::systemd::{DbusServiceManager, OfflineServiceManager};
+use pfstate::render::files::sysctl_d::{SYSCTL_CONF_PATH, SysctlEntry, render_sysctl_conf};
+use pfstate::render::files::unit::{STATE_PATH, UNIT_NAME, UNIT_PATH, UnitParams, render_unit};
 use support::Sandbox;
 
 const HELPER_ENV: &str = "PFSTATE_SANDBOX_HELPER";

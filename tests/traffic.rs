@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use pfstate::netlab::root_state;
-use pfstate::netlab::{
+use pfstate::lab::root_state;
+use pfstate::lab::{
     GatewayOptions, LanMode, Netns, ProbeResult, Proto, Topology, hold_tcp, probe_tcp, probe_udp,
     sample_tcp, skip_unless_root,
 };

@@ -3,12 +3,12 @@
 //! the rendered rules, and a plan against what the kernel holds must be empty. Needs root;
 //! skipped otherwise. No timing assertions.
 
-use pfstate::iptsave;
+use pfstate::host::resolve::NoLookup;
+use pfstate::lab::{Netns, NetnsOptions, skip_unless_root};
 use pfstate::model::Family;
-use pfstate::netlab::{Netns, NetnsOptions, skip_unless_root};
 use pfstate::plan::plan_family;
 use pfstate::render::render;
-use pfstate::resolve::NoLookup;
+use pfstate::ruleset::dump;
 
 fn state(n: usize) -> String {
     let mut s = String::from("version: 1\nforwards:\n");
@@ -35,7 +35,7 @@ fn tree_layout_round_trips_through_the_kernel() {
     if skip_unless_root("tree_layout_round_trips_through_the_kernel") {
         return;
     }
-    let model = pfstate::validate::load_str("t.yaml", &state(400)).expect("valid");
+    let model = pfstate::spec::load_str("t.yaml", &state(400)).expect("valid");
     let desired = render(&model, &NoLookup);
     let rs = desired.ruleset(Family::V4);
     let nat = rs.table("nat").expect("nat");
@@ -60,7 +60,7 @@ fn tree_layout_round_trips_through_the_kernel() {
         String::from_utf8_lossy(&out.stderr)
     );
     let saved = ns.exec("iptables-save", &[]).expect("iptables-save");
-    let live = iptsave::parse(&saved);
+    let live = dump::parse(&saved);
     for (table, rules) in &rs.tables {
         let t = live.table(table).expect("table saved");
         for c in &rules.chains {
@@ -86,7 +86,7 @@ fn nftables_tables_over_netlink_match_nft_list_tables() {
     }
     let want = ns.exec("nft", &["list", "tables"]).expect("nft list");
     let got = ns
-        .run_in(pfstate::nftables_tables::list_tables)
+        .run_in(pfstate::host::nft_tables::list_tables)
         .expect("enter netns")
         .expect("netlink answer");
     let sorted = |s: &str| {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use pfstate::netlab::skip_unless_root;
+use pfstate::lab::skip_unless_root;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
 
@@ -37,7 +37,7 @@ fn try_demo_reaches_every_backend() {
     if skip_unless_root("try_demo_reaches_every_backend") {
         return;
     }
-    let before = pfstate::netlab::root_state();
+    let before = pfstate::lab::root_state();
     let fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/try-demo.yaml");
     let (out, pid) = run_try(&file);
@@ -70,7 +70,7 @@ fn try_demo_reaches_every_backend() {
     );
     assert_cleaned_up(pid);
     assert_eq!(
-        pfstate::netlab::root_state(),
+        pfstate::lab::root_state(),
         before,
         "root namespace rules changed"
     );

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Everything that touches netfilter runs inside throwaway network namespaces created for the
-//! run (`pft-<pid>-<n>-<role>`, via `pfstate::netlab`) and deleted afterwards, also on Ctrl-C
+//! run (`pft-<pid>-<n>-<role>`, via `pfstate::lab`) and deleted afterwards, also on Ctrl-C
 //! and on panic; pfstate runs with `--root <tempdir>`, so no file of the host is written. The
 //! root namespace's firewall and sysctls are never touched.
 //!
@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use pfstate::netlab::{GatewayOptions, Netns, NetnsOptions, Topology};
+use pfstate::lab::{GatewayOptions, Netns, NetnsOptions, Topology};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -104,10 +104,10 @@ fn engine(n: usize) {
     let parse = t.elapsed();
     drop(spec);
     let t = Instant::now();
-    let model = pfstate::validate::load_str("state.yaml", &text).expect("valid");
+    let model = pfstate::spec::load_str("state.yaml", &text).expect("valid");
     let load = t.elapsed();
     let t = Instant::now();
-    let desired = pfstate::render::render(&model, &pfstate::resolve::NoLookup);
+    let desired = pfstate::render::render(&model, &pfstate::host::resolve::NoLookup);
     let render = t.elapsed();
     let rs = desired.ruleset(pfstate::model::Family::V4);
     let t = Instant::now();
@@ -117,17 +117,17 @@ fn engine(n: usize) {
     let payload = plan.payload();
     let payload_t = t.elapsed();
     let t = Instant::now();
-    let live = pfstate::iptsave::parse(&payload);
+    let live = pfstate::ruleset::dump::parse(&payload);
     let parse_save = t.elapsed();
     let t = Instant::now();
     let again = pfstate::plan::plan_family(&desired.prefix, rs, &live);
     let noop_plan = t.elapsed();
     let t = Instant::now();
-    let d = pfstate::diff::unified(&again.live_view, &again.desired_view, "a", "b");
+    let d = pfstate::plan::view::unified(&again.live_view, &again.desired_view, "a", "b");
     let diff_t = t.elapsed();
     let changed = state_yaml(n, None, Some(n / 2));
     let t = Instant::now();
-    let fd = pfstate::diff::unified(&text, &changed, "a", "b");
+    let fd = pfstate::plan::view::unified(&text, &changed, "a", "b");
     let file_diff = t.elapsed();
     println!(
         "state file diff (one change) {file_diff:?} ({} bytes)",
@@ -151,7 +151,7 @@ fn main() {
         return;
     }
     let opts = parse_opts();
-    if !pfstate::netlab::have_root() {
+    if !pfstate::lab::have_root() {
         eprintln!("pfstate-bench needs root (it creates network namespaces)");
         std::process::exit(1);
     }
@@ -751,9 +751,9 @@ fn connect_rate(ns: &Netns, dst: SocketAddr, secs: f64) -> Result<(f64, usize), 
 }
 
 fn linear_payload(n: usize, last: &str) -> Result<String, String> {
-    let model = pfstate::validate::load_str("linear.yaml", &state_yaml(n, Some(last), None))
+    let model = pfstate::spec::load_str("linear.yaml", &state_yaml(n, Some(last), None))
         .map_err(|e| e.to_string())?;
-    let desired = pfstate::render::render_linear(&model, &pfstate::resolve::NoLookup);
+    let desired = pfstate::render::render_linear(&model, &pfstate::host::resolve::NoLookup);
     let rs = desired.ruleset(pfstate::model::Family::V4);
     let plan = pfstate::plan::plan_family(&desired.prefix, rs, &Default::default());
     Ok(plan.payload())

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use pfstate::netlab::{Netns, NetnsOptions};
+use pfstate::lab::{Netns, NetnsOptions};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
 

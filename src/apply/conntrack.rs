@@ -1,0 +1,223 @@
+//! Delete conntrack entries of forwards that changed, so existing flows (notably UDP, whose
+//! entries outlive any rule change) do not keep their old translation or lack of one.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use crate::host::conntrack as tool;
+use crate::model::{Family, Forward, Model, PortRange, Proto};
+use crate::names;
+use crate::plan::Plan;
+use crate::plan::observe::Observed;
+use crate::plan::rules;
+use crate::render::tree;
+use crate::spec::values::parse_port_range;
+
+/// What identifies a forward's connections in the conntrack table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub name: String,
+    pub family: Family,
+    pub protos: Vec<Proto>,
+    pub port: PortRange,
+    pub address: Option<IpAddr>,
+}
+
+impl Listen {
+    pub fn of(f: &Forward) -> Listen {
+        Listen {
+            name: f.name.clone(),
+            family: f.family,
+            protos: f.protos.clone(),
+            port: f.port,
+            address: f.address,
+        }
+    }
+
+    /// Recover a removed forward's listen from one of its live DNAT dispatch rules
+    /// (`-d ADDR/32 -p tcp ... --dport 80 ...`), so its connections can be flushed too.
+    pub fn from_rule(name: &str, family: Family, rule: &str) -> Option<Listen> {
+        let words: Vec<&str> = rule.split_whitespace().collect();
+        let after = |flag: &str| words.windows(2).find(|w| w[0] == flag).map(|w| w[1]);
+        let proto = match after("-p")? {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            _ => return None,
+        };
+        let port = parse_port_range(after("--dport")?).ok()?;
+        let address = after("-d")
+            .and_then(|d| d.split('/').next())
+            .and_then(|a| a.parse().ok());
+        Some(Listen {
+            name: name.to_string(),
+            family,
+            protos: vec![proto],
+            port,
+            address,
+        })
+    }
+}
+
+/// Ranges wider than this are not flushed port by port (the conntrack tool takes one port).
+const MAX_PORTS_TO_FLUSH: u32 = 1024;
+
+/// More deletions than this are not run blindly, one `conntrack -D` each: the table is listed
+/// once and only the ports that have entries are deleted (a first apply of 10,000 forwards
+/// would otherwise start 10,000 processes).
+const MAX_BLIND_DELETES: usize = 16;
+
+const NO_TOOL: &str = "conntrack tool not found: existing connections keep their old translation until they end (install the conntrack package)";
+
+/// [`flush`] for several listens at once: one `conntrack -D` per port when there are few,
+/// otherwise one `conntrack -L` per family and a delete only for the ports that have entries.
+pub fn flush_all(listens: &[Listen]) -> Vec<String> {
+    let deletes: usize = listens
+        .iter()
+        .filter(|l| l.port.width() <= MAX_PORTS_TO_FLUSH)
+        .map(|l| l.protos.len() * l.port.width() as usize)
+        .sum();
+    let mut warnings: Vec<String> = Vec::new();
+    let note = |w: String, warnings: &mut Vec<String>| {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    };
+    if deletes <= MAX_BLIND_DELETES {
+        for l in listens {
+            for w in flush(l) {
+                note(w, &mut warnings);
+            }
+        }
+        return warnings;
+    }
+    for family in [Family::V4, Family::V6] {
+        let of_family: Vec<&Listen> = listens.iter().filter(|l| l.family == family).collect();
+        if of_family.is_empty() {
+            continue;
+        }
+        let Ok(listed) = tool::list(family, false) else {
+            return vec![NO_TOOL.to_string()];
+        };
+        // (proto, port, original destination) of every entry; usually few, often none.
+        let mut entries: Vec<(String, u16, String)> =
+            listed.lines().filter_map(entry_of_line).collect();
+        entries.sort();
+        entries.dedup();
+        let mut done: Vec<(String, u16, Option<IpAddr>)> = Vec::new();
+        for l in &of_family {
+            if l.port.width() > MAX_PORTS_TO_FLUSH {
+                note(
+                    format!(
+                        "forward `{}`: not flushing conntrack entries of {} ports",
+                        l.name,
+                        l.port.width()
+                    ),
+                    &mut warnings,
+                );
+                continue;
+            }
+            for (proto, port, dst) in &entries {
+                let hit = l.protos.iter().any(|p| p.name() == proto)
+                    && l.port.lo <= *port
+                    && *port <= l.port.hi
+                    && l.address.is_none_or(|a| dst.parse().ok() == Some(a));
+                let key = (proto.clone(), *port, l.address);
+                if hit && !done.contains(&key) {
+                    let _ = tool::delete(family, proto, *port, l.address);
+                    done.push(key);
+                }
+            }
+        }
+    }
+    warnings
+}
+
+/// `tcp 6 431999 ESTABLISHED src=.. dst=.. sport=.. dport=.. ...` -> (proto, original dport,
+/// original dst): the first `dst=`/`dport=` belong to the original direction.
+fn entry_of_line(line: &str) -> Option<(String, u16, String)> {
+    let proto = line.split_whitespace().next()?.to_string();
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|t| t.strip_prefix(name))
+            .map(str::to_string)
+    };
+    Some((proto, field("dport=")?.parse().ok()?, field("dst=")?))
+}
+
+/// Delete the entries whose original destination is this forward's listen port (and address).
+/// Returns warnings; a missing `conntrack` tool is a warning, not an error.
+pub fn flush(f: &Listen) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if f.port.width() > MAX_PORTS_TO_FLUSH {
+        warnings.push(format!(
+            "forward `{}`: not flushing conntrack entries of {} ports",
+            f.name,
+            f.port.width()
+        ));
+        return warnings;
+    }
+    for proto in &f.protos {
+        for port in f.port.lo..=f.port.hi {
+            if tool::delete(f.family, proto.name(), port, f.address).is_err() {
+                warnings.push(NO_TOOL.to_string());
+                return warnings;
+            }
+        }
+    }
+    warnings
+}
+
+/// The listens whose conntrack entries must go: forwards that are new or changed (their old
+/// entries, or un-NATed ones made before the rule existed, would win over the new rules) and
+/// forwards that were removed (found from their live DNAT rules, in PREFIX-PREROUTING or, for
+/// a large rule set, in the leaves of its tree).
+pub(crate) fn stale_listens(model: &Model, observed: &Observed, plan: &Plan) -> Vec<Listen> {
+    let prerouting = names::owned_chain(&model.prefix, "PREROUTING");
+    let forwards: HashMap<(&str, Family), &Forward> = model
+        .forwards
+        .iter()
+        .map(|f| ((f.name.as_str(), f.family), f))
+        .collect();
+    let mut out: Vec<Listen> = Vec::new();
+    for fp in &plan.families {
+        if fp.changed_entries.is_empty() {
+            continue;
+        }
+        // The live DNAT dispatch rules of each changed entry, read once.
+        let mut live: HashMap<String, Vec<&String>> = HashMap::new();
+        if let Some(t) = observed.saved(fp.family).table("nat") {
+            for (name, chain) in &t.chains {
+                let dispatch = *name == prerouting
+                    || tree::base_chain(&model.prefix, name).as_deref()
+                        == Some(prerouting.as_str());
+                if !dispatch {
+                    continue;
+                }
+                for r in &chain.rules {
+                    if let Some(e) = rules::entry_of(r).filter(|e| fp.changed_entries.contains(e)) {
+                        live.entry(e).or_default().push(r);
+                    }
+                }
+            }
+        }
+        let mut seen: HashSet<(String, Vec<Proto>, PortRange, Option<std::net::IpAddr>)> =
+            HashSet::new();
+        let mut push = |l: Listen, out: &mut Vec<Listen>| {
+            if seen.insert((l.name.clone(), l.protos.clone(), l.port, l.address)) {
+                out.push(l);
+            }
+        };
+        for name in &fp.changed_entries {
+            if let Some(f) = forwards.get(&(name.as_str(), fp.family)) {
+                push(Listen::of(f), &mut out);
+            }
+            // The old listen too: a changed port or address leaves entries on the old one.
+            for r in live.get(name).into_iter().flatten() {
+                if let Some(l) = Listen::from_rule(name, fp.family, r) {
+                    push(l, &mut out);
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,49 @@
+//! What every command shares: the context built from the global options, and the [`Outcome`]
+//! a command reports.
+
+use std::io::IsTerminal;
+
+use crate::cli::{Cli, ColorChoice, Format};
+use crate::host::fs::Root;
+
+/// What a command reports: whether the host differs (or changed), and text to print.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub changed: bool,
+    /// The diff (plan/diff/apply) or other main output.
+    pub diff: String,
+    /// Short lines for a person: summaries, "in sync".
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+    /// `plan`, `apply --dry-run` and `diff` exit 2 when `changed`.
+    pub changes_exit_2: bool,
+}
+
+pub struct Ctx {
+    pub root: Root,
+    pub color: bool,
+    pub format: Format,
+}
+
+impl Ctx {
+    pub fn new(cli: &Cli) -> Ctx {
+        let color = match cli.global.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+        } && cli.global.format == Format::Text;
+        let root = cli
+            .global
+            .root
+            .as_ref()
+            .map(Root::under)
+            .unwrap_or_else(Root::live);
+        Ctx {
+            root,
+            color,
+            format: cli.global.format,
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! `pfstate plan FILE` (and `apply --dry-run`): what apply would change, as a diff.
+
+use std::path::Path;
+
+use crate::error::Error;
+use crate::host::Host;
+use crate::spec::load;
+
+use super::ctx::{Ctx, Outcome};
+use super::prepare::{live_host, plan_diff, prepare};
+
+pub(super) fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
+    let (nf, sc) = live_host();
+    // The live rules are read while the file is parsed and rendered.
+    let nf = nf.prefetch(&ctx.root);
+    let (model, source) = load(path)?;
+    let host = Host {
+        netfilter: &nf,
+        sysctl: &sc,
+    };
+    let p = prepare(ctx, &host, model, &source, None, true)?;
+    let (d, changed) = plan_diff(ctx, &p, true)?;
+    let mut out = Outcome {
+        changed,
+        diff: d,
+        changes_exit_2: true,
+        warnings: p.plan.warnings.clone(),
+        ..Outcome::default()
+    };
+    if !changed {
+        out.notes.push("in sync: nothing to change".into());
+    }
+    if p.unit_enabled.is_none() && !ctx.root.is_offline() {
+        out.warnings
+            .push("cannot ask systemd whether the unit is enabled (no system bus?)".into());
+    }
+    Ok(out)
+}

@@ -1,0 +1,73 @@
+//! `pfstate render FILE` and `pfstate diff OLD NEW`: what a state installs on an empty host,
+//! and how two states' renders differ. Neither reads the host's rules.
+
+use std::path::Path;
+
+use crate::error::Error;
+use crate::host::resolve::SystemResolver;
+use crate::model::{Family, Model};
+use crate::plan::view;
+use crate::render::files::unit::STATE_PATH;
+use crate::render::{self, files};
+use crate::spec::load;
+
+use super::ctx::Outcome;
+
+/// The full text `render` prints for a state: what apply would install on an empty host.
+pub fn render_text(model: &Model, source: &str) -> Result<String, Error> {
+    let desired = render::render(model, &SystemResolver);
+    let mut out = String::new();
+    for rs in &desired.rulesets {
+        let plan = crate::plan::rules::plan_family(&desired.prefix, rs, &Default::default());
+        let tool = match rs.family {
+            Family::V4 => "iptables-restore",
+            Family::V6 => "ip6tables-restore",
+        };
+        if !plan.is_empty() {
+            out.push_str(&format!(
+                "# {}: {tool} --noflush\n{}",
+                rs.family,
+                plan.payload()
+            ));
+        }
+    }
+    for f in files::desired_files(model, &desired, source)? {
+        if let Some(c) = f.content.filter(|_| f.target != STATE_PATH) {
+            out.push_str(&format!("# {}\n{c}", f.target));
+            if !c.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+    }
+    for w in &desired.warnings {
+        out.push_str(&format!("# warning: {w}\n"));
+    }
+    Ok(out)
+}
+
+pub(super) fn render_file(path: &Path) -> Result<Outcome, Error> {
+    let (model, source) = load(path)?;
+    Ok(Outcome {
+        diff: render_text(&model, &source)?,
+        ..Outcome::default()
+    })
+}
+
+pub(super) fn diff_files(old: &Path, new: &Path) -> Result<Outcome, Error> {
+    let (m_old, s_old) = load(old)?;
+    let (m_new, s_new) = load(new)?;
+    let a = render_text(&m_old, &s_old)?;
+    let b = render_text(&m_new, &s_new)?;
+    let d = view::unified(
+        &a,
+        &b,
+        &old.display().to_string(),
+        &new.display().to_string(),
+    );
+    Ok(Outcome {
+        changed: !d.is_empty(),
+        diff: d,
+        changes_exit_2: true,
+        ..Outcome::default()
+    })
+}

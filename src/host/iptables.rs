@@ -1,0 +1,299 @@
+//! The real [`Netfilter`]: `ip(6)tables-save` and `ip(6)tables-restore --noflush --wait`.
+//!
+//! pfstate uses the same backend as the rules already on the host: if only the legacy
+//! backend holds rules, the `-legacy` tools are used, otherwise the `-nft` ones (or the plain
+//! names, which follow the distribution's alternatives). Mixing the two would leave two rule
+//! sets that both filter packets but each tool sees only one of them.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::error::HostError;
+use crate::host::Netfilter;
+use crate::host::fs::Root;
+use crate::host::save_cache;
+use crate::model::Family;
+
+pub struct Iptables {
+    /// "" (the distribution's default), "-nft" or "-legacy".
+    variant: &'static str,
+}
+
+impl Iptables {
+    /// Choose the backend as described in the module docs.
+    pub fn detect() -> Iptables {
+        let has_rules = |tool: &str| {
+            Command::new(tool)
+                .stderr(Stdio::null())
+                .output()
+                .map(|o| {
+                    o.status.success()
+                        && String::from_utf8_lossy(&o.stdout)
+                            .lines()
+                            .any(|l| l.starts_with("-A "))
+                })
+                .unwrap_or(false)
+        };
+        // Legacy first: on a host without legacy rules that answer is instant, and the
+        // (possibly large) nf_tables rule set is not read twice. Both families at once: each
+        // check is a process, on the path of every command.
+        let either = |a: &str, b: &str| {
+            std::thread::scope(|s| {
+                let other = s.spawn(|| has_rules(b));
+                let first = has_rules(a);
+                other.join().unwrap_or(false) || first
+            })
+        };
+        let legacy = either("iptables-legacy-save", "ip6tables-legacy-save");
+        if legacy && !either("iptables-nft-save", "ip6tables-nft-save") {
+            Iptables { variant: "-legacy" }
+        } else {
+            Iptables { variant: "" }
+        }
+    }
+
+    fn tool(&self, family: Family, what: &str) -> String {
+        let base = match family {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        };
+        format!("{base}{}-{what}", self.variant)
+    }
+
+    /// Save with counters (`-c`), used by `status`.
+    pub fn save_with_counters(&self, family: Family, table: &str) -> Result<String, HostError> {
+        run_save(&self.tool(family, "save"), &["-c", "-t", table])
+    }
+}
+
+/// An `iptables-save` started ahead of time, read by the first [`Netfilter::save`] of its
+/// family; later saves run afresh.
+type SaveThread = std::thread::JoinHandle<std::io::Result<std::process::Output>>;
+
+pub struct Prefetched<'a> {
+    inner: &'a Iptables,
+    /// Threads draining each save's output (a pipe holds only 64 KiB: unread, the save stalls).
+    pending: std::sync::Mutex<Vec<(Family, SaveThread)>>,
+    /// Saves taken from the cache of an unchanged generation (see `save_cache`), served once.
+    cached: std::sync::Mutex<Vec<(Family, String)>>,
+    /// Fresh saves read so far, stored in the cache once both are in and the generation held.
+    collected: std::sync::Mutex<Vec<(Family, String)>>,
+    /// The nf_tables generation before the saves started; `None`: no caching.
+    generation: Option<save_cache::Generation>,
+    root: Root,
+}
+
+impl Iptables {
+    /// Start the full save of both families now, so that it runs while the caller parses and
+    /// renders (at 10,000 forwards each takes about as long as the other). Only use this
+    /// while holding the run lock: the state read must be the state the plan is made against.
+    pub fn prefetch(&self, root: &Root) -> Prefetched<'_> {
+        // Only the nf_tables backend has a generation id; legacy rules are always read.
+        let generation = if self.variant.is_empty() {
+            save_cache::Generation::current()
+        } else {
+            None
+        };
+        let cached = generation
+            .as_ref()
+            .and_then(|g| save_cache::load(root, g))
+            .unwrap_or_default();
+        let mut pending = Vec::new();
+        for family in Family::ALL {
+            if cached.iter().any(|(f, _)| *f == family) {
+                continue;
+            }
+            if let Ok(child) = Command::new(self.tool(family, "save"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+            {
+                pending.push((family, std::thread::spawn(move || child.wait_with_output())));
+            }
+        }
+        Prefetched {
+            inner: self,
+            pending: std::sync::Mutex::new(pending),
+            cached: std::sync::Mutex::new(cached),
+            collected: std::sync::Mutex::new(Vec::new()),
+            generation,
+            root: root.clone(),
+        }
+    }
+}
+
+impl Prefetched<'_> {
+    /// Keep a fresh save; with both families in and the generation unchanged since before
+    /// they started, the texts are exactly that generation's rule set: cache them.
+    fn collect(&self, family: Family, text: &str) {
+        let Some(before) = &self.generation else {
+            return;
+        };
+        let mut collected = self.collected.lock().unwrap_or_else(|e| e.into_inner());
+        collected.push((family, text.to_string()));
+        if collected.len() == Family::ALL.len()
+            && save_cache::Generation::current().as_ref() == Some(before)
+        {
+            save_cache::store(&self.root, before, &collected);
+        }
+    }
+}
+
+impl Netfilter for Prefetched<'_> {
+    fn save(&self, family: Family, table: &str) -> Result<String, HostError> {
+        if table.is_empty() {
+            let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = cached.iter().position(|(f, _)| *f == family) {
+                return Ok(cached.remove(i).1);
+            }
+        }
+        let child = if table.is_empty() {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending
+                .iter()
+                .position(|(f, _)| *f == family)
+                .map(|i| pending.remove(i).1)
+        } else {
+            None
+        };
+        let Some(child) = child else {
+            return self.inner.save(family, table);
+        };
+        let program = self.inner.tool(family, "save");
+        let out = child
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the save thread panicked")))
+            .map_err(|e| HostError::io(&program, e))?;
+        let text = checked_output(&program, out)?;
+        self.collect(family, &text);
+        Ok(text)
+    }
+
+    fn restore(&self, family: Family, payload: &str) -> Result<(), HostError> {
+        self.inner.restore(family, payload)
+    }
+}
+
+impl Drop for Prefetched<'_> {
+    /// Reap saves nobody read (e.g. the file did not validate).
+    fn drop(&mut self) {
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (_, thread) in pending.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn checked_output(program: &str, out: std::process::Output) -> Result<String, HostError> {
+    if !out.status.success() {
+        return Err(HostError::Command {
+            program: program.to_string(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    String::from_utf8(out.stdout).map_err(|_| HostError::Command {
+        program: program.to_string(),
+        message: "printed text that is not UTF-8".into(),
+    })
+}
+
+fn run_save(program: &str, args: &[&str]) -> Result<String, HostError> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| HostError::Command {
+            program: program.to_string(),
+            message: format!("cannot run it ({e}); install the iptables package"),
+        })?;
+    checked_output(program, out)
+}
+
+impl Netfilter for Iptables {
+    fn save(&self, family: Family, table: &str) -> Result<String, HostError> {
+        if table.is_empty() {
+            return run_save(&self.tool(family, "save"), &[]);
+        }
+        run_save(&self.tool(family, "save"), &["-t", table])
+    }
+
+    fn restore(&self, family: Family, payload: &str) -> Result<(), HostError> {
+        let program = self.tool(family, "restore");
+        let mut child = Command::new(&program)
+            .args(["--noflush", "--wait"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| HostError::Command {
+                program: program.clone(),
+                message: format!("cannot run it ({e}); install the iptables package"),
+            })?;
+        let write = child
+            .stdin
+            .take()
+            .map(|mut stdin| stdin.write_all(payload.as_bytes()));
+        let out = child
+            .wait_with_output()
+            .map_err(|e| HostError::io(&program, e))?;
+        if let Some(Err(e)) = write
+            && out.status.success()
+        {
+            return Err(HostError::io(&program, e));
+        }
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(HostError::Command {
+            program,
+            message: explain_restore_error(&stderr, payload),
+        })
+    }
+}
+
+/// Quote the payload line a restore error names (`Error occurred at line: N`, or nf_tables'
+/// `line N failed`), with a little context, so the message says which rule was refused.
+pub fn explain_restore_error(stderr: &str, payload: &str) -> String {
+    let line_no = stderr.lines().find_map(|l| {
+        if let Some(rest) = l.split("Error occurred at line: ").nth(1) {
+            return rest.trim().parse::<usize>().ok();
+        }
+        let idx = l.find("line ")?;
+        let digits: String = l[idx + 5..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse::<usize>().ok()
+    });
+    let Some(n) = line_no else {
+        return stderr.to_string();
+    };
+    let lines: Vec<&str> = payload.lines().collect();
+    let from = n.saturating_sub(3).max(1);
+    let to = (n + 1).min(lines.len());
+    let mut msg = format!("{stderr}\npayload around line {n}:");
+    for i in from..=to {
+        if let Some(l) = lines.get(i - 1) {
+            msg.push_str(&format!("\n{}{i:>5}  {l}", if i == n { ">" } else { " " }));
+        }
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_errors_quote_the_payload_line() {
+        let payload = "*nat\n:A - [0:0]\n-A A -j NOPE\nCOMMIT\n";
+        let m = explain_restore_error("iptables-restore: line 3 failed", payload);
+        assert!(m.contains(">    3  -A A -j NOPE"), "{m}");
+        let m = explain_restore_error(
+            "Error occurred at line: 2\nTry `iptables-restore -h'",
+            payload,
+        );
+        assert!(m.contains(">    2  :A - [0:0]"), "{m}");
+    }
+}

@@ -1,0 +1,130 @@
+//! Stage ③: desired state x observed host -> what to change ([`Plan`]).
+//!
+//! - [`observe`] - every read of the host (rules of both families, ...);
+//! - [`rules`] - the per-family rule diff and its restore payload;
+//! - [`placement`] - where a jump goes relative to other systems' rules;
+//! - [`coexist`] - warnings about foreign rules that claim the same ports;
+//! - [`view`] - the unified diffs a reviewer reads.
+
+pub mod coexist;
+pub mod observe;
+pub mod placement;
+pub mod rules;
+pub mod view;
+
+use crate::error::HostError;
+use crate::host::Host;
+use crate::model::{Family, Sysctl as SysctlSetting};
+use crate::render::Desired;
+use observe::Observed;
+use rules::FamilyPlan;
+
+pub use rules::plan_family;
+
+/// One runtime sysctl that differs (or whose interface is missing: `live == None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysctlChange {
+    pub setting: SysctlSetting,
+    pub live: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub families: Vec<FamilyPlan>,
+    pub sysctls: Vec<SysctlChange>,
+    /// Every desired sysctl with its live value, for the plan's view.
+    pub sysctl_view: (String, String),
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn kernel_changes(&self) -> bool {
+        self.families.iter().any(|f| !f.is_empty())
+    }
+    pub fn sysctl_changes(&self) -> bool {
+        self.sysctls.iter().any(|c| c.live.is_some())
+    }
+}
+
+pub fn plan(host: &Host, desired: &Desired, observed: &Observed) -> Result<Plan, HostError> {
+    let families = Family::ALL
+        .iter()
+        .map(|f| rules::plan_family(&desired.prefix, desired.ruleset(*f), observed.saved(*f)))
+        .collect();
+    let mut warnings = observed.warnings.clone();
+    warnings.extend(desired.warnings.iter().cloned());
+    let mut changes = Vec::new();
+    let (mut live_view, mut want_view) = (String::new(), String::new());
+    for s in &desired.sysctls {
+        let live = host.sysctl.get(&s.key.proc_path())?;
+        match &live {
+            None => {
+                let what = s
+                    .key
+                    .interface()
+                    .map(|i| format!("interface {i} does not exist (yet)"))
+                    .unwrap_or_else(|| "no such key here".into());
+                warnings.push(format!(
+                    "sysctl {}: {what}; it is written to sysctl.d and applies when it appears",
+                    s.key
+                ));
+                live_view.push_str(&format!("# {} (absent)\n", s.key));
+            }
+            Some(v) => live_view.push_str(&format!("{} = {v}\n", s.key)),
+        }
+        want_view.push_str(&format!("{} = {}\n", s.key, s.value));
+        let differs = live
+            .as_deref()
+            .is_none_or(|v| normalize(v) != normalize(&s.value));
+        if differs {
+            changes.push(SysctlChange {
+                setting: s.clone(),
+                live,
+            });
+        }
+    }
+    if observed_forwarding_off(host, desired)? {
+        warnings.push("an interface has forwarding=0 although ip_forward=1: writing ip_forward resets the per-interface flags only on a 0->1 change; check `sysctl net.ipv4.conf`".into());
+    }
+    Ok(Plan {
+        families,
+        sysctls: changes,
+        sysctl_view: (live_view, want_view),
+        warnings,
+    })
+}
+
+/// Kernel sysctl values print tabs between fields; compare them by their words.
+fn normalize(v: &str) -> String {
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A plan also reports an interface whose own `forwarding` flag is 0 (notes: S3) when
+/// forwarding is wanted: ip_forward=1 alone does not route through it.
+fn observed_forwarding_off(host: &Host, desired: &Desired) -> Result<bool, HostError> {
+    let wants = desired
+        .sysctls
+        .iter()
+        .any(|s| s.key.dotted() == "net.ipv4.ip_forward" && s.value == "1");
+    if !wants || host.sysctl.get("net/ipv4/ip_forward")?.as_deref() != Some("1") {
+        return Ok(false);
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/sys/net/ipv4/conf") else {
+        return Ok(false);
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name == "all" || name == "default" || name == "lo" {
+            continue;
+        }
+        if host
+            .sysctl
+            .get(&format!("net/ipv4/conf/{name}/forwarding"))?
+            .as_deref()
+            == Some("0")
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

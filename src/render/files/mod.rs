@@ -1,0 +1,76 @@
+//! The files pfstate owns on a host (SPEC "Files pfstate owns"), rendered from the state: the
+//! persisted state, the sysctl.d file ([`sysctl_d`]) and the boot unit ([`unit`]). They are
+//! written with rollback by `apply::journal`.
+
+pub mod sysctl_d;
+pub mod unit;
+
+use crate::error::HostError;
+use crate::host::binary::unit_binary;
+use crate::model::Model;
+use crate::render::Desired;
+use sysctl_d::{SYSCTL_CONF_PATH, SysctlEntry};
+use unit::{STATE_PATH, UNIT_PATH, UnitParams};
+
+/// A file as pfstate wants it: `None` content means "must not exist".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedFile {
+    /// The path on the target system (`/etc/...`), for messages and diffs.
+    pub target: &'static str,
+    pub content: Option<String>,
+}
+
+/// The three files for a desired state. `source` is the YAML text as given (persisted verbatim,
+/// so comments survive and the boot unit applies exactly what was reviewed).
+pub fn desired_files(
+    model: &Model,
+    desired: &Desired,
+    source: &str,
+) -> Result<Vec<ManagedFile>, HostError> {
+    let entries: Vec<SysctlEntry> = desired
+        .sysctls
+        .iter()
+        .map(|s| SysctlEntry::new(s.key.0.clone(), s.value.clone()))
+        .collect();
+    let sysctl = if entries.is_empty() {
+        None
+    } else {
+        Some(
+            sysctl_d::render_sysctl_conf(&entries).map_err(|e| HostError::Command {
+                program: "sysctl.d".into(),
+                message: e.to_string(),
+            })?,
+        )
+    };
+    let binary = unit_binary();
+    let unit = unit::render_unit(&UnitParams {
+        binary,
+        state_path: STATE_PATH.to_string(),
+        host_label: model.host.clone(),
+    });
+    Ok(vec![
+        ManagedFile {
+            target: STATE_PATH,
+            content: Some(source.to_string()),
+        },
+        ManagedFile {
+            target: SYSCTL_CONF_PATH,
+            content: sysctl,
+        },
+        ManagedFile {
+            target: UNIT_PATH,
+            content: Some(unit),
+        },
+    ])
+}
+
+/// What `remove` converges to: none of the files.
+pub fn no_files() -> Vec<ManagedFile> {
+    [STATE_PATH, SYSCTL_CONF_PATH, UNIT_PATH]
+        .into_iter()
+        .map(|target| ManagedFile {
+            target,
+            content: None,
+        })
+        .collect()
+}

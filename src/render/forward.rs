@@ -1,0 +1,313 @@
+//! The rules of one forward: DNAT dispatch (PREROUTING, and OUTPUT for `local`), backend
+//! selection (random or round-robin, weighted), source NAT towards the backends (snat,
+//! hairpin, local), the FORWARD accepts and the route_localnet guard. See `render.rs` for the
+//! chain layout these rules go into.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::builder::{Builder, Names, comment, host};
+use crate::host::resolve::Resolver;
+use crate::model::*;
+use crate::names;
+use crate::ruleset::rule::{Rule, probability_text};
+
+/// `--to-destination` for a backend: the port part follows what the forward maps.
+fn dnat_target(f: &Forward, b: &Backend) -> String {
+    let addr = match b.addr {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let port = match b.port {
+        None if f.port.is_single() => Some(f.port.nat_text()),
+        None => None, // a range maps each port to itself
+        Some(bp) if bp == f.port && !bp.is_single() => None,
+        Some(bp) if bp.is_single() => Some(bp.nat_text()),
+        Some(bp) => Some(format!("{}/{}", bp.nat_text(), f.port.lo)),
+    };
+    match (port, b.addr) {
+        (Some(p), _) => format!("DNAT --to-destination {addr}:{p}"),
+        (None, IpAddr::V4(a)) => format!("DNAT --to-destination {a}"),
+        (None, IpAddr::V6(a)) => format!("DNAT --to-destination {a}"),
+    }
+}
+
+/// The rules that choose a backend for a connection: one DNAT, or statistic rules ending in a
+/// catch-all. Probabilities 1/n, 1/(n-1), ... (weighted likewise) make each backend's share
+/// its weight; round-robin uses `nth` in the nat table, which sees one packet per connection.
+fn selection(f: &Forward, chain: &str, proto: Proto) -> Vec<Rule> {
+    let base = || {
+        Rule::new(chain)
+            .proto(proto.name())
+            .comment(&comment(&f.name))
+    };
+    let mut out = Vec::new();
+    match f.balance {
+        Balance::Random => {
+            let total: u32 = f.backends.iter().map(|b| b.weight).sum();
+            let mut remaining = total;
+            for (i, b) in f.backends.iter().enumerate() {
+                let mut r = base();
+                if i + 1 < f.backends.len() {
+                    let p = f64::from(b.weight) / f64::from(remaining);
+                    r = r.m(
+                        "statistic",
+                        &format!("--mode random --probability {}", probability_text(p)),
+                    );
+                }
+                remaining -= b.weight;
+                out.push(r.target(&dnat_target(f, b)));
+            }
+        }
+        Balance::RoundRobin => {
+            let slots: Vec<&Backend> = f
+                .backends
+                .iter()
+                .flat_map(|b| std::iter::repeat_n(b, b.weight as usize))
+                .collect();
+            let n = slots.len();
+            for (i, b) in slots.iter().enumerate() {
+                let mut r = base();
+                if i + 1 < n {
+                    r = r.m(
+                        "statistic",
+                        &format!("--mode nth --every {} --packet 0", n - i),
+                    );
+                }
+                out.push(r.target(&dnat_target(f, b)));
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn forward_rules(
+    model: &Model,
+    f: &Forward,
+    n: &Names,
+    nat: &mut Builder,
+    filter: &mut Builder,
+    resolver: &dyn Resolver,
+    warnings: &mut Vec<String>,
+) {
+    let c = comment(&f.name);
+    let lb_chain = (f.backends.len() > 1)
+        .then(|| names::owned_chain(&model.prefix, &format!("LB-{}", f.name)));
+    let via = f.via.clone();
+    // Asking the routing table costs a process per forward: only when something needs it
+    // (local access, hairpin).
+    let needs_egress = f.local || f.hairpin != Hairpin::Off;
+    let egress = via.clone().or_else(|| {
+        needs_egress
+            .then(|| resolver.egress_interface(f.backends[0].addr))
+            .flatten()
+    });
+
+    for proto in &f.protos {
+        let pn = proto.name();
+        let dport = format!("--dport {}", f.port.match_text());
+        // Where DNAT applies: the listen address, or any of the gateway's own addresses.
+        let dest = |r: Rule, to: Option<IpAddr>| match to {
+            Some(a) => r.destination(host(a)),
+            None => r.m("addrtype", "--dst-type LOCAL"),
+        };
+        // The dispatch rule(s) for one hook: straight to the backend, or into the LB chain.
+        let dispatch = |chain: &str,
+                        sources: &[Option<IpNet>],
+                        iface: Option<&str>,
+                        to: Option<IpAddr>,
+                        nat: &mut Builder| {
+            for src in sources {
+                let mut r = Rule::new(chain).proto(pn).maybe_in_interface(iface);
+                if let Some(s) = src {
+                    r = r.source(*s);
+                }
+                // The port first: `addrtype` does a route lookup, so only packets for this
+                // forward's port should pay for it (matches are evaluated in order).
+                let r = dest(r.m(pn, &dport), to).comment(&c);
+                match &lb_chain {
+                    Some(lb) => nat.push(chain, r.target(lb)),
+                    None => nat.push(chain, r.target(&dnat_target(f, &f.backends[0]))),
+                }
+            }
+        };
+        let sources: Vec<Option<IpNet>> = if f.from.is_empty() {
+            vec![None]
+        } else {
+            f.from.iter().copied().map(Some).collect()
+        };
+        dispatch(
+            &n.prerouting,
+            &sources,
+            f.interface.as_deref(),
+            f.address,
+            nat,
+        );
+        // A forward bound to the WAN interface still has to catch LAN clients for hairpin
+        // (the LAN interface: `via`, else the route to the first backend).
+        if f.hairpin != Hairpin::Off
+            && let (Some(wan), Some(lan)) = (&f.interface, &egress)
+            && wan != lan
+        {
+            dispatch(&n.prerouting, &sources, Some(lan), f.address, nat);
+        }
+        if f.local {
+            dispatch(&n.nat_output, &[None], None, f.address, nat);
+            // Without a listen address, `--dst-type LOCAL` already covers 127.0.0.1; with one,
+            // the loopback address is added so local clients can use either.
+            if f.address.is_some() && f.family == Family::V4 {
+                let loopback = IpAddr::from([127, 0, 0, 1]);
+                dispatch(&n.nat_output, &[None], None, Some(loopback), nat);
+            }
+        }
+        if let Some(lb) = &lb_chain {
+            for r in selection(f, lb, *proto) {
+                nat.push(lb, r);
+            }
+        }
+
+        for b in &f.backends {
+            let bport = format!("--dport {}", f.backend_port(b).match_text());
+            let to_backend = || {
+                Rule::new(&n.postrouting)
+                    .destination(host(b.addr))
+                    .maybe_out_interface(via.as_deref())
+                    .proto(pn)
+            };
+            // Only this forward's translated connections: another forward to the same backend
+            // keeps its own source NAT (or none). By listen port, and by listen address when
+            // there is one; local clients also come in through 127.0.0.1, so their rule below
+            // matches the port only.
+            let any_address = format!("--ctstate DNAT --ctorigdstport {}", f.port.match_text());
+            let this_address = match f.address {
+                Some(a) => format!(
+                    "--ctstate DNAT --ctorigdst {a} --ctorigdstport {}",
+                    f.port.match_text()
+                ),
+                None => any_address.clone(),
+            };
+            let dnatted = |r: Rule, orig: &str| r.m(pn, &bport).m("conntrack", orig).comment(&c);
+            let snat_target = match &f.snat {
+                SourceNat::Masquerade => Some("MASQUERADE".to_string()),
+                SourceNat::To(a) => Some(format!("SNAT --to-source {a}")),
+                SourceNat::None => None,
+            };
+            match &snat_target {
+                Some(t) => nat.push(
+                    &n.postrouting,
+                    dnatted(to_backend(), &this_address).target(t),
+                ),
+                None => {
+                    for net in hairpin_networks(
+                        f,
+                        via.as_deref().or(egress.as_deref()),
+                        resolver,
+                        warnings,
+                    ) {
+                        let r = match net {
+                            Some(net) => to_backend().source(net),
+                            None => to_backend(),
+                        };
+                        nat.push(
+                            &n.postrouting,
+                            dnatted(r, &this_address).target("MASQUERADE"),
+                        );
+                    }
+                }
+            }
+            // The gateway's own connections; with source NAT and a listen address, only those
+            // through 127.0.0.1 are not already covered by the rule above.
+            let loopback_clients = f.address.is_some() && f.family == Family::V4;
+            if f.local && (snat_target.is_none() || loopback_clients) {
+                let r = to_backend().m("addrtype", "--src-type LOCAL");
+                let target = snat_target.as_deref().unwrap_or("MASQUERADE");
+                nat.push(&n.postrouting, dnatted(r, &any_address).target(target));
+            }
+            if f.accept {
+                // ctstate DNAT with the reply source matches both directions of exactly the
+                // connections this forward translated, so replies pass a FORWARD policy of DROP.
+                let mut ct = String::from("--ctstate DNAT");
+                if let Some(a) = f.address {
+                    ct.push_str(&format!(" --ctorigdst {a}"));
+                }
+                ct.push_str(&format!(
+                    " --ctreplsrc {} --ctorigdstport {} --ctreplsrcport {}",
+                    b.addr,
+                    f.port.match_text(),
+                    f.backend_port(b).match_text()
+                ));
+                filter.push(
+                    &n.forward,
+                    Rule::new(&n.forward)
+                        .proto(pn)
+                        .m("conntrack", &ct)
+                        .comment(&c)
+                        .target("ACCEPT"),
+                );
+            }
+        }
+    }
+
+    if f.local && f.family == Family::V4 {
+        match &egress {
+            Some(dev) => {
+                let lo: IpNet = "127.0.0.0/8".parse().expect("literal");
+                let guard = Rule::new(&n.input)
+                    .not_source(lo)
+                    .destination(lo)
+                    .in_interface(dev)
+                    .m("conntrack", "! --ctstate RELATED,ESTABLISHED,DNAT")
+                    .comment(&c)
+                    .target("DROP");
+                filter.push(&n.input, guard);
+            }
+            None => warnings.push(format!(
+                "forward `{}`: local access through 127.0.0.1 needs route_localnet on the interface towards the backends; set `via:` (no route to {} here)",
+                f.name, f.backends[0].addr
+            )),
+        }
+    }
+}
+
+/// The client networks hairpin masquerades: `None` stands for "any source" when the networks
+/// of the LAN interface are unknown (correct, but WAN clients are then masqueraded too).
+fn hairpin_networks(
+    f: &Forward,
+    lan: Option<&str>,
+    resolver: &dyn Resolver,
+    warnings: &mut Vec<String>,
+) -> Vec<Option<IpNet>> {
+    if f.hairpin != Hairpin::Off
+        && let Some(bridge) = lan.filter(|l| resolver.is_bridge(l))
+    {
+        let msg = format!(
+            "forward `{}`: {bridge} is a bridge; for a backend to reach itself through the forward, its bridge port needs hairpin mode (`bridge link set dev PORT hairpin on`)",
+            f.name
+        );
+        if !warnings.contains(&msg) {
+            warnings.push(msg);
+        }
+    }
+    match &f.hairpin {
+        Hairpin::Off => Vec::new(),
+        Hairpin::Networks(nets) => nets.iter().copied().map(Some).collect(),
+        Hairpin::Auto => {
+            let nets = lan
+                .map(|l| resolver.networks(l, f.family))
+                .unwrap_or_default();
+            if nets.is_empty() {
+                let msg = format!(
+                    "forward `{}`: hairpin networks unknown (give `hairpin: [CIDR]` or `via:`); masquerading every client of this forward",
+                    f.name
+                );
+                if !warnings.contains(&msg) {
+                    warnings.push(msg);
+                }
+                vec![None]
+            } else {
+                nets.into_iter().map(Some).collect()
+            }
+        }
+    }
+}

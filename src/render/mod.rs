@@ -1,0 +1,284 @@
+//! Model -> the rules pfstate owns, in the canonical text `iptables-save` prints, plus the
+//! sysctls the state needs. Pure: the only outside facts come through a [`Resolver`].
+//!
+//! Layout per family (chains exist only when they hold rules):
+//!
+//! ```text
+//! nat    PREROUTING  -> PREFIX-PREROUTING   DNAT of forwards (per-forward PREFIX-LB-name for balancing)
+//! nat    OUTPUT      -> PREFIX-OUTPUT       the same DNAT for `local: true`
+//! nat    POSTROUTING -> PREFIX-POSTROUTING  snat/hairpin/local masquerade, outbound snat
+//! filter INPUT       -> PREFIX-INPUT        route_localnet guard, input filter rules
+//! filter FORWARD     -> PREFIX-FORWARD      forward filter rules, then accepts of forwards and snat
+//! filter OUTPUT      -> PREFIX-OUTPUT       output filter rules
+//! nat, filter        PREFIX-CANARY (empty, no jump): its absence reveals a flushed table
+//! ```
+//! Owned chains never end in a verdict of their own: packets nothing matched fall through to
+//! the rules of Docker, libvirt, Kubernetes or ufw below the jump.
+
+pub mod builder;
+pub mod files;
+pub mod forward;
+pub mod tree;
+
+use crate::host::resolve::Resolver;
+use crate::model::*;
+use crate::names;
+use crate::ruleset::rule::Rule;
+use crate::ruleset::{Chain, Ruleset, TableRules};
+use builder::{Builder, Names, comment, with_jumps};
+use forward::forward_rules;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub prefix: String,
+    pub rulesets: Vec<Ruleset>,
+    pub sysctls: Vec<Sysctl>,
+    pub warnings: Vec<String>,
+}
+
+impl Desired {
+    pub fn ruleset(&self, family: Family) -> &Ruleset {
+        self.rulesets
+            .iter()
+            .find(|r| r.family == family)
+            .expect("both families are rendered")
+    }
+}
+
+/// Render a model. Both families are always present (possibly empty), so stale chains of a
+/// family the file no longer uses are found and removed. Large rule sets get the port-range
+/// tree layout of [`crate::render::tree`]; small ones render exactly as [`render_linear`].
+pub fn render(model: &Model, resolver: &dyn Resolver) -> Desired {
+    let mut desired = render_linear(model, resolver);
+    for rs in &mut desired.rulesets {
+        crate::render::tree::layout(&desired.prefix, rs, crate::render::tree::THRESHOLD);
+    }
+    desired
+}
+
+/// Render with every owned chain linear, whatever its size (the layout of small files).
+pub fn render_linear(model: &Model, resolver: &dyn Resolver) -> Desired {
+    let mut warnings = Vec::new();
+    let rulesets = Family::ALL
+        .iter()
+        .map(|f| render_family(model, *f, resolver, &mut warnings))
+        .collect();
+    let sysctls = sysctls(model, resolver);
+    Desired {
+        prefix: model.prefix.clone(),
+        rulesets,
+        sysctls,
+        warnings,
+    }
+}
+
+fn render_family(
+    model: &Model,
+    family: Family,
+    resolver: &dyn Resolver,
+    warnings: &mut Vec<String>,
+) -> Ruleset {
+    let p = model.prefix.as_str();
+    let n = Names {
+        prerouting: names::owned_chain(p, "PREROUTING"),
+        nat_output: names::owned_chain(p, "OUTPUT"),
+        postrouting: names::owned_chain(p, "POSTROUTING"),
+        input: names::owned_chain(p, "INPUT"),
+        forward: names::owned_chain(p, "FORWARD"),
+        filter_output: names::owned_chain(p, "OUTPUT"),
+    };
+    let mut nat = Builder::default();
+    let mut filter = Builder::default();
+
+    for r in model
+        .filters
+        .iter()
+        .filter(|r| r.families.contains(&family))
+    {
+        let chain = match r.chain {
+            FilterChain::Input => &n.input,
+            FilterChain::Forward => &n.forward,
+            FilterChain::Output => &n.filter_output,
+        };
+        filter.push(chain, filter_rule(chain, r, family));
+    }
+    for f in model.forwards.iter().filter(|f| f.family == family) {
+        forward_rules(model, f, &n, &mut nat, &mut filter, resolver, warnings);
+    }
+    for s in model.snats.iter().filter(|s| s.family == family) {
+        snat_rules(s, &n, &mut nat, &mut filter);
+    }
+
+    // The route_localnet guard must come before any accepting input rule.
+    if let Some(input) = filter.chains.iter_mut().find(|c| c.name == n.input) {
+        input.rules.sort_by_key(|l| !l.contains(" -d 127.0.0.0/8 "));
+    }
+    let nat = with_jumps(
+        nat,
+        &[
+            ("PREROUTING", &n.prerouting),
+            ("OUTPUT", &n.nat_output),
+            ("POSTROUTING", &n.postrouting),
+        ],
+    );
+    let filter = with_jumps(
+        filter,
+        &[
+            ("INPUT", &n.input),
+            ("FORWARD", &n.forward),
+            ("OUTPUT", &n.filter_output),
+        ],
+    );
+    let mut tables = vec![("nat", nat), ("filter", filter)];
+    add_canaries(p, &mut tables);
+    Ruleset { family, tables }
+}
+
+/// The name of the empty chain pfstate keeps in every table it uses (`PREFIX-CANARY`).
+pub const CANARY: &str = "CANARY";
+
+/// When a family is in use, an empty `PREFIX-CANARY` chain in each of its tables: if it is gone,
+/// the table was flushed as a whole (firewalld's iptables backend, `ufw` with MANAGE_BUILTINS,
+/// `netfilter-persistent reload`) even where pfstate has no other rules in that table. Like
+/// every owned chain it is desired state, so `plan` reports it missing and `apply` recreates it.
+fn add_canaries(prefix: &str, tables: &mut [(&'static str, TableRules)]) {
+    if tables.iter().all(|(_, t)| t.chains.is_empty()) {
+        return;
+    }
+    let name = names::owned_chain(prefix, CANARY);
+    for (_, t) in tables.iter_mut() {
+        t.chains.push(Chain {
+            name: name.clone(),
+            rules: Vec::new(),
+        });
+    }
+}
+
+fn snat_rules(s: &OutboundSnat, n: &Names, nat: &mut Builder, filter: &mut Builder) {
+    let c = comment(&s.name);
+    let r = Rule::new(&n.postrouting)
+        .source(s.source)
+        .maybe_out_interface(s.out_interface.as_deref())
+        .comment(&c);
+    let r = match &s.to {
+        SourceNat::To(a) => r.target(&format!("SNAT --to-source {a}")),
+        _ => r.target("MASQUERADE"),
+    };
+    nat.push(&n.postrouting, r);
+    if s.accept {
+        let out = Rule::new(&n.forward)
+            .source(s.source)
+            .maybe_out_interface(s.out_interface.as_deref())
+            .comment(&c)
+            .target("ACCEPT");
+        filter.push(&n.forward, out);
+        let back = Rule::new(&n.forward)
+            .destination(s.source)
+            .maybe_in_interface(s.out_interface.as_deref())
+            .m("conntrack", "--ctstate RELATED,ESTABLISHED")
+            .comment(&c)
+            .target("ACCEPT");
+        filter.push(&n.forward, back);
+    }
+}
+
+fn filter_rule(chain: &str, r: &FilterRule, family: Family) -> Rule {
+    let mut rule = Rule::new(chain)
+        .maybe_in_interface(r.in_interface.as_deref())
+        .maybe_out_interface(r.out_interface.as_deref());
+    if let Some(s) = r.source {
+        rule = rule.source(s);
+    }
+    if let Some(d) = r.destination {
+        rule = rule.destination(d);
+    }
+    let proto = r.proto.map(|p| match (p, family) {
+        (FilterProto::Tcp, _) => "tcp",
+        (FilterProto::Udp, _) => "udp",
+        (FilterProto::Icmp, Family::V4) => "icmp",
+        (FilterProto::Icmp, Family::V6) => "ipv6-icmp",
+    });
+    if let Some(p) = proto {
+        rule = rule.proto(p);
+        let mut ports = Vec::new();
+        if let Some(sp) = r.sport {
+            ports.push(format!("--sport {}", sp.match_text()));
+        }
+        if let Some(dp) = r.dport {
+            ports.push(format!("--dport {}", dp.match_text()));
+        }
+        if !ports.is_empty() {
+            rule = rule.m(p, &ports.join(" "));
+        }
+    }
+    if !r.states.is_empty() {
+        rule = rule.m("conntrack", &format!("--ctstate {}", r.states.join(",")));
+    }
+    let target = match r.action {
+        Action::Accept => "ACCEPT".to_string(),
+        Action::Drop => "DROP".to_string(),
+        Action::Return => "RETURN".to_string(),
+        Action::Reject => match family {
+            Family::V4 => "REJECT --reject-with icmp-port-unreachable".to_string(),
+            Family::V6 => "REJECT --reject-with icmp6-port-unreachable".to_string(),
+        },
+        Action::Log => match &r.log_prefix {
+            Some(p) => format!("LOG --log-prefix {}", crate::ruleset::rule::save_string(p)),
+            None => "LOG".to_string(),
+        },
+    };
+    rule.comment(&comment(&r.name)).target(&target)
+}
+
+/// Implied sysctls first (forwarding per family in use, route_localnet per egress interface
+/// of `local` forwards), then the file's own; a key given in the file wins.
+fn sysctls(model: &Model, resolver: &dyn Resolver) -> Vec<Sysctl> {
+    let mut out: Vec<Sysctl> = Vec::new();
+    let mut add = |key: SysctlKey, value: &str| {
+        if !out.iter().any(|s| s.key == key) {
+            out.push(Sysctl {
+                key,
+                value: value.to_string(),
+            });
+        }
+    };
+    let uses = |fam: Family| {
+        model.forwards.iter().any(|f| f.family == fam)
+            || model.snats.iter().any(|s| s.family == fam)
+    };
+    if uses(Family::V4) {
+        add(SysctlKey::from_parts(&["net", "ipv4", "ip_forward"]), "1");
+    }
+    if uses(Family::V6) {
+        add(
+            SysctlKey::from_parts(&["net", "ipv6", "conf", "all", "forwarding"]),
+            "1",
+        );
+    }
+    for f in model
+        .forwards
+        .iter()
+        .filter(|f| f.local && f.family == Family::V4)
+    {
+        if let Some(dev) = f
+            .via
+            .clone()
+            .or_else(|| resolver.egress_interface(f.backends[0].addr))
+        {
+            add(
+                SysctlKey::from_parts(&["net", "ipv4", "conf", &dev, "route_localnet"]),
+                "1",
+            );
+        }
+    }
+    let mut explicit = model.sysctls.clone();
+    for s in out {
+        if !explicit.iter().any(|e| e.key == s.key) {
+            explicit.push(s);
+        }
+    }
+    // Implied keys keep their place before explicit ones for a stable, readable file.
+    let implied_count = explicit.len() - model.sysctls.len();
+    explicit.rotate_right(implied_count);
+    explicit
+}

@@ -1,0 +1,65 @@
+//! Stage ①: the desired-state file's text -> a validated [`Model`]. Pure, except [`load`],
+//! which reads the file first.
+//!
+//! - [`yaml`] - serde structs mirroring the file, and the YAML error messages;
+//! - [`shapes`] - visitors for values the file may spell in more than one way;
+//! - [`span`] - a value with its `FILE:LINE:COL`;
+//! - [`values`] - parsers of single values (port, backend, sysctl key);
+//! - [`validate`] (+ [`validate_rules`]) - `Spec` -> `Model`, every problem collected and sorted;
+//! - [`suggest`] - "did you mean".
+
+pub mod shapes;
+pub mod span;
+pub mod suggest;
+pub mod validate;
+pub mod validate_rules;
+pub mod values;
+pub mod yaml;
+
+use std::path::Path;
+
+use crate::error::{Error, Location, SpecError};
+use crate::model::Model;
+
+pub use validate::load_str;
+pub use yaml::{MAX_FILE_BYTES, parse};
+
+/// Read and validate a file; returns the model and the text as given.
+pub fn load(path: &Path) -> Result<(Model, String), Error> {
+    let name = path.display().to_string();
+    let text = read(path)?;
+    let model = load_str(&name, &text)?;
+    Ok((model, text))
+}
+
+/// A state file's text: bounded in size, and UTF-8 (a bad byte is reported at its line:col).
+pub fn read(path: &Path) -> Result<String, Error> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::Read {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(Error::Usage(format!(
+            "{}: larger than {} MiB",
+            path.display(),
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::Read {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        // Point at the first byte that is not UTF-8, like any other spec error.
+        let valid =
+            String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]).to_string();
+        let line = valid.matches('\n').count() as u64 + 1;
+        let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+        let loc = Location::new(line, col);
+        Error::Spec(SpecError::one(
+            &path.display().to_string(),
+            loc,
+            "the file is not UTF-8 text",
+        ))
+    })
+}
