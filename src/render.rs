@@ -23,7 +23,7 @@ use crate::model::*;
 use crate::names::{self, JUMP_COMMENT};
 use crate::render_forward::forward_rules;
 use crate::resolve::Resolver;
-use crate::rule::Rule;
+use crate::rule::{Rule, addr_text};
 
 /// The tables pfstate may put rules in, in the order payloads list them.
 pub const TABLES: [&str; 2] = ["nat", "filter"];
@@ -272,7 +272,7 @@ fn snat_rules(s: &OutboundSnat, n: &Names, nat: &mut Builder, filter: &mut Build
         .maybe_out_interface(s.out_interface.as_deref())
         .comment(&c);
     let r = match &s.to {
-        SourceNat::To(a) => r.target(&format!("SNAT --to-source {a}")),
+        SourceNat::To(a) => r.target(&format!("SNAT --to-source {}", addr_text(*a))),
         _ => r.target("MASQUERADE"),
     };
     nat.push(&n.postrouting, r);
