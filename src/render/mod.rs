@@ -23,7 +23,7 @@ pub mod tree;
 use crate::host::resolve::Resolver;
 use crate::model::*;
 use crate::names;
-use crate::ruleset::rule::Rule;
+use crate::ruleset::rule::{Rule, addr_text};
 use crate::ruleset::{Chain, Ruleset, TableRules};
 use builder::{Builder, Names, comment, with_jumps};
 use forward::forward_rules;
@@ -161,7 +161,7 @@ fn snat_rules(s: &OutboundSnat, n: &Names, nat: &mut Builder, filter: &mut Build
         .maybe_out_interface(s.out_interface.as_deref())
         .comment(&c);
     let r = match &s.to {
-        SourceNat::To(a) => r.target(&format!("SNAT --to-source {a}")),
+        SourceNat::To(a) => r.target(&format!("SNAT --to-source {}", addr_text(*a))),
         _ => r.target("MASQUERADE"),
     };
     nat.push(&n.postrouting, r);
