@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ipnet::IpNet;
+use pfstate::host::resolve::{NoLookup, Resolver};
 use pfstate::model::{Family, Model};
 use pfstate::render;
-use pfstate::host::resolve::{NoLookup, Resolver};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
 const BLESS: &str = "PFSTATE_BLESS";
@@ -127,8 +127,7 @@ fn every_golden_file_has_an_example() {
 
 fn load(example: &Path) -> Model {
     let text = std::fs::read_to_string(example).expect("read example");
-    pfstate::spec::load_str(&example.display().to_string(), &text)
-        .unwrap_or_else(|e| panic!("{e}"))
+    pfstate::spec::load_str(&example.display().to_string(), &text).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn entry_names(model: &Model) -> Vec<String> {
