@@ -82,27 +82,28 @@ pub fn parse(text: &str) -> Saved {
     saved
 }
 
-/// The lines of a save, with a quoted string that holds a newline joined back into its rule.
+/// Options whose value `iptables-save` prints with `xtables_save_string`: in double quotes
+/// (unless it is a plain word) with `"` and `\\` escaped. Other string values (`-m recent
+/// --name`, `--hashlimit-name`, set names) are printed raw, so a `"` in them opens nothing.
+const QUOTED_OPTIONS: &[&str] = &[
+    "--comment",
+    "--log-prefix",
+    "--nflog-prefix",
+    "--string",
+    "--helper",
+    "--led-trigger-id",
+    "--path",
+];
+
+/// The lines of a save, with a quoted value that holds a newline joined back into its rule.
 /// `iptables -m comment --comment "$(printf 'a\nb')"` is accepted and `iptables-save` prints
 /// the newline raw; read line by line, the text after it would count as a rule, a chain
 /// declaration or a COMMIT of its own (and could look exactly like pfstate's jump).
 fn logical_lines(text: &str) -> Vec<Cow<'_, str>> {
     let mut out: Vec<Cow<'_, str>> = Vec::new();
     let mut open: Option<String> = None;
-    let mut quoted = false;
     for line in text.lines() {
-        let mut escaped = false;
-        for c in line.chars() {
-            if escaped {
-                escaped = false;
-                continue;
-            }
-            match c {
-                '\\' if quoted => escaped = true,
-                '"' => quoted = !quoted,
-                _ => {}
-            }
-        }
+        let open_before = open.is_some();
         let joined = match open.take() {
             Some(mut head) => {
                 head.push('\n');
@@ -111,7 +112,7 @@ fn logical_lines(text: &str) -> Vec<Cow<'_, str>> {
             }
             None => Cow::Borrowed(line),
         };
-        if quoted {
+        if ends_quoted(line, open_before) {
             open = Some(joined.into_owned());
         } else {
             out.push(joined);
@@ -119,6 +120,37 @@ fn logical_lines(text: &str) -> Vec<Cow<'_, str>> {
     }
     out.extend(open.map(Cow::Owned));
     out
+}
+
+/// Whether a line ends inside the quoted value of one of [`QUOTED_OPTIONS`], given whether it
+/// starts inside one (line by line, so a quote that never closes costs linear time).
+fn ends_quoted(line: &str, starts_open: bool) -> bool {
+    if !starts_open && !line.contains('"') {
+        return false;
+    }
+    let (mut open, mut escaped) = (starts_open, false);
+    let mut word_start: Option<usize> = None;
+    let mut previous = "";
+    for (i, c) in line.char_indices() {
+        if open {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => open = false,
+                _ => {}
+            }
+        } else if c.is_whitespace() {
+            if let Some(w) = word_start.take() {
+                previous = &line[w..i];
+            }
+        } else if c == '"' && word_start.is_none() && QUOTED_OPTIONS.contains(&previous) {
+            open = true;
+            previous = "";
+        } else if word_start.is_none() {
+            word_start = Some(i);
+        }
+    }
+    open
 }
 
 /// `[12:3456] -A ...` -> `-A ...`.
@@ -213,6 +245,15 @@ mod tests {
         let nat = s.table("nat").unwrap();
         assert_eq!(nat.chain("PREROUTING").unwrap().rules.len(), 1);
         assert_eq!(s.tables.len(), 2, "{:?}", s.tables.keys());
+    }
+
+    #[test]
+    fn a_raw_quote_in_a_name_opens_nothing() {
+        let text = "*filter\n-A INPUT -m recent --set --name \"y --mask 255.255.255.255 --rsource\n-A INPUT -m hashlimit --hashlimit-name a\"b -j ACCEPT\n-A INPUT -m comment --comment pfstate -j PFSTATE-INPUT\nCOMMIT\n";
+        let s = parse(text);
+        let input = &s.table("filter").unwrap().chain("INPUT").unwrap().rules;
+        assert_eq!(input.len(), 3, "{input:?}");
+        assert_eq!(target(&input[2]), Some("PFSTATE-INPUT"));
     }
 
     #[test]
