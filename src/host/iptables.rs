@@ -192,10 +192,9 @@ fn checked_output(program: &str, out: std::process::Output) -> Result<String, Ho
             message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    String::from_utf8(out.stdout).map_err(|_| HostError::Command {
-        program: program.to_string(),
-        message: "printed text that is not UTF-8".into(),
-    })
+    // Foreign rules may hold comments that are not UTF-8. pfstate never writes a foreign rule
+    // back, and its own rules are ASCII, so a lossy read changes nothing it acts on.
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn run_save(program: &str, args: &[&str]) -> Result<String, HostError> {
