@@ -49,13 +49,18 @@ pub(super) fn apply_file(
     out.warnings.extend(report.warnings);
     if !boot {
         let mut journal = FileJournal::default();
-        let result = write_files_and_enable(host, &p, &mut journal);
+        let mut enabled = false;
+        let result = write_files_and_enable(host, &p, &mut journal, &mut enabled);
         if let Err(cause) = result {
-            // Files first (newest first), then the kernel and sysctls.
-            let back = journal
-                .rollback(host.files)
-                .map_err(Error::from)
-                .and_then(|_| apply::undo(host, &p.desired.prefix, &p.observed, &p.plan));
+            // The unit, the files (newest first), then the kernel and sysctls.
+            let back = (if enabled {
+                host.services.disable(UNIT_NAME)
+            } else {
+                Ok(())
+            })
+            .and_then(|_| journal.rollback(host.files))
+            .map_err(Error::from)
+            .and_then(|_| apply::undo(host, &p.desired.prefix, &p.observed, &p.plan));
             return Err(apply::rolled_back(cause, back));
         }
     }
@@ -73,10 +78,13 @@ pub(super) fn apply_file(
     Ok(out)
 }
 
+/// Write the files (journalled) and enable the unit; `enabled` says whether this run enabled
+/// it, so a failure after that can disable it again.
 fn write_files_and_enable(
     host: &Host,
     p: &Prepared,
     journal: &mut FileJournal,
+    enabled: &mut bool,
 ) -> Result<(), Error> {
     let mut unit_changed = false;
     for f in &p.files {
@@ -89,6 +97,7 @@ fn write_files_and_enable(
     }
     if p.unit_enabled() != Some(true) {
         sm.enable(UNIT_NAME)?;
+        *enabled = true;
         // Runs after this apply releases the lock; finds the host in sync and stays active.
         sm.start_no_wait(UNIT_NAME)?;
     }

@@ -14,6 +14,8 @@
 
 pub mod binary;
 pub mod conntrack;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
 pub mod fs;
 pub mod iptables;
 pub mod live;
