@@ -60,7 +60,9 @@ pub fn apply(
         ));
     }
     let listens = conntrack::stale_listens(model, observed, plan);
-    report.warnings.extend(conntrack::flush_all(&listens));
+    report
+        .warnings
+        .extend(conntrack::flush_all(host.conntrack, &listens));
     Ok(report)
 }
 

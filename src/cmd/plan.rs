@@ -7,19 +7,14 @@ use crate::host::Host;
 use crate::spec::load;
 
 use super::ctx::{Ctx, Outcome};
-use super::prepare::{live_host, plan_diff, prepare};
+use super::prepare::{plan_diff, prepare};
 
-pub(super) fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
-    let (nf, sc) = live_host();
+pub(super) fn plan_file(ctx: &Ctx, host: &Host, path: &Path) -> Result<Outcome, Error> {
     // The live rules are read while the file is parsed and rendered.
-    let nf = nf.prefetch(&ctx.root);
+    host.netfilter.prefetch();
     let (model, source) = load(path)?;
-    let host = Host {
-        netfilter: &nf,
-        sysctl: &sc,
-    };
-    let p = prepare(ctx, &host, model, &source, None, true)?;
-    let (d, changed) = plan_diff(ctx, &p, true)?;
+    let p = prepare(host, model, &source, None, true)?;
+    let (d, changed) = plan_diff(ctx, &p, true);
     let mut out = Outcome {
         changed,
         diff: d,
@@ -30,7 +25,7 @@ pub(super) fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
     if !changed {
         out.notes.push("in sync: nothing to change".into());
     }
-    if p.unit_enabled.is_none() && !ctx.root.is_offline() {
+    if p.unit_enabled().is_none() && !ctx.root.is_offline() {
         out.warnings
             .push("cannot ask systemd whether the unit is enabled (no system bus?)".into());
     }

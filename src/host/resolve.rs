@@ -99,3 +99,21 @@ impl Resolver for SystemResolver {
         nets
     }
 }
+
+impl crate::host::LocalAddresses for SystemResolver {
+    /// `ip -o addr`: every address of this network namespace.
+    fn local_addresses(&self) -> Vec<IpAddr> {
+        let Ok(out) = Command::new("ip").args(["-o", "addr", "show"]).output() else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let i = w.iter().position(|x| *x == "inet" || *x == "inet6")?;
+                let addr = w.get(i + 1)?.split('/').next()?;
+                addr.parse().ok()
+            })
+            .collect()
+    }
+}
