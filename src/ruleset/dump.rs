@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use super::words::{split_rule, words};
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SavedChain {
     /// `ACCEPT`/`DROP` for built-in chains, `-` for user chains.
@@ -60,7 +62,7 @@ pub fn parse(text: &str) -> Saved {
             }
         } else if line.starts_with("-A ") || line.starts_with('[') {
             let rule = strip_counters(line);
-            let chain = rule.split_whitespace().nth(1).unwrap_or_default();
+            let chain = split_rule(rule).map_or("", |(c, _)| c);
             // Chains are declared before their rules: look up without allocating a name.
             match table.chains.get_mut(chain) {
                 Some(c) => c.rules.push(rule.to_string()),
@@ -82,7 +84,7 @@ pub fn parse(text: &str) -> Saved {
 }
 
 /// `[12:3456] -A ...` -> `-A ...`.
-fn strip_counters(line: &str) -> &str {
+pub fn strip_counters(line: &str) -> &str {
     if line.starts_with('[')
         && let Some(end) = line.find("] ")
     {
@@ -102,34 +104,10 @@ pub fn counters(line: &str) -> Option<(u64, u64)> {
 /// and the value of `--comment` never count, so a foreign rule whose comment mentions
 /// `-j PFSTATE-X` is not mistaken for one of pfstate's jumps (and deleted).
 pub fn target(rule: &str) -> Option<&str> {
-    let mut words: Vec<&str> = Vec::new();
-    let mut rest = rule;
-    while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
-        rest = &rest[start..];
-        let end = if let Some(quoted) = rest.strip_prefix('"') {
-            let mut escaped = false;
-            quoted
-                .char_indices()
-                .find(|&(_, c)| {
-                    let close = c == '"' && !escaped;
-                    escaped = c == '\\' && !escaped;
-                    close
-                })
-                .map_or(rest.len(), |(i, _)| i + 2)
-        } else {
-            rest.find(char::is_whitespace).unwrap_or(rest.len())
-        };
-        words.push(&rest[..end]);
-        rest = &rest[end..];
-    }
-    let mut found = None;
-    for i in 0..words.len().saturating_sub(1) {
-        let option = i > 0 && words[i - 1] == "--comment";
-        if (words[i] == "-j" || words[i] == "-g") && !option && found.is_none() {
-            found = Some(words[i + 1]);
-        }
-    }
-    found
+    let w = words(rule);
+    let verb =
+        |i: &usize| (w[*i] == "-j" || w[*i] == "-g") && (*i == 0 || w[*i - 1] != "--comment");
+    (0..w.len().saturating_sub(1)).find(verb).map(|i| w[i + 1])
 }
 
 #[cfg(test)]
