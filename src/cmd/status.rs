@@ -1,16 +1,18 @@
 //! `pfstate status`: owned chains with counters per entry, active connections per forward, drift.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::error::Error;
 use crate::host::{Conntrack, Host};
 use crate::model::{Family, Model};
 use crate::names;
-use crate::plan::{self, observe, rules};
+use crate::plan::{self, observe};
 use crate::render;
 use crate::render::files::unit::STATE_PATH;
-use crate::ruleset::{TABLES, dump};
+use crate::ruleset::rule::entry_of;
+use crate::ruleset::words::split_rule;
+use crate::ruleset::{TABLES, Table, dump};
 use crate::spec;
 
 use super::ctx::{Ctx, Outcome};
@@ -27,41 +29,8 @@ pub fn status(ctx: &Ctx, host: &Host, file: Option<&Path>) -> Result<Outcome, Er
             }
         }
     };
+    let counters = entry_counters(host, &model);
     let mut text = String::new();
-    let mut counters: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let forward_names: std::collections::HashSet<&str> =
-        model.forwards.iter().map(|f| f.name.as_str()).collect();
-    for family in Family::ALL {
-        for table in TABLES {
-            let Ok(save) = host.netfilter.save_counters(family, table) else {
-                continue;
-            };
-            for line in save.lines().filter(|l| l.starts_with('[')) {
-                let rule = line.split_once("] ").map(|(_, r)| r).unwrap_or(line);
-                let chain = rule.split_whitespace().nth(1).unwrap_or_default();
-                if !names::is_owned(chain, &model.prefix) {
-                    continue;
-                }
-                // Count each connection once: at the DNAT dispatch (nat) for forwards, at the
-                // rule itself for snat and filter entries.
-                let counts = table == "filter"
-                    || !rule.contains("-j MASQUERADE") && !rule.contains("-j SNAT");
-                if let (Some(name), Some((p, b)), true) =
-                    (rules::entry_of(rule), dump::counters(line), counts)
-                {
-                    if table == "filter" && forward_names.contains(name.as_str()) {
-                        continue;
-                    }
-                    if chain.contains("-LB-") {
-                        continue;
-                    }
-                    let e = counters.entry(name).or_default();
-                    e.0 += p;
-                    e.1 += b;
-                }
-            }
-        }
-    }
     let conns = connections_per_forward(host.conntrack, &model);
     text.push_str(&format!(
         "{:<24} {:>12} {:>14} {:>12}\n",
@@ -93,6 +62,52 @@ pub fn status(ctx: &Ctx, host: &Host, file: Option<&Path>) -> Result<Outcome, Er
         "in sync".into()
     });
     Ok(out)
+}
+
+/// Packets and bytes per entry, from the counters of the owned rules.
+fn entry_counters(host: &Host, model: &Model) -> BTreeMap<String, (u64, u64)> {
+    let forwards: HashSet<&str> = model.forwards.iter().map(|f| f.name.as_str()).collect();
+    let mut counters: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for family in Family::ALL {
+        for table in TABLES {
+            let Ok(save) = host.netfilter.save_counters(family, table.name()) else {
+                continue;
+            };
+            for line in save.lines() {
+                let rule = dump::strip_counters(line);
+                let (Some((p, b)), Some((chain, _))) = (dump::counters(line), split_rule(rule))
+                else {
+                    continue;
+                };
+                if let Some(name) = counted(table, chain, rule, &model.prefix, &forwards) {
+                    let e = counters.entry(name).or_default();
+                    e.0 += p;
+                    e.1 += b;
+                }
+            }
+        }
+    }
+    counters
+}
+
+/// The entry whose counters a rule adds to, if any. Each connection counts once: at the DNAT
+/// dispatch (nat) for forwards, at the rule itself for snat and filter entries.
+fn counted(
+    table: Table,
+    chain: &str,
+    rule: &str,
+    prefix: &str,
+    forwards: &HashSet<&str>,
+) -> Option<String> {
+    if !names::is_owned(chain, prefix) || names::is_lb_chain(prefix, chain) {
+        return None;
+    }
+    let source_nat = matches!(dump::target(rule), Some("MASQUERADE" | "SNAT"));
+    if table == Table::Nat && source_nat {
+        return None;
+    }
+    let name = entry_of(rule)?;
+    (table == Table::Nat || !forwards.contains(name.as_str())).then_some(name)
 }
 
 /// Active conntrack entries per forward: DNATed flows whose original destination port is the
