@@ -10,10 +10,12 @@
 //! - [`fs`] - the root directory, atomic file writes, the run lock, reading a managed file;
 //! - [`binary`] - the binary the boot unit runs, and whether that is safe;
 //! - [`conntrack`] - the `conntrack` tool (list, delete);
-//! - [`resolve`] - machine facts the renderer may ask for (interface addresses).
+//! - [`resolve`] - machine facts the renderer may ask for (interface addresses);
+//! - [`transient`], [`deadline`] - running the revert of `apply --confirm` at its deadline.
 
 pub mod binary;
 pub mod conntrack;
+pub mod deadline;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod fs;
@@ -25,6 +27,7 @@ pub mod resolve;
 pub mod save_cache;
 pub mod sysctl;
 pub mod systemd;
+pub mod transient;
 
 use std::net::IpAddr;
 
@@ -144,5 +147,23 @@ pub trait ServiceManager {
     /// The unit's `ActiveState` (`active`, `inactive`, `failed`, ...); `unknown` by default.
     fn active_state(&self, _unit: &str) -> Result<String, HostError> {
         Ok("unknown".to_string())
+    }
+    /// Run `argv` once, `seconds` from now, from a transient `STEM.timer` of the service
+    /// manager (outside any session); returns the timer's name. Not supported by default
+    /// (the offline manager): the caller then starts a detached process.
+    fn start_timer(
+        &self,
+        stem: &str,
+        _seconds: u64,
+        _argv: &[String],
+        _description: &str,
+    ) -> Result<String, HostError> {
+        Err(HostError::Systemd(format!(
+            "{stem}.timer: no transient timers without a running systemd"
+        )))
+    }
+    /// Stop a timer [`start_timer`](ServiceManager::start_timer) started; gone is fine.
+    fn stop_timer(&self, _timer: &str) -> Result<(), HostError> {
+        Ok(())
     }
 }

@@ -4,12 +4,14 @@
 //! - [`rules`] - the per-family rule diff and its restore payload;
 //! - [`placement`] - where a jump goes relative to other systems' rules;
 //! - [`coexist`] - warnings about foreign rules that claim the same ports;
+//! - [`ssh_guard`] - warnings about filter entries that would cut the operator off;
 //! - [`view`] - the unified diffs a reviewer reads.
 
 pub mod coexist;
 pub mod observe;
 pub mod placement;
 pub mod rules;
+pub mod ssh_guard;
 pub mod view;
 
 use crate::model::{Family, Sysctl as SysctlSetting};
