@@ -68,7 +68,12 @@ pub(super) fn arm(
         .start_timer(&stem, rec.seconds, &argv, description)
     {
         Ok(unit) => Ok(Revert::SystemdTimer { unit }),
-        Err(_) => deadline::spawn_process(&argv).map(|pid| Revert::Process { pid }),
+        Err(_) => {
+            let wait: Vec<String> = argv.iter().cloned().chain(["--wait".into()]).collect();
+            host.binary
+                .spawn_detached(&wait)
+                .map(|pid| Revert::Process { pid })
+        }
     };
     let armed = match armed {
         Ok(a) => a,

@@ -29,12 +29,11 @@ pub fn revert_argv(binary: &str, root: &Root, id: &str) -> Vec<String> {
     argv
 }
 
-/// Start `argv --wait` as a detached process that waits for the deadline and then reverts;
-/// returns its pid.
+/// Start `argv` (`revert_argv` and `--wait`) as a detached process that waits for the deadline
+/// and then reverts; returns its pid.
 pub fn spawn_process(argv: &[String]) -> Result<u32, HostError> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
-        .arg("--wait")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

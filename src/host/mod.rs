@@ -108,6 +108,9 @@ pub trait Binary {
     fn unit_binary(&self) -> String;
     /// Why running it as root at every boot is unsafe, if it is.
     fn problem(&self, binary: &str) -> Option<String>;
+    /// Start `argv` (this binary) detached, in its own session, without waiting for it: the
+    /// revert of `apply --confirm` where no service manager can run it. Returns its pid.
+    fn spawn_detached(&self, argv: &[String]) -> Result<u32, HostError>;
 }
 
 /// Runtime kernel parameters under /proc/sys.
