@@ -181,6 +181,35 @@ impl Recap {
     }
 }
 
+/// `ansible-doc` reads the modules' and the role's documentation (as ansible-test's
+/// validate-modules would begin; ansible-test itself needs a download this machine cannot make).
+#[test]
+fn module_and_role_docs_parse() {
+    for (kind, name) in [
+        ("module", "pfstate.pfstate.pfstate"),
+        ("module", "pfstate.pfstate.pfstate_info"),
+        ("role", "pfstate.pfstate.gateway"),
+    ] {
+        let out = Command::new("python3")
+            .args(["-m", "ansible", "doc", "-t", kind, name])
+            .current_dir(tests_dir())
+            .env("ANSIBLE_CONFIG", tests_dir().join("ansible.cfg"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .output()
+            .expect("python3 -m ansible: install ansible-core (scripts/install-deps.sh)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && !text.contains("[ERROR]"),
+            "{name}:\n{text}"
+        );
+        assert!(text.contains(name), "{name}:\n{text}");
+    }
+}
+
 #[test]
 fn fleet_of_three_sandboxes() {
     if let Some(why) = support::skip_reason() {

@@ -85,8 +85,8 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - Failures carry pfstate's error records; each problem in a file reads C(FILE:LINE:COL: message),
-    and a failed apply leaves the host as it was.
+  - "Failures carry pfstate's error records; each problem in a file reads C(FILE:LINE:COL: message),
+    and a failed apply leaves the host as it was."
 seealso:
   - module: pfstate.pfstate.pfstate_info
 '''

@@ -36,7 +36,6 @@ options:
     type: path
 extends_documentation_fragment:
   - action_common_attributes
-  - action_common_attributes.info_module
 attributes:
   check_mode:
     support: full
