@@ -7,6 +7,7 @@ use crate::apply::pending::{self, Pending};
 use crate::apply::{self, journal::FileJournal};
 use crate::error::Error;
 use crate::host::Host;
+use crate::host::systemd::OfflineServiceManager;
 use crate::host::fs::{self, RunLock};
 use crate::render::files::unit::{UNIT_NAME, UNIT_PATH};
 use crate::spec::multi;
@@ -27,7 +28,7 @@ pub(super) fn apply_files(
         .transpose()
         .map_err(Error::Usage)?;
     let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
-    settle_pending(host, boot)?;
+    settle_pending(ctx, host, boot)?;
     // Under the lock, the live rules are read while the files are parsed and rendered.
     host.netfilter.prefetch();
     let (model, source) = multi::load_all(paths)?;
@@ -71,11 +72,20 @@ pub(super) fn apply_files(
 }
 
 /// A pending `apply --confirm` refuses another apply; at boot it is put back first, so that a
-/// change never confirmed does not become permanent through a reboot.
-fn settle_pending(host: &Host, boot: bool) -> Result<(), Error> {
+/// change never confirmed does not become permanent through a reboot. The boot apply runs
+/// before dbus.service: the unit's links are put back as `systemctl --root` does, on disk.
+fn settle_pending(ctx: &Ctx, host: &Host, boot: bool) -> Result<(), Error> {
     match Pending::load(host.files)? {
         None => Ok(()),
-        Some(p) if boot => confirm::revert_now(host, &p),
+        Some(p) if boot => {
+            let dir = ctx.root.dir.clone().unwrap_or_else(|| "/".into());
+            let offline = OfflineServiceManager::new(dir);
+            let host = Host {
+                services: &offline,
+                ..*host
+            };
+            confirm::revert_now(&host, &p)
+        }
         Some(p) => Err(Error::Usage(p.refusal())),
     }
 }
