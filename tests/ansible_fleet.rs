@@ -135,6 +135,17 @@ impl Fleet {
             .collect()
     }
 
+    /// Whether every host's owned rules are `expected` (a short message on failure: the rule
+    /// sets of 100 forwards are long).
+    fn same_rules(&self, expected: &[String]) -> bool {
+        let now = self.owned_rules();
+        let differ: Vec<usize> = (0..now.len()).filter(|i| now[*i] != expected[*i]).collect();
+        if !differ.is_empty() {
+            eprintln!("owned rules differ on hosts (0-based) {differ:?}");
+        }
+        differ.is_empty()
+    }
+
     fn write_vars(&self, name: &str, vars: serde_json::Value) -> String {
         let path = self.work.path().join(name);
         std::fs::write(&path, vars.to_string()).expect("vars");
@@ -261,7 +272,7 @@ fn check_and_diff(fleet: &Fleet, converged: &[String]) {
         text.contains("pfstate:extra") && text.contains("--to-destination 10.78.0.2:443"),
         "the diff shows the new forward's rules:\n{text}"
     );
-    assert_eq!(fleet.owned_rules(), converged, "check mode wrote to a host");
+    assert!(fleet.same_rules(converged), "check mode wrote to a host");
 }
 
 /// A misspelt protocol: every host fails with FILE:LINE:COL, nothing is written.
@@ -287,11 +298,7 @@ fn bad_entry(fleet: &Fleet, converged: &[String]) {
             "gw{host}: no gw{host}.yaml:LINE:COL in the failure:\n{text}"
         );
     }
-    assert_eq!(
-        fleet.owned_rules(),
-        converged,
-        "a failed run wrote to a host"
-    );
+    assert!(fleet.same_rules(converged), "a failed run wrote to a host");
 }
 
 fn small_state(name: &str, port: u16) -> String {
@@ -300,7 +307,7 @@ fn small_state(name: &str, port: u16) -> String {
     )
 }
 
-/// Applied with a 4 s deadline and never confirmed: after the deadline every host is back.
+/// Applied with a 12 s deadline and never confirmed: after the deadline every host is back.
 fn unconfirmed_apply_reverts(fleet: &Fleet, converged: &[String]) {
     let vars = fleet.write_vars(
         "new.json",
@@ -312,22 +319,23 @@ fn unconfirmed_apply_reverts(fleet: &Fleet, converged: &[String]) {
         vec![0; HOSTS],
         "confirm.yml failed:\n{text}"
     );
+    // The deadline leaves the playbook's own checks (pending status) time even under load.
     let during = fleet.owned_rules();
-    assert!(
-        during.iter().all(|r| r.contains("pfstate:late")),
-        "{during:?}"
+    let live = during.iter().filter(|r| r.contains("pfstate:late")).count();
+    assert_eq!(
+        live, HOSTS,
+        "the new state is live on every host until the deadline"
     );
     let t0 = Instant::now();
-    while fleet.owned_rules() != converged && t0.elapsed() < Duration::from_secs(20) {
+    while fleet.owned_rules() != converged && t0.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert_eq!(
-        fleet.owned_rules(),
-        converged,
-        "the unconfirmed apply was not put back within 20 s"
+    assert!(
+        fleet.same_rules(converged),
+        "the unconfirmed apply was not put back within 30 s"
     );
     eprintln!(
-        "[fleet] unconfirmed 4 s apply reverted on {HOSTS} hosts {:.1} s after the playbook ended",
+        "[fleet] unconfirmed 12 s apply reverted on {HOSTS} hosts {:.1} s after the playbook ended",
         t0.elapsed().as_secs_f64()
     );
 }

@@ -7,8 +7,8 @@ use crate::apply::pending::{self, Pending};
 use crate::apply::{self, journal::FileJournal};
 use crate::error::Error;
 use crate::host::Host;
-use crate::host::systemd::OfflineServiceManager;
 use crate::host::fs::{self, RunLock};
+use crate::host::systemd::OfflineServiceManager;
 use crate::render::files::unit::{UNIT_NAME, UNIT_PATH};
 use crate::spec::multi;
 
