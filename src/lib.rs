@@ -29,3 +29,4 @@ pub mod plan;
 pub mod render;
 pub mod ruleset;
 pub mod spec;
+pub mod watch;

@@ -11,17 +11,21 @@
 //! - [`binary`] - the binary the boot unit runs, and whether that is safe;
 //! - [`conntrack`] - the `conntrack` tool (list, delete);
 //! - [`resolve`] - machine facts the renderer may ask for (interface addresses);
-//! - [`transient`], [`deadline`] - running the revert of `apply --confirm` at its deadline.
+//! - [`transient`], [`deadline`] - running the revert of `apply --confirm` at its deadline;
+//! - [`nft_events`] - nf_tables ruleset events (what `pfstate watch` waits on);
+//! - [`firewalld`] - firewalld's D-Bus announcements (`Reloaded`, start, stop).
 
 pub mod binary;
 pub mod conntrack;
 pub mod deadline;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+pub mod firewalld;
 pub mod fs;
 pub mod iptables;
 pub mod live;
 pub mod nfnetlink;
+pub mod nft_events;
 pub mod nft_tables;
 pub mod resolve;
 pub mod save_cache;
