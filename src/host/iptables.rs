@@ -54,6 +54,11 @@ impl Iptables {
         }
     }
 
+    /// Whether the rules live in the legacy (non-nf_tables) backend, which announces no events.
+    pub fn is_legacy(&self) -> bool {
+        self.variant == "-legacy"
+    }
+
     fn tool(&self, family: Family, what: &str) -> String {
         let base = match family {
             Family::V4 => "iptables",

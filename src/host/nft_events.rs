@@ -69,7 +69,9 @@ pub struct Event {
     pub family: u8,
     pub table: Option<String>,
     pub chain: Option<String>,
-    /// For [`Kind::NewGen`]: the committing process, when the kernel names it.
+    /// For [`Kind::NewGen`]: the generation id this transaction committed, and the committing
+    /// process, when the kernel names it.
+    pub generation: Option<u32>,
     pub pid: Option<u32>,
     pub process: Option<String>,
 }
@@ -98,6 +100,7 @@ fn event_of(msg_type: u16, family: u8, attrs: &[u8]) -> Option<Event> {
         family,
         table: None,
         chain: None,
+        generation: None,
         pid: None,
         process: None,
     };
@@ -113,10 +116,14 @@ fn event_of(msg_type: u16, family: u8, attrs: &[u8]) -> Option<Event> {
             ev.chain = string_attr(attrs, 2); // NFTA_RULE_CHAIN
         }
         Kind::NewGen => {
-            // NFTA_GEN_PROC_PID (big-endian u32) and NFTA_GEN_PROC_NAME.
-            ev.pid = attr(attrs, 2)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_be_bytes);
+            // NFTA_GEN_ID, NFTA_GEN_PROC_PID (big-endian u32s) and NFTA_GEN_PROC_NAME.
+            let be32 = |kind| {
+                attr(attrs, kind)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_be_bytes)
+            };
+            ev.generation = be32(1);
+            ev.pid = be32(2);
             ev.process = string_attr(attrs, 3);
         }
         Kind::Other => {}
@@ -273,6 +280,7 @@ mod tests {
             family,
             table: Some(table.into()),
             chain: chain.map(Into::into),
+            generation: None,
             pid: None,
             process: None,
         }
@@ -303,6 +311,7 @@ mod tests {
         );
         assert_eq!(evs[1], ev(Kind::DelTable, 1, "firewalld", None));
         assert_eq!(evs[2].kind, Kind::NewGen);
+        assert_eq!(evs[2].generation, Some(7));
         assert_eq!(evs[2].pid, Some(4242));
         assert_eq!(evs[2].process.as_deref(), Some("firewalld"));
     }
