@@ -96,6 +96,12 @@ pub enum Cmd {
     /// connections to every forward and print what reached which backend; never touches the
     /// host's own firewall.
     Try { file: PathBuf },
+    /// Repair pfstate's rules within a second whenever another program changes them (listens to
+    /// nf_tables events and firewalld's D-Bus signals; run by pfstate-watch.service).
+    Watch {
+        /// The desired state (default: the persisted /etc/pfstate/host.yaml).
+        file: Option<PathBuf>,
+    },
     /// Delete every owned chain and jump, the persisted state, the sysctl.d file and the unit.
     Remove {
         /// The chain prefix to remove (default: the persisted state's, else PFSTATE).
@@ -117,6 +123,7 @@ impl Cmd {
             Cmd::Status { .. } => "status",
             Cmd::Try { .. } => "try",
             Cmd::Remove { .. } => "remove",
+            Cmd::Watch { .. } => "watch",
         }
     }
 }

@@ -14,6 +14,7 @@ mod report;
 pub mod status;
 mod try_lab;
 mod validate;
+mod watch;
 
 use crate::cli::{Cli, Cmd};
 use crate::error::Error;
@@ -48,5 +49,6 @@ pub fn run(cli: &Cli, ctx: &Ctx, host: &Host) -> Result<Outcome, Error> {
         Cmd::Status { files } => status::status(ctx, host, files),
         Cmd::Remove { prefix } => remove::remove(ctx, host, prefix.as_deref()),
         Cmd::Try { file } => try_lab::try_file(file),
+        Cmd::Watch { file } => watch::watch(ctx, host, file.as_deref()),
     }
 }
