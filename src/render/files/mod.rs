@@ -1,7 +1,9 @@
 //! The files pfstate owns on a host (SPEC "Files pfstate owns"), rendered from the state: the
-//! persisted state, the sysctl.d file ([`sysctl_d`]) and the boot unit ([`unit`]). They are
-//! written with rollback by `apply::journal`.
+//! persisted state, the sysctl.d file ([`sysctl_d`]), the boot unit ([`unit`]) and the units
+//! that keep the rules in place after boot ([`companions`]). They are written with rollback by
+//! `apply::journal`.
 
+pub mod companions;
 pub mod sysctl_d;
 pub mod unit;
 
