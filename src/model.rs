@@ -277,6 +277,8 @@ pub struct Sysctl {
 pub struct Model {
     pub host: Option<String>,
     pub prefix: String,
+    /// Whether pfstate-watch.service repairs the rules (`watch:`, default true).
+    pub watch: bool,
     pub interfaces: BTreeMap<String, String>,
     pub sysctls: Vec<Sysctl>,
     pub forwards: Vec<Forward>,
@@ -290,6 +292,7 @@ impl Model {
         Model {
             host: None,
             prefix: prefix.to_string(),
+            watch: false,
             interfaces: BTreeMap::new(),
             sysctls: Vec::new(),
             forwards: Vec::new(),

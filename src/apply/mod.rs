@@ -9,6 +9,7 @@ pub mod conntrack;
 pub mod journal;
 pub mod pending;
 pub mod revert;
+pub mod units;
 
 use crate::error::Error;
 use crate::host::Host;

@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 
 use crate::apply::pending::{self, Pending};
-use crate::apply::{self, journal::FileJournal};
+use crate::apply::{self, journal::FileJournal, units};
 use crate::error::Error;
 use crate::host::Host;
 use crate::host::fs::{self, RunLock};
 use crate::host::systemd::OfflineServiceManager;
-use crate::render::files::unit::{UNIT_NAME, UNIT_PATH};
+use crate::render::files::unit::UNIT_NAME;
 use crate::spec::multi;
 
 use super::confirm;
@@ -133,13 +133,17 @@ fn write_files_and_enable(
     journal: &mut FileJournal,
     enabled: &mut bool,
 ) -> Result<(), Error> {
-    let mut unit_changed = false;
-    for f in &p.files {
-        let changed = journal.converge(host.files, f)?;
-        unit_changed |= changed && f.target == UNIT_PATH;
-    }
     let sm = host.services;
-    if unit_changed {
+    let (watch, legacy) = (p.model.watch, p.observed.legacy);
+    // Units no longer wanted go first: a watcher must not outlive its unit file.
+    units::retire(sm, &p.observed.companions, watch, legacy)?;
+    let mut written: Vec<&str> = Vec::new();
+    for f in &p.files {
+        if journal.converge(host.files, f)? {
+            written.push(f.target);
+        }
+    }
+    if written.iter().any(|t| t.starts_with("/etc/systemd/")) {
         sm.reload()?;
     }
     if p.unit_enabled() != Some(true) {
@@ -148,5 +152,6 @@ fn write_files_and_enable(
         // Runs after this apply releases the lock; finds the host in sync and stays active.
         sm.start_no_wait(UNIT_NAME)?;
     }
+    units::enlist(sm, &p.observed.companions, &written, watch, legacy)?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use crate::host::Host;
 use crate::model::Model;
 use crate::plan::observe::{self, Observed, Scope};
 use crate::plan::{self, Plan, view};
+use crate::render::files::companions;
 use crate::render::files::unit::UNIT_NAME;
 use crate::render::files::{self, ManagedFile};
 use crate::render::{self, Desired};
@@ -42,7 +43,13 @@ pub(super) fn prepare(
     let desired = render::render(&model, host.resolver);
     let files = match files_wanted {
         Some(f) => f,
-        None => files::desired_files(&model, &desired, source, &host.binary.unit_binary())?,
+        None => {
+            let binary = host.binary.unit_binary();
+            let mut f = files::desired_files(&model, &desired, source, &binary)?;
+            let legacy = host.netfilter.is_legacy();
+            f.extend(companions::managed_files(&binary, model.watch, legacy));
+            f
+        }
     };
     let scope = Scope {
         files: files.iter().map(|f| f.target).collect(),
@@ -57,6 +64,9 @@ pub(super) fn prepare(
     let ssh = plan::ssh_guard::SshConnection::from_env();
     plan.warnings
         .extend(plan::ssh_guard::warnings(&model.filters, ssh.as_ref()));
+    // firewalld, nftables.service and Docker: who flushes, what still rejects.
+    plan.warnings
+        .extend(plan::managers::warnings(&model, &desired, &observed));
     Ok(Prepared {
         model,
         desired,
@@ -66,14 +76,21 @@ pub(super) fn prepare(
     })
 }
 
-/// The unified diff of a prepared plan and whether anything would change.
+/// The unified diff of a prepared plan and whether anything would change, with the
+/// companion units whose enablement changes.
 pub(super) fn plan_diff(ctx: &Ctx, p: &Prepared, want_enabled: bool) -> (String, bool) {
-    view::plan_view(
+    let (mut d, mut changed) = view::plan_view(
         &p.plan,
         &p.observed,
         &p.files,
         &ctx.root,
         UNIT_NAME,
         want_enabled,
-    )
+    );
+    let watch = want_enabled && p.model.watch;
+    for line in plan::units::plan_lines(&p.observed.companions, watch, p.observed.legacy) {
+        changed = true;
+        d.push_str(&line);
+    }
+    (d, changed)
 }

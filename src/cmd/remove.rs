@@ -47,6 +47,11 @@ pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Out
         warnings: p.plan.warnings.clone(),
         ..Outcome::default()
     };
+    if let Err(e) = crate::apply::units::retire(host.services, &p.observed.companions, false, false)
+    {
+        out.warnings
+            .push(format!("could not disable pfstate's companion units: {e}"));
+    }
     super::report::fill(&p, false, &mut out);
     if p.unit_enabled() == Some(true) {
         match host.services.disable(UNIT_NAME) {

@@ -35,7 +35,15 @@ pub fn render_parts(host: &Host, model: &Model, source: &str) -> Result<Rendered
             (rs.family, plan.payload())
         })
         .collect();
-    let files = files::desired_files(model, &desired, source, &host.binary.unit_binary())?
+    let binary = host.binary.unit_binary();
+    let mut wanted = files::desired_files(model, &desired, source, &binary)?;
+    // With the companion units of an iptables-nft host (rendering does not look at the rules).
+    wanted.extend(files::companions::managed_files(
+        &binary,
+        model.watch,
+        false,
+    ));
+    let files = wanted
         .into_iter()
         .filter(|f| f.target != STATE_PATH)
         .filter_map(|f| f.content.map(|c| (f.target, c)))

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::host::Host;
-use crate::host::iptables::Iptables;
 use crate::render::files::unit::STATE_PATH;
 use crate::spec::load;
 use crate::watch::{self, Repair};
@@ -29,10 +28,18 @@ pub(super) fn watch(ctx: &Ctx, host: &Host, file: Option<&Path>) -> Result<Outco
         .map(Path::to_path_buf)
         .unwrap_or_else(|| ctx.root.path(STATE_PATH));
     let (model, _) = load(&path)?;
-    let legacy = Iptables::detect().is_legacy();
+    let legacy = host.netfilter.is_legacy();
     let check = || {
+        // Removed (`pfstate remove`) or switched off (`watch: false`): nothing left to watch.
+        // remove and apply hold the run lock while they change the file, and so does the
+        // check below, so a removal is never undone by a last repair.
+        match load(&path) {
+            Err(_) if !path.exists() => return Ok(None),
+            Ok((m, _)) if !m.watch => return Ok(None),
+            _ => {}
+        }
         apply_files(ctx, host, std::slice::from_ref(&path), true, None)
-            .map(repair_of)
+            .map(|out| Some(repair_of(out)))
             .map_err(|e| e.to_string())
     };
     match watch::run(&model.prefix, legacy, check) {

@@ -308,6 +308,10 @@ impl Netfilter for LiveNetfilter {
         let p = self.tools().prefetch(&self.root);
         *self.prefetched() = Some(p);
     }
+
+    fn is_legacy(&self) -> bool {
+        self.tools().is_legacy()
+    }
 }
 
 /// Quote the payload line a restore error names (`Error occurred at line: N`, or nf_tables'

@@ -99,6 +99,12 @@ impl ServiceManager for LiveServices {
     fn start_no_wait(&self, unit: &str) -> Result<(), HostError> {
         self.with(|m| m.start_no_wait(unit))
     }
+    fn stop_no_wait(&self, unit: &str) -> Result<(), HostError> {
+        self.with(|m| m.stop_no_wait(unit))
+    }
+    fn restart_no_wait(&self, unit: &str) -> Result<(), HostError> {
+        self.with(|m| m.restart_no_wait(unit))
+    }
     fn active_state(&self, unit: &str) -> Result<String, HostError> {
         self.with(|m| m.active_state(unit))
     }

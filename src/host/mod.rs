@@ -13,7 +13,8 @@
 //! - [`resolve`] - machine facts the renderer may ask for (interface addresses);
 //! - [`transient`], [`deadline`] - running the revert of `apply --confirm` at its deadline;
 //! - [`nft_events`] - nf_tables ruleset events (what `pfstate watch` waits on);
-//! - [`firewalld`] - firewalld's D-Bus announcements (`Reloaded`, start, stop).
+//! - [`firewalld`] - firewalld's D-Bus announcements (`Reloaded`, start, stop), and
+//!   [`firewalld_zone`], its zones' permanent configuration.
 
 pub mod binary;
 pub mod conntrack;
@@ -21,6 +22,7 @@ pub mod deadline;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod firewalld;
+pub mod firewalld_zone;
 pub mod fs;
 pub mod iptables;
 pub mod live;
@@ -68,6 +70,10 @@ pub trait Netfilter {
     /// they run while the caller parses and renders. Only while holding the run lock (the
     /// state read must be the state the plan is made against). Nothing by default.
     fn prefetch(&self) {}
+    /// Whether the rules live in iptables-legacy, whose changes no nf_tables event announces.
+    fn is_legacy(&self) -> bool {
+        false
+    }
 }
 
 /// The nf_tables tables of this network namespace (`nft list tables` text), or `None` when
@@ -149,6 +155,14 @@ pub trait ServiceManager {
     /// the oneshot is active (and `systemctl reload` works) before the next boot. Waiting
     /// would deadlock, since the unit's own apply waits for this run's lock.
     fn start_no_wait(&self, _unit: &str) -> Result<(), HostError> {
+        Ok(())
+    }
+    /// Queue a stop of the unit without waiting (a watcher whose unit is being removed).
+    fn stop_no_wait(&self, _unit: &str) -> Result<(), HostError> {
+        Ok(())
+    }
+    /// Queue a restart without waiting (a watcher whose unit file changed).
+    fn restart_no_wait(&self, _unit: &str) -> Result<(), HostError> {
         Ok(())
     }
     /// The unit's `ActiveState` (`active`, `inactive`, `failed`, ...); `unknown` by default.

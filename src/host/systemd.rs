@@ -47,6 +47,7 @@ trait Manager {
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn subscribe(&self) -> zbus::Result<()>;
     #[zbus(signal)]
     fn job_removed(
@@ -209,6 +210,16 @@ impl ServiceManager for DbusServiceManager {
     /// Queue a start job and return at once; see [`ServiceManager::start_no_wait`].
     fn start_no_wait(&self, unit: &str) -> Result<(), HostError> {
         self.call(async |m| m.start_unit(unit, "replace").await)
+            .map(|_| ())
+    }
+
+    fn stop_no_wait(&self, unit: &str) -> Result<(), HostError> {
+        self.call(async |m| m.stop_unit(unit, "replace").await)
+            .map(|_| ())
+    }
+
+    fn restart_no_wait(&self, unit: &str) -> Result<(), HostError> {
+        self.call(async |m| m.restart_unit(unit, "replace").await)
             .map(|_| ())
     }
 

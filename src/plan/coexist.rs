@@ -128,7 +128,13 @@ pub fn port_conflicts(
             if !(nodeport || dnat) || c.ports.is_empty() {
                 continue;
             }
+            // Docker's nat chains are reached only for `--dst-type LOCAL`: a forward bound to
+            // an address this host does not have never meets them.
+            let local_only = chain.starts_with("DOCKER");
             for f in forwards {
+                if local_only && f.address.is_some_and(|a| !local.contains(&a)) {
+                    continue;
+                }
                 let proto_ok = c
                     .proto
                     .as_deref()
@@ -261,6 +267,12 @@ mod tests {
         let w = port_conflicts("PFSTATE", &[&api_local], &nat, &[]);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("-d 127.0.0.1/32"), "{}", w[0]);
+        // Docker's DNAT is only reached for local destinations: a forward bound to an address
+        // that is not local never meets it.
+        let routed = fwd("routed", 8080, Some("198.51.100.7"), false);
+        assert!(port_conflicts("PFSTATE", &[&routed], &nat, &[]).is_empty());
+        let ours: Vec<IpAddr> = vec!["198.51.100.7".parse().unwrap()];
+        assert_eq!(port_conflicts("PFSTATE", &[&routed], &nat, &ours).len(), 1);
         // A udp forward on the same port does not collide with Docker's tcp port.
         let mut udp = fwd("dns", 8080, None, false);
         udp.protos = vec![Proto::Udp];

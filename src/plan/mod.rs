@@ -5,13 +5,17 @@
 //! - [`placement`] - where a jump goes relative to other systems' rules;
 //! - [`coexist`] - warnings about foreign rules that claim the same ports;
 //! - [`ssh_guard`] - warnings about filter entries that would cut the operator off;
+//! - [`managers`] - warnings about the managers that flush or bypass pfstate's rules;
+//! - [`units`] - the companion units' enablement and its plan lines;
 //! - [`view`] - the unified diffs a reviewer reads.
 
 pub mod coexist;
+pub mod managers;
 pub mod observe;
 pub mod placement;
 pub mod rules;
 pub mod ssh_guard;
+pub mod units;
 pub mod view;
 
 use crate::model::{Family, Sysctl as SysctlSetting};

@@ -29,6 +29,12 @@ pub struct Observed {
     pub files: Vec<(&'static str, Option<String>)>,
     /// Whether the boot unit is enabled, when asked and systemd could tell.
     pub unit_enabled: Option<bool>,
+    /// The rules live in iptables-legacy (no change events: the companion units differ).
+    pub legacy: bool,
+    /// Whether each companion unit apply enables is enabled (asked with the unit).
+    pub companions: Vec<(&'static str, Option<bool>)>,
+    /// firewalld, nftables.service, Docker (asked with the unit).
+    pub managers: super::managers::Managers,
 }
 
 /// Which optional reads to make.
@@ -109,6 +115,11 @@ pub fn observe(
     o.unit_enabled = scope
         .unit
         .and_then(|unit| host.services.is_enabled(unit).ok());
+    o.legacy = host.netfilter.is_legacy();
+    if scope.unit.is_some() {
+        o.companions = super::units::query(Some(host.services));
+        o.managers = super::managers::gather(host, o.nft_tables.as_deref());
+    }
     Ok(o)
 }
 

@@ -160,6 +160,7 @@ impl Validator {
         Model {
             host,
             prefix,
+            watch: spec.watch.as_ref().is_none_or(|w| w.value),
             interfaces: self.interfaces.clone(),
             sysctls,
             forwards,

@@ -18,6 +18,8 @@ pub struct Spec {
     pub version: Spanned<u32>,
     pub host: Option<Spanned<String>>,
     pub prefix: Option<Spanned<String>>,
+    /// Install pfstate-watch.service (default true).
+    pub watch: Option<Spanned<bool>>,
     #[serde(default)]
     pub interfaces: Entries<Spanned<String>>,
     #[serde(default)]

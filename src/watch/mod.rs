@@ -121,14 +121,15 @@ pub fn spawn_firewalld(tx: Sender<Signal>) {
 }
 
 /// The event loop. Runs one check at start, then one per debounced burst, until every source
-/// is gone. `genid` reads the nf_tables generation (`None` on hosts without nf_tables).
+/// is gone or a check answers `Ok(None)` (nothing to watch any more). `genid` reads the
+/// nf_tables generation (`None` on hosts without nf_tables).
 pub fn serve(
     rx: Receiver<Signal>,
     policy: Policy,
-    mut check: impl FnMut() -> Result<Repair, String>,
+    mut check: impl FnMut() -> Result<Option<Repair>, String>,
     genid: impl Fn() -> Option<u32>,
     log: impl Fn(Level, &str),
-) {
+) -> bool {
     let mut deb = Debouncer::new(policy);
     let mut own: Vec<(u32, u32)> = Vec::new();
     let mut cause = String::from("start");
@@ -157,7 +158,11 @@ pub fn serve(
             continue;
         }
         let g0 = genid();
-        let result = check();
+        let result = match check() {
+            Ok(None) => return true,
+            Ok(Some(r)) => Ok(r),
+            Err(e) => Err(e),
+        };
         let g1 = genid();
         if let (Some(a), Some(b)) = (g0, g1)
             && b > a
@@ -172,6 +177,7 @@ pub fn serve(
         let verdict = deb.checked(Instant::now(), repaired);
         say_verdict(&verdict, &cause, &log);
     }
+    false
 }
 
 /// Whether a signal asks for a check, and how to name its cause in the log.
@@ -248,7 +254,7 @@ fn say_verdict(verdict: &Verdict, cause: &str, log: &impl Fn(Level, &str)) {
 pub fn run(
     prefix: &str,
     legacy: bool,
-    check: impl FnMut() -> Result<Repair, String>,
+    check: impl FnMut() -> Result<Option<Repair>, String>,
 ) -> Result<(), String> {
     let (tx, rx) = mpsc::channel();
     if legacy {
@@ -264,14 +270,17 @@ pub fn run(
         Level::Info,
         &format!("watching the {prefix} rules for changes"),
     );
-    serve(
+    if serve(
         rx,
         Policy::default(),
         check,
         crate::host::save_cache::genid,
         log_stderr,
-    );
-    Err("every event source is gone".into())
+    ) {
+        Ok(())
+    } else {
+        Err("every event source is gone".into())
+    }
 }
 
 #[cfg(test)]
@@ -332,10 +341,10 @@ mod tests {
                 if rewrite {
                     g.fetch_add(1, Ordering::SeqCst);
                 }
-                Ok(Repair {
+                Ok(Some(Repair {
                     rewrote: rewrite,
                     summary: "applied".into(),
-                })
+                }))
             },
             || Some(generation.load(Ordering::SeqCst)),
             move |_, m| l.lock().unwrap().push(m.to_string()),

@@ -11,6 +11,7 @@
 //! Apply writes each wanted unit (rendered with the running binary, like `pfstate.service`),
 //! enables it and starts it; a unit no longer wanted is disabled and deleted.
 
+use super::ManagedFile;
 use super::unit::{STATE_PATH, quote_exec_arg};
 
 pub const WATCH: &str = "pfstate-watch.service";
@@ -73,6 +74,14 @@ pub fn files(binary: &str, watch: bool, legacy: bool) -> Vec<(&'static str, Opti
             let content = wanted(name, watch, legacy).then(|| render(name, binary));
             (*path, content)
         })
+        .collect()
+}
+
+/// The companion units as files apply converges (`None` content: must not exist).
+pub fn managed_files(binary: &str, watch: bool, legacy: bool) -> Vec<ManagedFile> {
+    files(binary, watch, legacy)
+        .into_iter()
+        .map(|(target, content)| ManagedFile { target, content })
         .collect()
 }
 

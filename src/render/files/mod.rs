@@ -70,6 +70,7 @@ pub fn desired_files(
 pub fn no_files() -> Vec<ManagedFile> {
     [STATE_PATH, SYSCTL_CONF_PATH, UNIT_PATH]
         .into_iter()
+        .chain(companions::ALL.map(|(_, path)| path))
         .map(|target| ManagedFile {
             target,
             content: None,
