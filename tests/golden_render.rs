@@ -72,7 +72,10 @@ fn render_output(example: &Path) -> String {
         .split_inclusive('\n')
         .map(|line| match line.split_once('=') {
             Some((key @ ("ExecStart" | "ExecReload"), value)) => {
-                let args = value.find(" apply ").expect("ExecStart runs apply");
+                let args = value
+                    .find(" apply ")
+                    .or_else(|| value.find(" watch "))
+                    .expect("ExecStart runs apply or watch");
                 format!("{key}={BINARY_PLACEHOLDER}{}", &value[args..])
             }
             _ => line.to_string(),
