@@ -541,23 +541,14 @@ fn apply_survives_reboot_and_remove_does_not() {
 /// The shipped recheck units with the binary path changed by drop-ins (as an admin would for a
 /// binary outside /usr/sbin), the timer made to fire every second.
 fn install_recheck_timer(sb: &Sandbox) {
-    let units = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
-    for name in ["pfstate-recheck.service", "pfstate-recheck.timer"] {
-        let text = std::fs::read_to_string(format!("{units}/{name}")).unwrap();
-        put(sb, &format!("/etc/systemd/system/{name}"), &text);
-    }
-    put(
-        sb,
-        "/etc/systemd/system/pfstate-recheck.service.d/test.conf",
-        &format!("[Service]\nExecStart=\nExecStart={BIN} apply --boot {STATE}\n"),
-    );
+    // The units are apply's (`watch: false`); only the schedule is shortened for the test.
     put(
         sb,
         "/etc/systemd/system/pfstate-recheck.timer.d/test.conf",
         "[Timer]\nOnBootSec=\nOnActiveSec=0\nOnUnitActiveSec=1s\nAccuracySec=10ms\n",
     );
     sb.check(&["systemctl", "daemon-reload"]);
-    sb.check(&["systemctl", "enable", "--now", "pfstate-recheck.timer"]);
+    sb.check(&["systemctl", "restart", "pfstate-recheck.timer"]);
 }
 
 #[test]
@@ -645,7 +636,18 @@ fn plan_shows_drift_reload_reapplies_late_interface_gets_sysctl() {
     sb.check(&["systemctl", "reload", UNIT]);
     assert_eq!(sysctl(&sb, key), "1", "reload did not set it");
 
-    // 3. Without udev: the shipped recheck timer converges it.
+    // 3. Without udev and without the watcher (`watch: false`): apply swaps the watcher for
+    // the recheck timer, which converges it.
+    std::fs::write(
+        sb.dir.join("share/host.yaml"),
+        format!("{YAML}watch: false\n"),
+    )
+    .unwrap();
+    let fix = pf(&sb, &["apply", YAML_INSIDE]);
+    assert!(fix.status.success(), "{}", text(&fix));
+    assert!(text(&fix).contains("unit pfstate-recheck.timer: disabled -> enabled"));
+    assert!(outside(&sb).is_enabled("pfstate-recheck.timer").unwrap());
+    assert!(!outside(&sb).is_enabled("pfstate-watch.service").unwrap());
     sb.check(&["sysctl", "-q", "-w", &format!("{key}=0")]);
     let t_timer = Instant::now();
     install_recheck_timer(&sb);
