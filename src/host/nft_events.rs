@@ -188,6 +188,16 @@ impl EventSocket {
         })
     }
 
+    /// Wait at most `timeout` for something to read (for callers that must also notice when to
+    /// stop); `true` when [`next_batch`](Self::next_batch) will not block.
+    pub fn readable(&self, timeout: std::time::Duration) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, ms).is_ok_and(|n| n > 0)
+    }
+
     /// Block until the kernel announces something, then return that datagram's events.
     pub fn next_batch(&mut self) -> nix::Result<Batch> {
         loop {
