@@ -2,19 +2,33 @@
 # Install the Debian packages pfstate's commands and tests use (run as root).
 # iptables/iproute2/conntrack: the engine; systemd/dbus/util-linux/bsdutils/mount/procps: the
 # systemd-in-namespaces boot tests; ipset/nfacct: loading the Kubernetes fixtures; time: the
-# benchmark's peak-memory figure; nftables: the nftables blind-spot warning. Plus ansible-core
-# (PyPI) for the Ansible collection's test.
+# benchmark's peak-memory figure; nftables: the nftables blind-spot warning; firewalld and
+# docker.io: the watcher's test against the real managers, run only inside the systemd sandbox.
+# Plus ansible-core (PyPI) for the Ansible collection's test.
 set -euo pipefail
 packages=(iptables iproute2 conntrack systemd dbus util-linux bsdutils mount procps coreutils
-          ipset nfacct time nftables)
+          ipset nfacct time nftables firewalld docker.io)
+# Services these packages would enable or start on this machine; they run only in sandboxes.
+foreign_units=(firewalld.service docker.service docker.socket containerd.service)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
+    # No maintainer script may start a firewall or dockerd on this machine: policy-rc.d
+    # answers 101 ("action forbidden") to invoke-rc.d and deb-systemd-invoke while installing.
+    own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
+    # Installing enabled them in this machine's /etc: take that back (offline, like --root).
+    systemctl --root=/ disable "${foreign_units[@]}" >/dev/null 2>&1 || true
 fi
 # ansible-core from PyPI: the Ansible collection's fleet test (tests/ansible_fleet.rs) runs
 # ansible-playbook as `python3 -m ansible`.
