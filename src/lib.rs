@@ -8,6 +8,7 @@
 //!                                         the sysctls, the files (state, sysctl.d, unit)
 //! plan/     Desired x Observed -> Plan    observe the host, then diff (pure)
 //! apply/    Plan -> machine               kernel, sysctls, files, conntrack; rollback on failure
+//! watch/    events -> checks              `pfstate watch`: when to re-run the boot apply
 //! cmd/      one file per subcommand       chains the stages; output.rs prints, decides exit code
 //! ```
 //!
@@ -15,7 +16,7 @@
 //! tables, chains, rule lines, the `iptables-save` parser) and [`host`]: every side effect,
 //! each behind a small trait. [`lab`] builds throwaway network-namespace labs (`pfstate try`,
 //! the traffic tests). Imports point down this list and never back:
-//! `model/names/error -> spec -> ruleset -> host -> render -> plan -> apply -> lab -> cmd`.
+//! `model/names/error -> spec -> ruleset -> host -> render -> plan -> apply -> lab -> watch -> cmd`.
 
 pub mod apply;
 pub mod cli;
