@@ -191,6 +191,29 @@ impl Drop for Prefetched {
     }
 }
 
+/// The PIDs of the last restores this process ran. The kernel names the committing PID of each
+/// nf_tables transaction; `pfstate watch` uses this to tell its own writes from everyone else's.
+static RESTORE_PIDS: std::sync::Mutex<std::collections::VecDeque<u32>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+/// Recorded right after the spawn, before the payload is written: the restore cannot have
+/// committed anything yet.
+fn remember_restore(pid: u32) {
+    let mut pids = RESTORE_PIDS.lock().unwrap_or_else(|e| e.into_inner());
+    pids.push_back(pid);
+    if pids.len() > 16 {
+        pids.pop_front();
+    }
+}
+
+/// Whether `pid` is one of the last restores this process ran.
+pub fn is_own_restore(pid: u32) -> bool {
+    RESTORE_PIDS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&pid)
+}
+
 fn checked_output(program: &str, out: std::process::Output) -> Result<String, HostError> {
     if !out.status.success() {
         return Err(HostError::Command {
@@ -238,6 +261,7 @@ impl Netfilter for Iptables {
                 program: program.clone(),
                 message: format!("cannot run it ({e}); install the iptables package"),
             })?;
+        remember_restore(child.id());
         let write = child
             .stdin
             .take()

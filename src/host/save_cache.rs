@@ -75,7 +75,7 @@ pub fn store(root: &Root, generation: &Generation, saves: &[(Family, String)]) {
 }
 
 /// NFT_MSG_GETGEN: the namespace's nf_tables generation id.
-pub fn genid() -> Option<u32> {
+fn genid() -> Option<u32> {
     let mut id = None;
     nfnetlink::query(NFT_MSG_GETGEN, false, |_, attrs| {
         id = nfnetlink::attr(attrs, NFTA_GEN_ID)

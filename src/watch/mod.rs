@@ -7,9 +7,10 @@
 //! ([`policy`]) and then runs one check: the same observe/plan/apply as
 //! `pfstate apply --boot`, which rewrites only what drifted and nothing when all is in place.
 //!
-//! pfstate's own restore is an nf_tables transaction too. The loop reads the generation id
-//! before and after each check and ignores the transactions in between, so a repair does not
-//! trigger another check, and a fight (someone deleting again and again) is seen as one.
+//! pfstate's own restore is an nf_tables transaction too. The kernel names the committing
+//! process of every transaction; the loop ignores those committed by the restores it ran, so a
+//! repair does not trigger another check, and a fight (someone deleting again and again) is
+//! seen as one.
 //!
 //! [`policy`] decides when to check (debounce, back-off from a fight).
 
@@ -27,7 +28,7 @@ use policy::{Debouncer, Policy, Verdict};
 pub enum Signal {
     /// One nf_tables transaction touched pfstate's objects; `by` names the committing process.
     Ruleset {
-        generation: Option<u32>,
+        pid: Option<u32>,
         by: Option<String>,
     },
     /// The kernel dropped events: anything may have changed.
@@ -97,10 +98,7 @@ pub fn spawn_ruleset_events(tx: Sender<Signal>, prefix: String) -> Result<(), St
                     Some(pid) => format!("{p} (pid {pid})"),
                     None => p.clone(),
                 });
-                let signal = Signal::Ruleset {
-                    generation: ev.generation,
-                    by,
-                };
+                let signal = Signal::Ruleset { pid: ev.pid, by };
                 if tx.send(signal).is_err() {
                     return;
                 }
@@ -121,17 +119,16 @@ pub fn spawn_firewalld(tx: Sender<Signal>) {
 }
 
 /// The event loop. Runs one check at start, then one per debounced burst, until every source
-/// is gone or a check answers `Ok(None)` (nothing to watch any more). `genid` reads the
-/// nf_tables generation (`None` on hosts without nf_tables).
+/// is gone or a check answers `Ok(None)` (nothing to watch any more). `own` says whether a
+/// committing PID is one of the checks' own restores.
 pub fn serve(
     rx: Receiver<Signal>,
     policy: Policy,
     mut check: impl FnMut() -> Result<Option<Repair>, String>,
-    genid: impl Fn() -> Option<u32>,
+    own: impl Fn(u32) -> bool,
     log: impl Fn(Level, &str),
 ) -> bool {
     let mut deb = Debouncer::new(policy);
-    let mut own: Vec<(u32, u32)> = Vec::new();
     let mut cause = String::from("start");
     let mut first: Option<Instant> = Some(Instant::now());
     deb.event(Instant::now());
@@ -157,21 +154,11 @@ pub fn serve(
         if deb.due().is_none_or(|d| d > Instant::now()) {
             continue;
         }
-        let g0 = genid();
         let result = match check() {
             Ok(None) => return true,
             Ok(Some(r)) => Ok(r),
             Err(e) => Err(e),
         };
-        let g1 = genid();
-        if let (Some(a), Some(b)) = (g0, g1)
-            && b > a
-        {
-            own.push((a, b));
-            if own.len() > 8 {
-                own.remove(0);
-            }
-        }
         let since = first.take().map(|t| t.elapsed()).unwrap_or_default();
         let repaired = report(&result, &cause, since, &log);
         let verdict = deb.checked(Instant::now(), repaired);
@@ -181,15 +168,16 @@ pub fn serve(
 }
 
 /// Whether a signal asks for a check, and how to name its cause in the log.
-fn wakes(signal: &Signal, own: &[(u32, u32)], log: &impl Fn(Level, &str)) -> Option<String> {
+fn wakes(
+    signal: &Signal,
+    own: &impl Fn(u32) -> bool,
+    log: &impl Fn(Level, &str),
+) -> Option<String> {
     match signal {
-        Signal::Ruleset { generation, by } => {
-            let mine = generation.is_some_and(|g| own.iter().any(|(a, b)| *a < g && g <= *b));
-            (!mine).then(|| match by {
-                Some(p) => format!("a change by {p}"),
-                None => "a ruleset change".to_string(),
-            })
-        }
+        Signal::Ruleset { pid, by } => (!pid.is_some_and(own)).then(|| match by {
+            Some(p) => format!("a change by {p}"),
+            None => "a ruleset change".to_string(),
+        }),
         Signal::Overflow => Some("a burst of ruleset changes".into()),
         Signal::Firewalld(a) => {
             log(Level::Info, &format!("firewalld: {a:?}"));
@@ -274,7 +262,7 @@ pub fn run(
         rx,
         Policy::default(),
         check,
-        crate::host::save_cache::genid,
+        crate::host::iptables::is_own_restore,
         log_stderr,
     ) {
         Ok(())
@@ -286,7 +274,6 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::{Arc, Mutex};
 
     fn fast() -> Policy {
@@ -299,54 +286,47 @@ mod tests {
         }
     }
 
-    fn foreign(generation: u32) -> Signal {
+    /// A transaction committed by `pid`.
+    fn by(pid: u32) -> Signal {
         Signal::Ruleset {
-            generation: Some(generation),
-            by: Some("nft (pid 7)".into()),
+            pid: Some(pid),
+            by: Some(format!("nft (pid {pid})")),
         }
     }
 
-    /// Feed `signals` with a pause after each, while `serve` runs with a fake host whose
-    /// checks rewrite (and so commit a generation) when `rewrite` says so.
-    fn scenario(signals: Vec<(Signal, u32)>, rewrite: bool) -> (usize, Vec<String>) {
-        let generation = Arc::new(AtomicU32::new(10));
+    /// Feed `signals` with a pause (ms) after each, while `serve` runs with a fake host whose
+    /// checks, when `rewrite` says so, write as the "restores" 1000, 1001, ... (so `by(1000)`
+    /// is the echo of the first check's write).
+    fn scenario(signals: Vec<(Signal, u64)>, rewrite: bool) -> (usize, Vec<String>) {
         let (tx, rx) = mpsc::channel();
-        let feeder_gen = Arc::clone(&generation);
         let feeder = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
             for (s, pause_ms) in signals {
-                if let Signal::Ruleset {
-                    generation: Some(g),
-                    ..
-                } = &s
-                {
-                    feeder_gen.fetch_max(*g, Ordering::SeqCst);
-                }
                 tx.send(s).unwrap();
-                std::thread::sleep(Duration::from_millis(pause_ms.into()));
+                std::thread::sleep(Duration::from_millis(pause_ms));
             }
         });
+        let writes = Arc::new(Mutex::new(Vec::<u32>::new()));
         let checks = Arc::new(Mutex::new(0usize));
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let (c, g, l) = (
-            Arc::clone(&checks),
-            Arc::clone(&generation),
-            Arc::clone(&logs),
-        );
+        let (c, w, l) = (Arc::clone(&checks), Arc::clone(&writes), Arc::clone(&logs));
+        let w2 = Arc::clone(&writes);
         serve(
             rx,
             fast(),
             move || {
                 *c.lock().unwrap() += 1;
                 if rewrite {
-                    g.fetch_add(1, Ordering::SeqCst);
+                    let mut w = w.lock().unwrap();
+                    let pid = 1000 + w.len() as u32;
+                    w.push(pid);
                 }
                 Ok(Some(Repair {
                     rewrote: rewrite,
                     summary: "applied".into(),
                 }))
             },
-            || Some(generation.load(Ordering::SeqCst)),
+            move |pid| w2.lock().unwrap().contains(&pid),
             move |_, m| l.lock().unwrap().push(m.to_string()),
         );
         feeder.join().unwrap();
@@ -357,29 +337,29 @@ mod tests {
 
     #[test]
     fn one_check_per_burst_and_own_writes_are_ignored() {
-        // The start check rewrites generation 10 -> 11 (own: its echo is ignored). A foreign
-        // burst of three transactions (12..14) is one check, which commits 15 (own, ignored).
+        // The start check writes as 1000 (its echo is ignored). A foreign burst of three
+        // transactions is one check, which writes as 1001 (ignored too).
         let (n, logs) = scenario(
             vec![
-                (foreign(11), 250),
-                (foreign(12), 0),
-                (foreign(13), 0),
-                (foreign(14), 250),
-                (foreign(15), 100),
+                (by(1000), 250),
+                (by(7), 0),
+                (by(8), 0),
+                (by(9), 250),
+                (by(1001), 100),
             ],
             true,
         );
         assert_eq!(n, 2, "{logs:#?}");
         assert!(
             logs.iter()
-                .any(|l| l.contains("after a change by nft (pid 7)")),
+                .any(|l| l.contains("after a change by nft (pid 9)")),
             "{logs:#?}"
         );
     }
 
     #[test]
     fn a_check_that_finds_everything_in_place_says_nothing() {
-        let (n, logs) = scenario(vec![(foreign(11), 60)], false);
+        let (n, logs) = scenario(vec![(by(7), 60)], false);
         assert_eq!(n, 2);
         assert!(logs.is_empty(), "{logs:#?}");
     }
@@ -387,7 +367,7 @@ mod tests {
     #[test]
     fn a_fight_backs_off_and_says_so() {
         // A deletion every 20 ms for 0.6 s: without back-off that is up to 30 repairs.
-        let signals = (0..30).map(|i| (foreign(100 + 2 * i), 20)).collect();
+        let signals = (0..30).map(|i| (by(100 + i), 20)).collect();
         let (n, logs) = scenario(signals, true);
         assert!(n <= 6, "{n} checks: {logs:#?}");
         assert!(
