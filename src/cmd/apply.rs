@@ -97,17 +97,21 @@ fn write_all(host: &Host, p: &Prepared, boot: bool, out: &mut Outcome) -> Result
     if !boot {
         let mut journal = FileJournal::default();
         let mut enabled = false;
-        let result = write_files_and_enable(host, p, &mut journal, &mut enabled);
+        let mut toggled = units::Toggled::new();
+        let result = write_files_and_enable(host, p, &mut journal, &mut enabled, &mut toggled);
         if let Err(cause) = result {
-            // The unit, the files (newest first), then the kernel and sysctls.
-            let back = (if enabled {
-                host.services.disable(UNIT_NAME)
-            } else {
-                Ok(())
-            })
-            .and_then(|_| journal.rollback(host.files))
-            .map_err(Error::from)
-            .and_then(|_| apply::undo(host, &p.desired.prefix, &p.observed, &p.plan));
+            // The units, the files (newest first), then the kernel and sysctls.
+            let back = units::undo(host.services, &toggled)
+                .and_then(|_| {
+                    if enabled {
+                        host.services.disable(UNIT_NAME)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|_| journal.rollback(host.files))
+                .map_err(Error::from)
+                .and_then(|_| apply::undo(host, &p.desired.prefix, &p.observed, &p.plan));
             return Err(apply::rolled_back(cause, back));
         }
     }
@@ -132,11 +136,12 @@ fn write_files_and_enable(
     p: &Prepared,
     journal: &mut FileJournal,
     enabled: &mut bool,
+    toggled: &mut units::Toggled,
 ) -> Result<(), Error> {
     let sm = host.services;
     let (watch, legacy) = (p.model.watch, p.observed.legacy);
     // Units no longer wanted go first: a watcher must not outlive its unit file.
-    units::retire(sm, &p.observed.companions, watch, legacy)?;
+    units::retire(sm, &p.observed.companions, watch, legacy, toggled)?;
     let mut written: Vec<&str> = Vec::new();
     for f in &p.files {
         if journal.converge(host.files, f)? {
@@ -152,6 +157,7 @@ fn write_files_and_enable(
         // Runs after this apply releases the lock; finds the host in sync and stays active.
         sm.start_no_wait(UNIT_NAME)?;
     }
-    units::enlist(sm, &p.observed.companions, &written, watch, legacy)?;
+    let companions = &p.observed.companions;
+    units::enlist(sm, companions, &written, (watch, legacy), toggled)?;
     Ok(())
 }

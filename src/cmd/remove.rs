@@ -47,7 +47,10 @@ pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Out
         warnings: p.plan.warnings.clone(),
         ..Outcome::default()
     };
-    if let Err(e) = crate::apply::units::retire(host.services, &p.observed.companions, false, false)
+    let mut toggled = crate::apply::units::Toggled::new();
+    let companions = &p.observed.companions;
+    if let Err(e) =
+        crate::apply::units::retire(host.services, companions, false, false, &mut toggled)
     {
         out.warnings
             .push(format!("could not disable pfstate's companion units: {e}"));
