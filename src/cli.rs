@@ -69,11 +69,16 @@ pub enum Cmd {
         dry_run: bool,
         /// Put pfstate's own objects back as they were unless `pfstate confirm` arrives within
         /// DURATION (60s, 2m, 1m30s), even if this session is gone.
-        #[arg(long, value_name = "DURATION", conflicts_with_all = ["dry_run", "boot"])]
+        #[arg(long, value_name = "DURATION", conflicts_with_all = ["dry_run", "boot", "repair"])]
         confirm: Option<String>,
         /// Used by the boot unit: apply FILE as it is, without rewriting the persisted copy.
         #[arg(long, hide = true)]
         boot: bool,
+        /// Used by the recheck and reapply units (and `pfstate watch`): like `--boot`, but while
+        /// an `apply --confirm` waits for its confirmation nothing is done (its own deadline
+        /// decides), where `--boot` puts the unconfirmed change back.
+        #[arg(long, hide = true, conflicts_with = "boot")]
+        repair: bool,
     },
     /// Keep the state applied with `apply --confirm`.
     Confirm {

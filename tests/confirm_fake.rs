@@ -230,3 +230,22 @@ fn without_a_timer_the_revert_is_a_detached_process_and_without_either_no_change
     assert_eq!(after.sysctls, before.sysctls);
     assert_eq!(after.enabled, before.enabled);
 }
+
+/// `pfstate watch` and the recheck/reapply units run `apply --repair`: while a confirmation is
+/// pending it changes nothing and leaves the timer armed (`--boot` puts the change back).
+#[test]
+fn a_repair_leaves_a_pending_confirmation_alone() {
+    let w = World::new();
+    assert_eq!(w.run(&["apply", &w.a]).0, 0);
+    assert_eq!(w.run(&["apply", "--confirm", "1m", &w.b]).0, 0);
+    let pending = w.host.state();
+    w.host
+        .netfilter
+        .load(Family::V4, "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n");
+    let drifted = w.host.state();
+    let (code, v) = w.run(&["apply", "--repair", &w.a]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(w.host.state(), drifted, "nothing repaired while pending");
+    assert_ne!(drifted, pending);
+    assert_eq!(w.host.services.timers().len(), 1, "still armed");
+}

@@ -16,11 +16,31 @@ use super::confirm;
 use super::ctx::{Ctx, Outcome};
 use super::prepare::{Prepared, plan_diff, prepare};
 
+/// Who applies: a person (files and unit too), the boot unit (kernel only; an unconfirmed
+/// `apply --confirm` is put back first), or a repair after drift (kernel only; nothing while
+/// a confirmation is pending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    Full,
+    Boot,
+    Repair,
+}
+
+impl Mode {
+    pub(super) fn of(boot: bool, repair: bool) -> Mode {
+        match (boot, repair) {
+            (_, true) => Mode::Repair,
+            (true, false) => Mode::Boot,
+            (false, false) => Mode::Full,
+        }
+    }
+}
+
 pub(super) fn apply_files(
     ctx: &Ctx,
     host: &Host,
     paths: &[PathBuf],
-    boot: bool,
+    mode: Mode,
     confirm: Option<&str>,
 ) -> Result<Outcome, Error> {
     let seconds = confirm
@@ -28,6 +48,13 @@ pub(super) fn apply_files(
         .transpose()
         .map_err(Error::Usage)?;
     let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    if mode == Mode::Repair && Pending::load(host.files)?.is_some() {
+        let mut out = Outcome::default();
+        out.notes
+            .push("an apply --confirm waits for its confirmation: nothing repaired".into());
+        return Ok(out);
+    }
+    let boot = mode != Mode::Full;
     settle_pending(ctx, host, boot)?;
     // Under the lock, the live rules are read while the files are parsed and rendered.
     host.netfilter.prefetch();

@@ -38,9 +38,13 @@ pub fn run(cli: &Cli, ctx: &Ctx, host: &Host) -> Result<Outcome, Error> {
         Cmd::Apply {
             files,
             boot,
+            repair,
             confirm,
             ..
-        } => apply::apply_files(ctx, host, files, *boot, confirm.as_deref()),
+        } => {
+            let mode = apply::Mode::of(*boot, *repair);
+            apply::apply_files(ctx, host, files, mode, confirm.as_deref())
+        }
         Cmd::Confirm { revert: None, .. } => confirm::confirm(ctx, host),
         Cmd::Confirm {
             revert: Some(id),

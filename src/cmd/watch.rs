@@ -1,6 +1,7 @@
 //! `pfstate watch [FILE]`: the watcher loop ([`crate::watch`]) around the boot apply.
 //!
-//! Each check is exactly `pfstate apply --boot FILE`: the same observe, plan and apply, under
+//! Each check is exactly `pfstate apply --repair FILE` (the boot apply, which leaves a pending
+//! `apply --confirm` alone): the same observe, plan and apply, under
 //! the same run lock, rewriting only the families that drifted and nothing when all is in
 //! place. The file is read again for every check, so a later `pfstate apply` is followed.
 
@@ -12,7 +13,7 @@ use crate::render::files::unit::STATE_PATH;
 use crate::spec::load;
 use crate::watch::{self, Repair};
 
-use super::apply::apply_files;
+use super::apply::{Mode, apply_files};
 use super::ctx::{Ctx, Outcome};
 
 /// What one check reports to the loop.
@@ -38,7 +39,7 @@ pub(super) fn watch(ctx: &Ctx, host: &Host, file: Option<&Path>) -> Result<Outco
             Ok((m, _)) if !m.watch => return Ok(None),
             _ => {}
         }
-        apply_files(ctx, host, std::slice::from_ref(&path), true, None)
+        apply_files(ctx, host, std::slice::from_ref(&path), Mode::Repair, None)
             .map(|out| Some(repair_of(out)))
             .map_err(|e| e.to_string())
     };

@@ -5,7 +5,7 @@
 //! transaction that touched pfstate's tables, chains or hooks; and firewalld's D-Bus
 //! announcements ([`crate::host::firewalld`]). The loop debounces them
 //! ([`policy`]) and then runs one check: the same observe/plan/apply as
-//! `pfstate apply --boot`, which rewrites only what drifted and nothing when all is in place.
+//! `pfstate apply --repair`, which rewrites only what drifted and nothing when all is in place.
 //!
 //! pfstate's own restore is an nf_tables transaction too. The kernel names the committing
 //! process of every transaction; the loop ignores those committed by the restores it ran, so a

@@ -57,7 +57,7 @@ pub fn render(name: &str, binary: &str) -> String {
     let args: &[&str] = if name == WATCH {
         &["watch", STATE_PATH]
     } else {
-        &["apply", "--boot", STATE_PATH]
+        &["apply", "--repair", STATE_PATH]
     };
     let exec = std::iter::once(binary)
         .chain(args.iter().copied())
@@ -110,12 +110,12 @@ mod tests {
     }
 
     #[test]
-    fn reapply_units_run_the_boot_apply_of_this_binary() {
+    fn reapply_units_run_the_repair_apply_of_this_binary() {
         for name in [RECHECK_SERVICE, REAPPLY] {
             let t = render(name, "/opt/my tools/pfstate");
             assert_eq!(
                 line(&t, "ExecStart"),
-                [r#""/opt/my tools/pfstate" apply --boot /etc/pfstate/host.yaml"#],
+                [r#""/opt/my tools/pfstate" apply --repair /etc/pfstate/host.yaml"#],
                 "{name}"
             );
         }
