@@ -1025,7 +1025,7 @@ fn native_nftables_tables_are_reported() {
 fn recheck_units_run_apply_every_minute_and_after_foreign_restarts() {
     let units = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
     let read = |n: &str| std::fs::read_to_string(format!("{units}/{n}")).unwrap();
-    let apply = "ExecStart=/usr/sbin/pfstate apply --boot /etc/pfstate/host.yaml";
+    let apply = "ExecStart=/usr/sbin/pfstate apply --repair /etc/pfstate/host.yaml";
     let timer = read("pfstate-recheck.timer");
     assert!(timer.contains("OnUnitActiveSec=60\n"), "{timer}");
     assert!(timer.contains("Unit=pfstate-recheck.service"), "{timer}");
