@@ -50,9 +50,14 @@ impl SpecError {
     }
 }
 
+/// How many problems of one file are printed; the rest are counted. A file with thousands of
+/// mistakes needs its first ones fixed, not a screen of repeats.
+pub const MAX_SHOWN_DIAGNOSTICS: usize = 100;
+
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.diagnostics.iter().enumerate() {
+        let shown = self.diagnostics.iter().take(MAX_SHOWN_DIAGNOSTICS);
+        for (i, d) in shown.enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
@@ -60,6 +65,14 @@ impl fmt::Display for SpecError {
                 f,
                 "{}:{}:{}: {}",
                 self.file, d.location.line, d.location.column, d.message
+            )?;
+        }
+        let more = self.diagnostics.len().saturating_sub(MAX_SHOWN_DIAGNOSTICS);
+        if more > 0 {
+            write!(
+                f,
+                "\n{}: ... and {more} more problem(s) not shown",
+                self.file
             )?;
         }
         Ok(())

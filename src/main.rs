@@ -9,7 +9,15 @@ use pfstate::cmd::{self, Ctx, output};
 use pfstate::host::live::LiveHost;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap exits 2 on a usage error, the code that means "changes pending" here: print its
+        // message, and exit 1 like every other error (0 for --help and --version).
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::from(e.use_stderr()));
+        }
+    };
     let ctx = Ctx::new(&cli);
     let live = LiveHost::new(&ctx.root);
     let result = cmd::run(&cli, &ctx, &live.host());
