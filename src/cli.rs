@@ -81,3 +81,10 @@ pub enum Cmd {
         prefix: Option<String>,
     },
 }
+
+impl Cmd {
+    /// Whether the command changes the host (as one transaction).
+    pub fn is_transaction(&self) -> bool {
+        matches!(self, Cmd::Apply { dry_run: false, .. } | Cmd::Remove { .. })
+    }
+}

@@ -18,6 +18,10 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::from(e.use_stderr()));
         }
     };
+    if cli.command.is_transaction() {
+        // From here a signal is answered by finishing or rolling back, never by half a state.
+        pfstate::apply::signals::catch();
+    }
     let ctx = Ctx::new(&cli);
     let live = LiveHost::new(&ctx.root);
     let result = cmd::run(&cli, &ctx, &live.host());

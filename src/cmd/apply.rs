@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use crate::apply::{self, journal::FileJournal};
+use crate::apply::{
+    self,
+    txn::{self, PreState, Transaction},
+};
 use crate::error::Error;
 use crate::host::Host;
 use crate::host::fs::{self, RunLock};
@@ -19,6 +22,8 @@ pub(super) fn apply_file(
     boot: bool,
 ) -> Result<Outcome, Error> {
     let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    // Before anything is read: a run killed half-way is put back first.
+    let recovered = txn::recover(host)?;
     // Under the lock, the live rules are read while the file is parsed and rendered.
     host.netfilter.prefetch();
     let (model, source) = load(path)?;
@@ -33,6 +38,7 @@ pub(super) fn apply_file(
         warnings: p.plan.warnings.clone(),
         ..Outcome::default()
     };
+    out.warnings.extend(recovered);
     if !boot && let Some(problem) = host.binary.problem(&host.binary.unit_binary()) {
         out.warnings.push(problem);
     }
@@ -45,25 +51,9 @@ pub(super) fn apply_file(
         out.notes.push("in sync: nothing to change".into());
         return Ok(out);
     }
-    let report = apply::apply(host, &p.model, &p.desired, &p.observed, &p.plan)?;
-    out.warnings.extend(report.warnings);
-    if !boot {
-        let mut journal = FileJournal::default();
-        let mut enabled = false;
-        let result = write_files_and_enable(host, &p, &mut journal, &mut enabled);
-        if let Err(cause) = result {
-            // The unit, the files (newest first), then the kernel and sysctls.
-            let back = (if enabled {
-                host.services.disable(UNIT_NAME)
-            } else {
-                Ok(())
-            })
-            .and_then(|_| journal.rollback(host.files))
-            .map_err(Error::from)
-            .and_then(|_| apply::undo(host, &p.desired.prefix, &p.observed, &p.plan));
-            return Err(apply::rolled_back(cause, back));
-        }
-    }
+    let report = transact(host, &p, !boot)?;
+    out.warnings
+        .extend(apply::flush_conntrack(host, &p.model, &p.observed, &p.plan));
     let fams: Vec<&str> = report.restored_families.iter().map(|f| f.name()).collect();
     out.notes.push(format!(
         "applied: {} rule set(s) rewritten{}, {} sysctl(s) set",
@@ -78,26 +68,46 @@ pub(super) fn apply_file(
     Ok(out)
 }
 
-/// Write the files (journalled) and enable the unit; `enabled` says whether this run enabled
-/// it, so a failure after that can disable it again.
-fn write_files_and_enable(
+/// The whole change as one transaction: rules, sysctls, then (not at boot) the files and the
+/// unit. Any failure, or a signal between steps, puts all of it back.
+fn transact(host: &Host, p: &Prepared, manage_files: bool) -> Result<apply::Report, Error> {
+    let files: Vec<&'static str> = p.files.iter().map(|f| f.target).collect();
+    let unit = manage_files.then(|| p.unit_enabled().unwrap_or(false));
+    let pre = PreState::capture(
+        &p.desired.prefix,
+        &p.observed,
+        &p.plan.sysctls,
+        &files,
+        unit,
+    );
+    let txn = Transaction::begin(*host, pre)?;
+    let result = (|| {
+        let mut report = apply::apply(host, &txn, &p.plan)?;
+        if manage_files {
+            let live = |t: &str| p.observed.file(t).map(str::to_string);
+            apply::converge_files(host, &txn, &p.files, live, &mut report)?;
+            enable_unit(host, &txn, p, report.files_changed.contains(&UNIT_PATH))?;
+        }
+        Ok(report)
+    })();
+    txn.finish(result)
+}
+
+/// Reload systemd when the unit file changed, and enable the unit if it is not.
+fn enable_unit(
     host: &Host,
+    txn: &Transaction,
     p: &Prepared,
-    journal: &mut FileJournal,
-    enabled: &mut bool,
+    unit_changed: bool,
 ) -> Result<(), Error> {
-    let mut unit_changed = false;
-    for f in &p.files {
-        let changed = journal.converge(host.files, f)?;
-        unit_changed |= changed && f.target == UNIT_PATH;
-    }
     let sm = host.services;
     if unit_changed {
+        txn.step()?;
         sm.reload()?;
     }
     if p.unit_enabled() != Some(true) {
+        txn.step()?;
         sm.enable(UNIT_NAME)?;
-        *enabled = true;
         // Runs after this apply releases the lock; finds the host in sync and stays active.
         sm.start_no_wait(UNIT_NAME)?;
     }

@@ -15,6 +15,8 @@ use crate::ruleset::dump::{self, Saved};
 pub struct Observed {
     /// The parsed `iptables-save` of both families.
     pub saved: Vec<(Family, Saved)>,
+    /// Families whose rules could not be read (taken as empty), with why.
+    pub unreadable: Vec<(Family, String)>,
     pub warnings: Vec<String>,
     /// The live value of every desired sysctl, by its /proc/sys key (`None`: absent).
     pub sysctls: HashMap<String, Option<String>>,
@@ -74,6 +76,7 @@ pub fn observe(
             Err(e) if family == Family::V6 && desired.ruleset(family).is_empty() => {
                 o.warnings
                     .push(format!("cannot read IPv6 rules ({e}); skipping IPv6"));
+                o.unreadable.push((family, e.to_string()));
                 o.saved.push((family, Saved::default()));
             }
             Err(e) => return Err(e),
