@@ -38,7 +38,6 @@ pub(super) fn apply_file(
         warnings: p.plan.warnings.clone(),
         ..Outcome::default()
     };
-    out.warnings.extend(recovered);
     if !boot && let Some(problem) = host.binary.problem(&host.binary.unit_binary()) {
         out.warnings.push(problem);
     }
@@ -48,9 +47,11 @@ pub(super) fn apply_file(
         if boot {
             out.warnings.clear();
         }
+        out.warnings.extend(recovered);
         out.notes.push("in sync: nothing to change".into());
         return Ok(out);
     }
+    out.warnings.extend(recovered);
     let report = transact(host, &p, !boot)?;
     out.warnings
         .extend(apply::flush_conntrack(host, &p.model, &p.observed, &p.plan));
