@@ -18,6 +18,15 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::from(e.use_stderr()));
         }
     };
+    // Before any file is touched: an unprivileged run must not leave files (a lock) behind.
+    if let Some(name) = cli.command.needs_root()
+        && !nix::unistd::geteuid().is_root()
+    {
+        eprintln!(
+            "pfstate: `pfstate {name}` reads and changes the firewall and needs root; run it as root (sudo pfstate {name} ...)"
+        );
+        return ExitCode::from(1);
+    }
     if cli.command.is_transaction() {
         // From here a signal is answered by finishing or rolling back, never by half a state.
         pfstate::apply::signals::catch();

@@ -13,12 +13,14 @@
 //! - [`resolve`] - machine facts the renderer may ask for (interface addresses).
 
 pub mod binary;
+pub mod confine;
 pub mod conntrack;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod fs;
 pub mod iptables;
 pub mod live;
+pub mod lock;
 pub mod nfnetlink;
 pub mod nft_tables;
 pub mod resolve;
