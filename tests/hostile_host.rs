@@ -115,3 +115,47 @@ fn absolute_symlinks_in_a_root_tree_stay_inside_it() {
         r.show()
     );
 }
+
+/// Network namespace inodes are reused. A namespace at the inode of a dead one, whose
+/// generation id reached the one that namespace's cache was taken at (other rules, as many
+/// kernel writes), is handed that cache: its apply must still write its rules.
+#[test]
+fn a_new_namespace_is_never_served_a_dead_ones_rule_set() {
+    if skip_unless_root("a_new_namespace_is_never_served_a_dead_ones_rule_set") {
+        return;
+    }
+    let mut caches: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    let mut reused = 0;
+    for round in 0..10 {
+        let h = Host::new("cachereuse");
+        let ino =
+            h.ns.exec("stat", &["-L", "-c", "%i", "/proc/self/ns/net"])
+                .expect("stat");
+        let state = common::write_yaml(h.shim.path(), "host.yaml", STATE);
+        let Some(bytes) = caches.get(ino.trim()) else {
+            // A first namespace at this inode: apply, and keep the cache the plan leaves.
+            assert_eq!(h.run(&["apply", &state]).code, 0);
+            assert_eq!(h.run(&["plan", &state]).code, 0);
+            if let Ok(bytes) = std::fs::read(h.file("/run/pfstate/save-cache")) {
+                caches.insert(ino.trim().to_string(), bytes);
+            }
+            continue;
+        };
+        reused += 1;
+        let other = common::write_yaml(h.shim.path(), "other.yaml", &STATE.replace("80}", "81}"));
+        assert_eq!(h.run(&["apply", &other]).code, 0);
+        let dir = h.file("/run/pfstate");
+        std::fs::write(dir.join("save-cache"), bytes).unwrap();
+        let r = h.run(&["apply", &state]);
+        assert_eq!(r.code, 0, "round {round}: {}", r.show());
+        assert!(
+            h.save("iptables-save").contains("--dport 80 "),
+            "round {round}: {}",
+            r.show()
+        );
+    }
+    assert!(
+        reused > 0,
+        "no inode was reused in 10 namespaces: the test proved nothing"
+    );
+}
