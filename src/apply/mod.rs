@@ -21,12 +21,15 @@ use txn::Transaction;
 #[derive(Debug, Default)]
 pub struct Report {
     pub restored_families: Vec<Family>,
+    /// Families whose copy in the other iptables backend was removed.
+    pub other_backend_cleaned: Vec<Family>,
     pub sysctls_set: Vec<String>,
     /// Managed files written or removed.
     pub files_changed: Vec<&'static str>,
 }
 
-/// The kernel part of a plan: one restore per family that changes, then the sysctls. Each
+/// The kernel part of a plan: one restore per family that changes, the removal of pfstate's
+/// copy in the other iptables backend, then the sysctls. Each
 /// write is a step of `txn`; the caller finishes it.
 pub fn apply(host: &Host, txn: &Transaction, plan: &Plan) -> Result<Report, Error> {
     let mut report = Report::default();
@@ -34,6 +37,13 @@ pub fn apply(host: &Host, txn: &Transaction, plan: &Plan) -> Result<Report, Erro
         txn.step()?;
         host.netfilter.restore(fp.family, &fp.payload())?;
         report.restored_families.push(fp.family);
+    }
+    if let Some(other) = host.netfilter.other_backend() {
+        for fp in &plan.other_backend {
+            txn.step()?;
+            other.restore(fp.family, &fp.payload())?;
+            report.other_backend_cleaned.push(fp.family);
+        }
     }
     for c in plan.sysctls.iter().filter(|c| c.live.is_some()) {
         txn.step()?;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::signals;
 use crate::error::{Error, HostError};
-use crate::host::Host;
+use crate::host::{Host, Netfilter};
 use crate::model::Family;
 use crate::plan::observe::Observed;
 use crate::plan::{SysctlChange, rules};
@@ -29,6 +29,9 @@ pub struct PreState {
     pub prefix: String,
     /// Per family (`ipv4`, `ipv6`): the owned chains and jumps, as `iptables-save` text.
     pub rules: Vec<(String, String)>,
+    /// The same in the other iptables backend (see `plan::backends`).
+    #[serde(default)]
+    pub other_rules: Vec<(String, String)>,
     /// /proc/sys key and the value it held.
     pub sysctls: Vec<(String, String)>,
     /// Managed file and what it held (`None`: absent).
@@ -51,9 +54,18 @@ impl PreState {
             let owned = rules::ruleset_from_live(prefix, f, observed.saved(f));
             (f.name().to_string(), owned_text(&owned))
         });
+        let other_rules = observed
+            .other
+            .iter()
+            .map(|(f, saved)| {
+                let owned = rules::ruleset_from_live(prefix, *f, saved);
+                (f.name().to_string(), owned_text(&owned))
+            })
+            .collect();
         PreState {
             prefix: prefix.to_string(),
             rules: rules.into(),
+            other_rules,
             sysctls: sysctls
                 .iter()
                 .filter_map(|c| Some((c.setting.key.proc_path(), c.live.clone()?)))
@@ -66,8 +78,13 @@ impl PreState {
         }
     }
 
-    fn ruleset(&self, family: Family) -> Option<Ruleset> {
-        let (_, text) = self.rules.iter().find(|(f, _)| f == family.name())?;
+    fn ruleset(&self, family: Family, other: bool) -> Option<Ruleset> {
+        let rules = if other {
+            &self.other_rules
+        } else {
+            &self.rules
+        };
+        let (_, text) = rules.iter().find(|(f, _)| f == family.name())?;
         Some(rules::ruleset_from_live(
             &self.prefix,
             family,
@@ -203,8 +220,16 @@ pub fn put_back(host: &Host, pre: &PreState) -> Vec<String> {
             ));
         }
     }
+    if let Some(other) = host.netfilter.other_backend() {
+        for family in Family::ALL.into_iter().rev() {
+            if let Err(e) = put_rules_back(other, pre, family, true) {
+                let name = other.backend_name();
+                failed.push(format!("{family} rules in the {name} backend: {e}"));
+            }
+        }
+    }
     for family in Family::ALL.into_iter().rev() {
-        if let Err(e) = put_rules_back(host, pre, family) {
+        if let Err(e) = put_rules_back(host.netfilter, pre, family, false) {
             failed.push(format!("{family} rules: {e}"));
         }
     }
@@ -242,11 +267,16 @@ fn put_unit_back(host: &Host, was: Option<bool>, reload: bool) -> Result<(), Hos
     }
 }
 
-fn put_rules_back(host: &Host, pre: &PreState, family: Family) -> Result<(), HostError> {
-    let Some(target) = pre.ruleset(family) else {
+fn put_rules_back(
+    netfilter: &dyn Netfilter,
+    pre: &PreState,
+    family: Family,
+    other: bool,
+) -> Result<(), HostError> {
+    let Some(target) = pre.ruleset(family, other) else {
         return Ok(());
     };
-    let now = match host.netfilter.save(family, "") {
+    let now = match netfilter.save(family, "") {
         Ok(text) => dump::parse(&text),
         // A family that could not be read before either (no IPv6) was not written.
         Err(_) if target.is_empty() && target.tables.iter().all(|(_, t)| t.jumps.is_empty()) => {
@@ -258,5 +288,5 @@ fn put_rules_back(host: &Host, pre: &PreState, family: Family) -> Result<(), Hos
     if back.is_empty() {
         return Ok(());
     }
-    host.netfilter.restore(family, &back.payload())
+    netfilter.restore(family, &back.payload())
 }

@@ -101,6 +101,12 @@ fn transact(ctx: &Ctx, host: &Host, p: &Prepared) -> Result<Vec<String>, Error> 
         .iter()
         .map(|f| format!("{f} rules"))
         .collect();
+    removed.extend(
+        report
+            .other_backend_cleaned
+            .iter()
+            .map(|f| format!("{f} rules in the other iptables backend")),
+    );
     removed.extend(report.files_changed.iter().map(|f| f.to_string()));
     if enabled == Some(true) {
         removed.push(format!("unit {UNIT_NAME} disabled"));
