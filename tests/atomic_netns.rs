@@ -132,6 +132,12 @@ fn after_sigkill_the_boot_run_finishes_the_transaction() {
         "the IPv4 half was written"
     );
 
+    let r = h.run(&["plan", &b]);
+    assert!(
+        r.stderr.contains("an interrupted pfstate run left"),
+        "{}",
+        r.show()
+    );
     let persisted = h.file("/etc/pfstate/host.yaml").display().to_string();
     let r = h.run(&["apply", "--boot", &persisted]);
     assert_eq!(r.code, 0, "{}", r.show());

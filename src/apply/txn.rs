@@ -126,7 +126,9 @@ pub struct Transaction<'h> {
 impl<'h> Transaction<'h> {
     /// Journal `pre` before anything changes. Nothing has changed when this fails.
     pub fn begin(host: Host<'h>, pre: PreState) -> Result<Transaction<'h>, Error> {
-        signals::check()?;
+        if let Err(e) = signals::check() {
+            return Err(Error::RolledBack { cause: Box::new(e) });
+        }
         let text = serde_json::to_string(&pre).map_err(|e| HostError::Command {
             program: "pfstate".into(),
             message: format!("cannot encode the transaction journal: {e}"),

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::apply::txn::JOURNAL_PATH;
 use crate::error::Error;
 use crate::host::Host;
 use crate::spec::load;
@@ -24,6 +25,12 @@ pub(super) fn plan_file(ctx: &Ctx, host: &Host, path: &Path) -> Result<Outcome, 
     };
     if !changed {
         out.notes.push("in sync: nothing to change".into());
+    }
+    // Plan takes no lock and changes nothing: it only says a transaction is unfinished.
+    if host.files.read(JOURNAL_PATH).ok().flatten().is_some() {
+        out.warnings.push(format!(
+            "an interrupted pfstate run left {JOURNAL_PATH}: the next apply or remove puts its changes back first"
+        ));
     }
     if p.unit_enabled().is_none() && !ctx.root.is_offline() {
         out.warnings
