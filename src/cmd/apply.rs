@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::apply::{
     self,
-    txn::{self, PreState, Transaction},
+    txn::{self, Transaction},
 };
 use crate::error::Error;
 use crate::host::Host;
@@ -13,7 +13,7 @@ use crate::render::files::unit::{UNIT_NAME, UNIT_PATH};
 use crate::spec::load;
 
 use super::ctx::{Ctx, Outcome};
-use super::prepare::{Prepared, plan_diff, prepare};
+use super::prepare::{Prepared, begin, plan_diff, prepare, rules_and_files};
 
 pub(super) fn apply_file(
     ctx: &Ctx,
@@ -72,21 +72,12 @@ pub(super) fn apply_file(
 /// The whole change as one transaction: rules, sysctls, then (not at boot) the files and the
 /// unit. Any failure, or a signal between steps, puts all of it back.
 fn transact(host: &Host, p: &Prepared, manage_files: bool) -> Result<apply::Report, Error> {
-    let files: Vec<&'static str> = p.files.iter().map(|f| f.target).collect();
     let unit = manage_files.then(|| p.unit_enabled().unwrap_or(false));
-    let pre = PreState::capture(
-        &p.desired.prefix,
-        &p.observed,
-        &p.plan.sysctls,
-        &files,
-        unit,
-    );
-    let txn = Transaction::begin(*host, pre)?;
+    let txn = begin(host, p, unit)?;
     let result = (|| {
-        let mut report = apply::apply(host, &txn, &p.plan)?;
+        // At boot there are no files to converge (the plan was made with none).
+        let report = rules_and_files(host, &txn, p)?;
         if manage_files {
-            let live = |t: &str| p.observed.file(t).map(str::to_string);
-            apply::converge_files(host, &txn, &p.files, live, &mut report)?;
             enable_unit(host, &txn, p, report.files_changed.contains(&UNIT_PATH))?;
         }
         Ok(report)

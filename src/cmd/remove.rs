@@ -2,10 +2,7 @@
 //! one transaction: the rules first, then the files, and the unit is disabled last, so a
 //! failure anywhere leaves everything as it was.
 
-use crate::apply::{
-    self,
-    txn::{self, PreState, Transaction},
-};
+use crate::apply::txn;
 use crate::error::Error;
 use crate::host::fs::{self, RunLock};
 use crate::host::{Files, Host};
@@ -18,7 +15,7 @@ use crate::render::files::{
 use crate::spec;
 
 use super::ctx::{Ctx, Outcome};
-use super::prepare::{Prepared, plan_diff, prepare};
+use super::prepare::{Prepared, begin, plan_diff, prepare, rules_and_files};
 
 /// The prefix of the persisted state, if there is one that parses.
 fn persisted_prefix(files: &dyn Files) -> Option<String> {
@@ -71,20 +68,10 @@ pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Out
 
 /// Rules, files, then the unit; returns what was removed, in words.
 fn transact(ctx: &Ctx, host: &Host, p: &Prepared) -> Result<Vec<String>, Error> {
-    let targets: Vec<&'static str> = p.files.iter().map(|f| f.target).collect();
     let enabled = p.unit_enabled();
-    let pre = PreState::capture(
-        &p.desired.prefix,
-        &p.observed,
-        &p.plan.sysctls,
-        &targets,
-        enabled,
-    );
-    let txn = Transaction::begin(*host, pre)?;
+    let txn = begin(host, p, enabled)?;
     let result = (|| {
-        let mut report = apply::apply(host, &txn, &p.plan)?;
-        let live = |t: &str| p.observed.file(t).map(str::to_string);
-        apply::converge_files(host, &txn, &p.files, live, &mut report)?;
+        let report = rules_and_files(host, &txn, p)?;
         if enabled == Some(true) {
             txn.step()?;
             host.services.disable(UNIT_NAME)?;
