@@ -238,3 +238,36 @@ fn remove_fails_when_a_family_cannot_be_read() {
     assert!(out.contains("cannot read the ipv6 rules"), "{out}");
     assert_eq!(m.state(), before);
 }
+
+/// The boot unit runs before dbus.service: finishing an interrupted first apply at boot puts
+/// the rules and files back but never asks systemd (a call would wait for the bus).
+#[test]
+fn the_boot_run_finishes_a_transaction_without_asking_systemd() {
+    let probe = Machine::new();
+    assert_eq!(probe.run(&["apply"], &state_a()).0, 0);
+    let steps = probe.host.faults.steps();
+    let enable = steps
+        .iter()
+        .position(|s| s.starts_with("enable "))
+        .expect("enable step");
+    let m = Machine::new();
+    let before = m.state();
+    m.host.faults.fail_matching_from("", enable + 1);
+    assert_eq!(m.run(&["apply"], &state_a()).0, 1);
+    m.host.faults.clear();
+    let from = m.steps();
+    let (code, out) = m.run(&["apply", "--boot"], &state_a());
+    assert_eq!(code, 0, "{out}");
+    let later = &m.host.faults.steps()[from..];
+    assert!(
+        !later
+            .iter()
+            .any(|s| s.contains("enable") || s.contains("daemon-reload")),
+        "{later:?}"
+    );
+    assert_eq!(m.state().files, before.files, "{later:?}");
+    assert!(
+        m.state().dumps[0].contains("PFSTATE"),
+        "the boot run applied the state"
+    );
+}

@@ -174,7 +174,11 @@ impl<'h> Transaction<'h> {
 
 /// Finish a transaction a previous run left behind (killed, or the power went): put the host
 /// back to the state it started from, then drop the journal. `Ok(None)`: there was none.
-pub fn recover(host: &Host) -> Result<Option<String>, Error> {
+///
+/// At boot (`at_boot`) the unit's enablement is left alone: the boot apply runs before
+/// dbus.service, where asking systemd would wait for the bus, and the unit that runs it is
+/// enabled by definition.
+pub fn recover(host: &Host, at_boot: bool) -> Result<Option<String>, Error> {
     let Some(text) = host.files.read(JOURNAL_PATH)? else {
         return Ok(None);
     };
@@ -183,6 +187,10 @@ pub fn recover(host: &Host) -> Result<Option<String>, Error> {
             "{JOURNAL_PATH}: an interrupted run left a journal that cannot be read ({e}); check the host with `pfstate plan`, then delete the file"
         ))
     })?;
+    let mut pre = pre;
+    if at_boot {
+        pre.unit_enabled = None;
+    }
     let failed = put_back(host, &pre);
     if !failed.is_empty() {
         return Err(Error::RecoveryFailed { failed });
@@ -252,13 +260,15 @@ fn put_file_back(host: &Host, target: &str, old: Option<&str>) -> Result<bool, H
     Ok(true)
 }
 
+/// The unit as it was; `None`: the unit is not this transaction's to touch (nor systemd to
+/// ask: the boot apply), even when its file was put back.
 fn put_unit_back(host: &Host, was: Option<bool>, reload: bool) -> Result<(), HostError> {
-    if reload {
-        host.services.reload()?;
-    }
     let Some(was) = was else {
         return Ok(());
     };
+    if reload {
+        host.services.reload()?;
+    }
     if host.services.is_enabled(UNIT_NAME)? == was {
         return Ok(());
     }

@@ -23,7 +23,7 @@ pub(super) fn apply_file(
 ) -> Result<Outcome, Error> {
     let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
     // Before anything is read: a run killed half-way is put back first.
-    let recovered = txn::recover(host)?;
+    let recovered = txn::recover(host, boot)?;
     // Under the lock, the live rules are read while the file is parsed and rendered.
     host.netfilter.prefetch();
     let (model, source) = load(path)?;

@@ -25,7 +25,7 @@ fn persisted_prefix(files: &dyn Files) -> Option<String> {
 
 pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Outcome, Error> {
     let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
-    let recovered = txn::recover(host)?;
+    let recovered = txn::recover(host, false)?;
     let prefix = prefix
         .map(str::to_string)
         .or_else(|| persisted_prefix(host.files))
