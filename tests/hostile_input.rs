@@ -141,8 +141,11 @@ fn a_binary_path_exec_start_cannot_name_is_refused() {
     for name in ["a$b", "a\nb"] {
         let sub = dir.path().join(name);
         std::fs::create_dir(&sub).unwrap();
+        // Copied by cp, not by this process: a file it had open for writing could be inherited
+        // by a child another test forks meanwhile, and exec would fail with ETXTBSY.
         let bin = sub.join("pfstate");
-        std::fs::copy(BIN, &bin).unwrap();
+        let cp = Command::new("cp").arg(BIN).arg(&bin).status().unwrap();
+        assert!(cp.success());
         let out = Command::new(&bin)
             .args(["render", &state])
             .output()
