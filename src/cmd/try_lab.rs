@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::cli::Format;
 use crate::error::Error;
-use crate::lab::{testing::have_root, trial};
+use crate::lab::{have_root, trial};
 use crate::spec::load;
 
 use super::ctx::{Ctx, Outcome};

@@ -4,8 +4,6 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use pfstate::lab::skip_unless_root;
-
 const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
 
 /// Run `pfstate try FILE`; also returns the child's pid (its namespaces are `pft-<pid>-...`).
@@ -32,11 +30,7 @@ fn assert_cleaned_up(pid: u32) {
     );
 }
 
-#[test]
-fn try_demo_reaches_every_backend() {
-    if skip_unless_root("try_demo_reaches_every_backend") {
-        return;
-    }
+root_test!(try_demo_reaches_every_backend, || {
     let before = pfstate::lab::root_state();
     let fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/try-demo.yaml");
@@ -82,15 +76,11 @@ fn try_demo_reaches_every_backend() {
         !Path::new("/etc/pfstate/host.yaml").exists()
             || before.iter().any(|s| s.contains("PFSTATE"))
     );
-}
+});
 
-/// A file whose hairpin networks miss the LAN, and a forward limited to other sources: try
-/// reports the failure with a reason, exits 1, and still cleans up.
-#[test]
-fn try_reports_failures_with_a_reason() {
-    if skip_unless_root("try_reports_failures_with_a_reason") {
-        return;
-    }
+// A file whose hairpin networks miss the LAN, and a forward limited to other sources: try
+// reports the failure with a reason, exits 1, and still cleans up.
+root_test!(try_reports_failures_with_a_reason, || {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.yaml");
     std::fs::write(
@@ -137,7 +127,7 @@ fn try_reports_failures_with_a_reason() {
     );
     assert!(stderr.contains("1 of 3 check(s) failed"), "{stderr}");
     assert_cleaned_up(pid);
-}
+});
 
 #[test]
 fn try_needs_a_valid_file() {

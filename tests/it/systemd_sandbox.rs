@@ -15,7 +15,7 @@
 //!
 //! Skips (with a message on stderr) only when not root or when systemd is missing.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -103,14 +103,6 @@ fn from_inside(sb: &Sandbox, action: &str) -> Result<String, String> {
     helper_result(&out, action)
 }
 
-fn skip() -> bool {
-    if let Some(why) = support::skip_reason() {
-        eprintln!("SKIPPED: systemd sandbox test: {why}");
-        return true;
-    }
-    false
-}
-
 /// Stands in for pfstate in the rendered unit: records its arguments and the sysctl it finds,
 /// and creates an iptables chain in the sandbox's netns (idempotently, so a restart succeeds).
 const FAKE_PFSTATE: &str = r#"#!/bin/sh
@@ -175,11 +167,7 @@ fn host_unchanged() {
     assert!(!String::from_utf8_lossy(&save.stdout).contains("PFSTATE-SBX-TEST"));
 }
 
-#[test]
-fn enabled_unit_runs_at_next_boot() {
-    if skip() {
-        return;
-    }
+sandbox_test!(enabled_unit_runs_at_next_boot, || {
     let t0 = Instant::now();
     let mut sb = Sandbox::boot("dbus", IFACE);
     let first_boot = t0.elapsed();
@@ -325,15 +313,11 @@ fn enabled_unit_runs_at_next_boot() {
         restart.as_secs_f64(),
         t0.elapsed().as_secs_f64()
     );
-}
+});
 
-/// `pfstate --root /proc/PID/root`: offline enable (symlinks written through the sandbox's
-/// root, no D-Bus) is enough for the unit to run at the next boot.
-#[test]
-fn offline_enable_through_root_runs_at_next_boot() {
-    if skip() {
-        return;
-    }
+// `pfstate --root /proc/PID/root`: offline enable (symlinks written through the sandbox's
+// root, no D-Bus) is enough for the unit to run at the next boot.
+sandbox_test!(offline_enable_through_root_runs_at_next_boot, || {
     let t0 = Instant::now();
     let mut sb = Sandbox::boot("offline", IFACE);
     install_files(&sb);
@@ -369,4 +353,4 @@ fn offline_enable_through_root_runs_at_next_boot() {
         "[sandbox] offline test: {:.3} s",
         t0.elapsed().as_secs_f64()
     );
-}
+});
