@@ -6,15 +6,20 @@
 //! step or a signal puts all of it back ([`signals`], [`txn`]).
 
 pub mod conntrack;
+pub mod pending;
+pub mod revert;
 pub mod signals;
 pub mod txn;
 
 use crate::error::Error;
 use crate::host::Host;
 use crate::model::{Family, Model};
+use crate::names;
 use crate::plan::Plan;
 use crate::plan::observe::Observed;
 use crate::render::files::ManagedFile;
+use crate::ruleset::dump::{self, Saved};
+use crate::ruleset::{Chain, Jump, Ruleset, TABLES, TableRules};
 use txn::Transaction;
 
 /// What an apply did.
@@ -91,4 +96,52 @@ pub fn flush_conntrack(
 ) -> Vec<String> {
     let listens = conntrack::stale_listens(model, observed, plan);
     conntrack::flush_all(host.conntrack, &listens)
+}
+
+/// The error of a step that failed, saying what state the rollback left the host in.
+pub fn rolled_back(cause: Error, rollback: Result<(), Error>) -> Error {
+    match rollback {
+        Ok(()) => Error::RolledBack {
+            cause: Box::new(cause),
+        },
+        Err(rb) => Error::RollbackFailed {
+            cause: Box::new(cause),
+            failed: vec![rb.to_string()],
+        },
+    }
+}
+
+/// The owned state found live, as a ruleset: what a rollback converges back to.
+pub fn ruleset_from_live(prefix: &str, family: Family, live: &Saved) -> Ruleset {
+    let tables = TABLES
+        .iter()
+        .map(|table| {
+            let mut tr = TableRules::default();
+            if let Some(t) = live.table(table.name()) {
+                for name in &t.order {
+                    let chain = &t.chains[name];
+                    if names::is_owned(name, prefix) {
+                        tr.chains.push(Chain {
+                            name: name.clone(),
+                            rules: chain.rules.clone(),
+                        });
+                        continue;
+                    }
+                    for r in &chain.rules {
+                        if let Some(to) = dump::target(r).filter(|to| names::is_owned(to, prefix)) {
+                            let j = Jump {
+                                from: name.clone(),
+                                to: to.to_string(),
+                            };
+                            if j.line() == *r {
+                                tr.jumps.push(j);
+                            }
+                        }
+                    }
+                }
+            }
+            (*table, tr)
+        })
+        .collect();
+    Ruleset { family, tables }
 }

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::signals;
+use crate::apply::{ruleset_from_live, signals};
 use crate::error::{Error, HostError};
 use crate::host::{Host, Netfilter};
 use crate::model::Family;
@@ -51,14 +51,14 @@ impl PreState {
         unit_enabled: Option<bool>,
     ) -> PreState {
         let rules = Family::ALL.map(|f| {
-            let owned = rules::ruleset_from_live(prefix, f, observed.saved(f));
+            let owned = ruleset_from_live(prefix, f, observed.saved(f));
             (f.name().to_string(), owned_text(&owned))
         });
         let other_rules = observed
             .other
             .iter()
             .map(|(f, saved)| {
-                let owned = rules::ruleset_from_live(prefix, *f, saved);
+                let owned = ruleset_from_live(prefix, *f, saved);
                 (f.name().to_string(), owned_text(&owned))
             })
             .collect();
@@ -85,11 +85,7 @@ impl PreState {
             &self.rules
         };
         let (_, text) = rules.iter().find(|(f, _)| f == family.name())?;
-        Some(rules::ruleset_from_live(
-            &self.prefix,
-            family,
-            &dump::parse(text),
-        ))
+        Some(ruleset_from_live(&self.prefix, family, &dump::parse(text)))
     }
 }
 

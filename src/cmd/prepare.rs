@@ -57,6 +57,10 @@ pub(super) fn prepare(
     // Port conflicts with foreign DNATs and nftables tables iptables-save cannot show.
     plan.warnings
         .extend(plan::coexist::warnings(&model, &observed));
+    // Filter entries that would cut off the operator, this session first.
+    let ssh = plan::ssh_guard::SshConnection::from_env();
+    plan.warnings
+        .extend(plan::ssh_guard::warnings(&model.filters, ssh.as_ref()));
     Ok(Prepared {
         model,
         desired,

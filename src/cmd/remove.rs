@@ -26,6 +26,9 @@ fn persisted_prefix(files: &dyn Files) -> Option<String> {
 pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Outcome, Error> {
     let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
     let recovered = txn::recover(host, false)?;
+    if let Some(p) = crate::apply::pending::Pending::load(host.files)? {
+        return Err(Error::Usage(p.refusal()));
+    }
     let prefix = prefix
         .map(str::to_string)
         .or_else(|| persisted_prefix(host.files))
@@ -53,6 +56,7 @@ pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Out
         warnings: p.plan.warnings.clone(),
         ..Outcome::default()
     };
+    super::report::fill(&p, false, &mut out);
     out.warnings.extend(recovered);
     if !changed {
         out.notes.push("nothing to remove".into());

@@ -76,10 +76,7 @@ pub const PRIVATE_DIR: &str = "/var/lib/pfstate/";
 pub const PRIVATE_MODE: u32 = 0o600;
 
 fn io_err(path: &Path, source: io::Error) -> HostError {
-    HostError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    HostError::io(path.display(), source)
 }
 
 /// Write `contents` to `path` atomically, only if the file's content or mode differs.

@@ -5,13 +5,17 @@
 //! - [`placement`] - where a jump goes relative to other systems' rules;
 //! - [`coexist`] - warnings about foreign rules that claim the same ports;
 //! - [`backends`] - pfstate's copy in the other iptables backend, removed;
+//! - [`ssh_guard`] - warnings about filter entries that would cut the operator off;
 //! - [`view`] - the unified diffs a reviewer reads.
 
 pub mod backends;
 pub mod coexist;
+mod jumps;
 pub mod observe;
+mod payload;
 pub mod placement;
 pub mod rules;
+pub mod ssh_guard;
 pub mod view;
 
 use crate::model::{Family, Sysctl as SysctlSetting};

@@ -92,8 +92,7 @@ pub(crate) fn forward_rules(
     warnings: &mut Vec<String>,
 ) {
     let c = comment(&f.name);
-    let lb_chain = (f.backends.len() > 1)
-        .then(|| names::owned_chain(&model.prefix, &format!("LB-{}", f.name)));
+    let lb_chain = (f.backends.len() > 1).then(|| names::lb_chain(&model.prefix, &f.name));
     let via = f.via.clone();
     // Asking the routing table costs a process per forward: only when something needs it
     // (local access, hairpin).
@@ -119,7 +118,10 @@ pub(crate) fn forward_rules(
                         to: Option<IpAddr>,
                         nat: &mut Builder| {
             for src in sources {
-                let mut r = Rule::new(chain).proto(pn).maybe_in_interface(iface);
+                let mut r = Rule::new(chain)
+                    .proto(pn)
+                    .maybe_in_interface(iface)
+                    .keyed(*proto, f.port);
                 if let Some(s) = src {
                     r = r.source(*s);
                 }
@@ -242,6 +244,7 @@ pub(crate) fn forward_rules(
                     &n.forward,
                     Rule::new(&n.forward)
                         .proto(pn)
+                        .keyed(*proto, f.port)
                         .m("conntrack", &ct)
                         .comment(&c)
                         .target("ACCEPT"),
