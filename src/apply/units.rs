@@ -29,9 +29,10 @@ pub fn retire(
     Ok(())
 }
 
-/// Put the enablement of the toggled units back, newest first.
-pub fn undo(sm: &dyn ServiceManager, toggled: &Toggled) -> Result<(), HostError> {
-    for (name, on) in toggled.iter().rev() {
+/// Put back the enablement of the toggled units that this run enabled (`enabled: true`) or
+/// disabled (`false`), newest first.
+pub fn undo(sm: &dyn ServiceManager, toggled: &Toggled, enabled: bool) -> Result<(), HostError> {
+    for (name, on) in toggled.iter().rev().filter(|(_, on)| *on == enabled) {
         if *on {
             sm.disable(name)?;
         } else {

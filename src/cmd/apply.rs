@@ -4,7 +4,11 @@
 use std::path::PathBuf;
 
 use crate::apply::pending::{self, Pending};
-use crate::apply::{self, journal::FileJournal, units};
+use crate::apply::{
+    self,
+    txn::{self, Transaction},
+    units,
+};
 use crate::error::Error;
 use crate::host::Host;
 use crate::host::fs::{self, RunLock};
@@ -14,7 +18,7 @@ use crate::spec::multi;
 
 use super::confirm;
 use super::ctx::{Ctx, Outcome};
-use super::prepare::{Prepared, plan_diff, prepare};
+use super::prepare::{Prepared, begin, plan_diff, prepare, rules_and_files};
 
 /// Who applies: a person (files and unit too), the boot unit (kernel only; an unconfirmed
 /// `apply --confirm` is put back first), or a repair after drift (kernel only; nothing while
@@ -55,6 +59,8 @@ pub(super) fn apply_files(
         return Ok(out);
     }
     let boot = mode != Mode::Full;
+    // Before anything is read: a run killed half-way is put back first.
+    let recovered = txn::recover(host, boot)?;
     settle_pending(ctx, host, boot)?;
     // Under the lock, the live rules are read while the files are parsed and rendered.
     host.netfilter.prefetch();
@@ -81,9 +87,11 @@ pub(super) fn apply_files(
         if boot {
             out.warnings.clear();
         }
+        out.warnings.extend(recovered);
         out.notes.push("in sync: nothing to change".into());
         return Ok(out);
     }
+    out.warnings.extend(recovered);
     // The record is written before anything else: a crash from here on still finds it.
     let mut record = seconds.map(|s| confirm::record(host, &p, s)).transpose()?;
     if let Err(e) = write_all(host, &p, boot, &mut out) {
@@ -117,31 +125,11 @@ fn settle_pending(ctx: &Ctx, host: &Host, boot: bool) -> Result<(), Error> {
     }
 }
 
-/// Kernel and sysctls, then (not at boot) files and unit; a failure puts everything back.
+/// The whole change, then the conntrack flush of changed forwards and the summary.
 fn write_all(host: &Host, p: &Prepared, boot: bool, out: &mut Outcome) -> Result<(), Error> {
-    let report = apply::apply(host, &p.model, &p.desired, &p.observed, &p.plan)?;
-    out.warnings.extend(report.warnings);
-    if !boot {
-        let mut journal = FileJournal::default();
-        let mut enabled = false;
-        let mut toggled = units::Toggled::new();
-        let result = write_files_and_enable(host, p, &mut journal, &mut enabled, &mut toggled);
-        if let Err(cause) = result {
-            // The units, the files (newest first), then the kernel and sysctls.
-            let back = units::undo(host.services, &toggled)
-                .and_then(|_| {
-                    if enabled {
-                        host.services.disable(UNIT_NAME)
-                    } else {
-                        Ok(())
-                    }
-                })
-                .and_then(|_| journal.rollback(host.files))
-                .map_err(Error::from)
-                .and_then(|_| apply::undo(host, &p.desired.prefix, &p.observed, &p.plan));
-            return Err(apply::rolled_back(cause, back));
-        }
-    }
+    let report = transact(host, p, !boot)?;
+    out.warnings
+        .extend(apply::flush_conntrack(host, &p.model, &p.observed, &p.plan));
     let fams: Vec<&str> = report.restored_families.iter().map(|f| f.name()).collect();
     out.notes.push(format!(
         "applied: {} rule set(s) rewritten{}, {} sysctl(s) set",
@@ -156,35 +144,69 @@ fn write_all(host: &Host, p: &Prepared, boot: bool, out: &mut Outcome) -> Result
     Ok(())
 }
 
-/// Write the files (journalled) and enable the unit; `enabled` says whether this run enabled
-/// it, so a failure after that can disable it again.
-fn write_files_and_enable(
+/// The whole change as one transaction: rules, sysctls, then (not at boot) the files and the
+/// unit. Any failure, or a signal between steps, puts all of it back.
+fn transact(host: &Host, p: &Prepared, manage_files: bool) -> Result<apply::Report, Error> {
+    let unit = manage_files.then(|| p.unit_enabled().unwrap_or(false));
+    let txn = begin(host, p, unit)?;
+    let (watch, legacy) = (p.model.watch, p.observed.legacy);
+    let companions = &p.observed.companions;
+    let mut toggled = units::Toggled::new();
+    let result = (|| {
+        if manage_files {
+            // Units no longer wanted go first: a watcher must not outlive its unit file.
+            txn.step()?;
+            units::retire(host.services, companions, watch, legacy, &mut toggled)?;
+        }
+        // At boot there are no files to converge (the plan was made with none).
+        let report = rules_and_files(host, &txn, p)?;
+        if manage_files {
+            let written = &report.files_changed;
+            let reload = written.iter().any(|t| t.starts_with("/etc/systemd/"));
+            enable_unit(host, &txn, p, reload)?;
+            txn.step()?;
+            units::enlist(
+                host.services,
+                companions,
+                written,
+                (watch, legacy),
+                &mut toggled,
+            )?;
+        }
+        Ok(report)
+    })();
+    // The companion units this run enabled are disabled while their files still exist; the
+    // ones it disabled are enabled again once the transaction put their files back.
+    let failed = result.is_err();
+    let disabled_back = if failed {
+        units::undo(host.services, &toggled, true)
+    } else {
+        Ok(())
+    };
+    let result = txn.finish(result);
+    if failed {
+        disabled_back.and_then(|_| units::undo(host.services, &toggled, false))?;
+    }
+    result
+}
+
+/// Reload systemd when a unit file changed, and enable the unit if it is not.
+fn enable_unit(
     host: &Host,
+    txn: &Transaction,
     p: &Prepared,
-    journal: &mut FileJournal,
-    enabled: &mut bool,
-    toggled: &mut units::Toggled,
+    units_changed: bool,
 ) -> Result<(), Error> {
     let sm = host.services;
-    let (watch, legacy) = (p.model.watch, p.observed.legacy);
-    // Units no longer wanted go first: a watcher must not outlive its unit file.
-    units::retire(sm, &p.observed.companions, watch, legacy, toggled)?;
-    let mut written: Vec<&str> = Vec::new();
-    for f in &p.files {
-        if journal.converge(host.files, f)? {
-            written.push(f.target);
-        }
-    }
-    if written.iter().any(|t| t.starts_with("/etc/systemd/")) {
+    if units_changed {
+        txn.step()?;
         sm.reload()?;
     }
     if p.unit_enabled() != Some(true) {
+        txn.step()?;
         sm.enable(UNIT_NAME)?;
-        *enabled = true;
         // Runs after this apply releases the lock; finds the host in sync and stays active.
         sm.start_no_wait(UNIT_NAME)?;
     }
-    let companions = &p.observed.companions;
-    units::enlist(sm, companions, &written, (watch, legacy), toggled)?;
     Ok(())
 }

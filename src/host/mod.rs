@@ -6,7 +6,7 @@
 //! - [`iptables`] - `iptables-save` / `iptables-restore` (with [`save_cache`], keyed by the
 //!   nf_tables generation that [`nfnetlink`] reads, and [`nft_tables`], the nf_tables table list);
 //! - [`sysctl`] - the runtime parameters under /proc/sys;
-//! - [`systemd`] - the service manager over D-Bus, or offline under `--root`;
+//! - [`systemd`] - the service manager over D-Bus; [`systemd_offline`] - under `--root`;
 //! - [`fs`] - the root directory, atomic file writes, the run lock, reading a managed file;
 //! - [`binary`] - the binary the boot unit runs, and whether that is safe;
 //! - [`conntrack`] - the `conntrack` tool (list, delete);
@@ -17,6 +17,7 @@
 //!   [`firewalld_zone`], its zones' permanent configuration.
 
 pub mod binary;
+pub mod confine;
 pub mod conntrack;
 pub mod deadline;
 #[cfg(any(test, feature = "testing"))]
@@ -26,6 +27,7 @@ pub mod firewalld_zone;
 pub mod fs;
 pub mod iptables;
 pub mod live;
+pub mod lock;
 pub mod nfnetlink;
 pub mod nft_events;
 pub mod nft_tables;
@@ -33,6 +35,7 @@ pub mod resolve;
 pub mod save_cache;
 pub mod sysctl;
 pub mod systemd;
+pub mod systemd_offline;
 pub mod transient;
 
 use std::net::IpAddr;
@@ -70,6 +73,16 @@ pub trait Netfilter {
     /// they run while the caller parses and renders. Only while holding the run lock (the
     /// state read must be the state the plan is made against). Nothing by default.
     fn prefetch(&self) {}
+    /// The other iptables backend (legacy when this is nf_tables, or the reverse), when its
+    /// tools are installed: pfstate's chains an earlier run left there, before the host's
+    /// rules moved, still filter packets. `None` by default.
+    fn other_backend(&self) -> Option<&dyn Netfilter> {
+        None
+    }
+    /// The backend's name, for messages (`iptables-legacy`, `iptables-nft`).
+    fn backend_name(&self) -> String {
+        "iptables".into()
+    }
     /// Whether the rules live in iptables-legacy, whose changes no nf_tables event announces.
     fn is_legacy(&self) -> bool {
         false

@@ -14,19 +14,17 @@
 //! Skips only when not root or without systemd; firewalld, nftables and docker.io are
 //! installed by scripts/install-deps.sh.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{self, Sandbox};
 use pfstate::host::nft_events::{EventSocket, Kind};
 use pfstate::lab::netns::{Netns, NetnsOptions};
 use pfstate::lab::probe::probe_tcp;
 use pfstate::lab::server::Proto;
-use support::Sandbox;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
 const YAML_INSIDE: &str = "/run/pfstate-test/share/host.yaml";
@@ -304,12 +302,7 @@ fn cpu(sb: &Sandbox, pid: &str) -> (u64, u64) {
     (ticks, switches)
 }
 
-#[test]
-fn watcher_repairs_after_firewalld_nftables_and_docker() {
-    if let Some(why) = support::skip_reason() {
-        eprintln!("SKIPPED: watch sandbox test: {why}");
-        return;
-    }
+sandbox_test!(watcher_repairs_after_firewalld_nftables_and_docker, || {
     for tool in ["/usr/sbin/firewalld", "/usr/sbin/nft", "/usr/sbin/dockerd"] {
         assert!(
             std::path::Path::new(tool).exists(),
@@ -419,16 +412,12 @@ fn watcher_repairs_after_firewalld_nftables_and_docker() {
     );
     assert!(t1 - t0 <= 5, "the idle watcher used {} ticks", t1 - t0);
     drop(rec);
-}
+});
 
-/// Another program deleting pfstate's rules over and over (here `iptables -F` every 100 ms, 20
-/// times) meets a watcher that backs off and says so, instead of 20 rewrites. In a plain
-/// network namespace with `--root`: no systemd needed.
-#[test]
-fn watcher_backs_off_from_a_fight() {
-    if pfstate::lab::testing::skip_unless_root("watcher_backs_off_from_a_fight") {
-        return;
-    }
+// Another program deleting pfstate's rules over and over (here `iptables -F` every 100 ms, 20
+// times) meets a watcher that backs off and says so, instead of 20 rewrites. In a plain
+// network namespace with `--root`: no systemd needed.
+root_test!(watcher_backs_off_from_a_fight, || {
     let ns = Netns::create("wfight", NetnsOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.yaml");
@@ -487,4 +476,4 @@ fn watcher_backs_off_from_a_fight() {
         "{text}"
     );
     assert!((5..=9).contains(&repairs), "{repairs} rewrites:\n{text}");
-}
+});

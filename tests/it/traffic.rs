@@ -19,7 +19,7 @@ use std::time::Duration;
 use pfstate::lab::root_state;
 use pfstate::lab::{
     GatewayOptions, LanMode, Netns, ProbeResult, Proto, Topology, hold_tcp, probe_tcp, probe_udp,
-    sample_tcp, skip_unless_root,
+    sample_tcp,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
@@ -187,13 +187,9 @@ const PUBLIC: std::net::Ipv4Addr = Topology::GW_WAN;
 const GW_LAN: std::net::Ipv4Addr = Topology::GW_LAN;
 const CLIENT: std::net::Ipv4Addr = Topology::CLIENT;
 
-/// S1 + S3 (seeds 000, 002): DNAT + masquerade to the gateway; the backend has no default
-/// route, so only the source NAT makes it answerable. ip_forward starts at 0 and is implied.
-#[test]
-fn port_forward_with_snat() {
-    if skip_unless_root("port_forward_with_snat") {
-        return;
-    }
+// S1 + S3 (seeds 000, 002): DNAT + masquerade to the gateway; the backend has no default
+// route, so only the source NAT makes it answerable. ip_forward starts at 0 and is implied.
+root_test!(port_forward_with_snat, || {
     let lab = Lab::switch(false);
     let public = sa(PUBLIC, 80);
     assert_eq!(probe_tcp(lab.client(), public, T), ProbeResult::Refused);
@@ -214,15 +210,11 @@ fn port_forward_with_snat() {
     let again = lab.apply(&example("seed-port-forward.yaml"));
     assert!(again.contains("in sync"), "{again}");
     lab.done();
-}
+});
 
-/// S1 without source NAT (seed 000's first form): the backend routes via the gateway and
-/// sees the client's own address.
-#[test]
-fn port_forward_keeps_client_address() {
-    if skip_unless_root("port_forward_keeps_client_address") {
-        return;
-    }
+// S1 without source NAT (seed 000's first form): the backend routes via the gateway and
+// sees the client's own address.
+root_test!(port_forward_keeps_client_address, || {
     let lab = Lab::switch(true);
     lab.apply(&example("seed-port-forward-keep-source.yaml"));
     let r = probe_tcp(lab.client(), sa(PUBLIC, 80), T);
@@ -236,15 +228,11 @@ fn port_forward_keeps_client_address() {
         "lan -> client:80 not hijacked",
     );
     lab.done();
-}
+});
 
-/// S2 (seeds 000, 002, 004): FORWARD policy DROP set by someone else; pfstate accepts both
-/// directions of its own translated connections and leaves the policy alone.
-#[test]
-fn forward_policy_drop() {
-    if skip_unless_root("forward_policy_drop") {
-        return;
-    }
+// S2 (seeds 000, 002, 004): FORWARD policy DROP set by someone else; pfstate accepts both
+// directions of its own translated connections and leaves the policy alone.
+root_test!(forward_policy_drop, || {
     let lab = Lab::switch(false);
     lab.iptables(&["-P", "FORWARD", "DROP"]);
     let file = example("seed-forward-policy-drop.yaml");
@@ -265,15 +253,11 @@ fn forward_policy_drop() {
     let policy = lab.gw().exec("iptables", &["-S", "FORWARD"]).unwrap();
     assert!(policy.starts_with("-P FORWARD DROP"), "{policy}");
     lab.done();
-}
+});
 
-/// S4 (seeds 000, 001): the gateway itself reaches the forward through its LAN address, its
-/// public address and 127.0.0.1; backends have no default route.
-#[test]
-fn local_access_from_the_gateway() {
-    if skip_unless_root("local_access_from_the_gateway") {
-        return;
-    }
+// S4 (seeds 000, 001): the gateway itself reaches the forward through its LAN address, its
+// public address and 127.0.0.1; backends have no default route.
+root_test!(local_access_from_the_gateway, || {
     let lab = Lab::switch(false);
     for dst in [GW_LAN, PUBLIC, std::net::Ipv4Addr::LOCALHOST] {
         assert_eq!(
@@ -321,7 +305,7 @@ fn local_access_from_the_gateway() {
         "gw -> client:80 goes to the client",
     );
     lab.done();
-}
+});
 
 /// Binomial tolerance: 5 standard deviations (a false failure about once in 1.7 million runs).
 fn tolerance(n: usize, p: f64) -> f64 {
@@ -347,12 +331,8 @@ fn check_distribution(lab: &Lab, file: &str, weights: &[(&str, f64)]) {
     }
 }
 
-/// S5 (seeds 001, 003): random balancing 2 and 3 ways and weighted, over 300 connections each.
-#[test]
-fn load_balancing_random_and_weighted() {
-    if skip_unless_root("load_balancing_random_and_weighted") {
-        return;
-    }
+// S5 (seeds 001, 003): random balancing 2 and 3 ways and weighted, over 300 connections each.
+root_test!(load_balancing_random_and_weighted, || {
     let lab = Lab::switch(false);
     check_distribution(
         &lab,
@@ -371,14 +351,10 @@ fn load_balancing_random_and_weighted() {
         &[("be1", 0.5), ("be2", 0.25), ("be3", 0.25)],
     );
     lab.done();
-}
+});
 
-/// S5: round-robin in the nat table counts connections: exactly 100/100/100, in order.
-#[test]
-fn round_robin_is_exact() {
-    if skip_unless_root("round_robin_is_exact") {
-        return;
-    }
+// S5: round-robin in the nat table counts connections: exactly 100/100/100, in order.
+root_test!(round_robin_is_exact, || {
     let lab = Lab::switch(false);
     lab.apply(&example("seed-round-robin.yaml"));
     let order: Vec<String> = (0..6)
@@ -395,7 +371,7 @@ fn round_robin_is_exact() {
         assert_eq!(s.count(b), LB_N / 3, "{s:?}");
     }
     lab.done();
-}
+});
 
 /// S6 (seed 001): hairpin from the LAN client, from a backend to itself and from another
 /// backend, while WAN clients and plain LAN traffic keep their source address.
@@ -435,11 +411,7 @@ fn hairpin_files(lab: &Lab) -> Vec<PathBuf> {
     vec![file, nets]
 }
 
-#[test]
-fn hairpin_through_a_lan_switch() {
-    if skip_unless_root("hairpin_through_a_lan_switch") {
-        return;
-    }
+root_test!(hairpin_through_a_lan_switch, || {
     let lab = Lab::switch(true);
     // Without pfstate, lan -> public:80 is refused by the gateway.
     assert_eq!(
@@ -450,15 +422,11 @@ fn hairpin_through_a_lan_switch() {
         check_hairpin(&lab, &f);
     }
     lab.done();
-}
+});
 
-/// The LAN bridge inside the gateway with bridge-nf-call-iptables=1 (Docker/libvirt hosts).
-/// be1 -> itself needs the bridge port in hairpin mode (what Docker sets): topology, not rules.
-#[test]
-fn hairpin_through_a_bridge_in_the_gateway() {
-    if skip_unless_root("hairpin_through_a_bridge_in_the_gateway") {
-        return;
-    }
+// The LAN bridge inside the gateway with bridge-nf-call-iptables=1 (Docker/libvirt hosts).
+// be1 -> itself needs the bridge port in hairpin mode (what Docker sets): topology, not rules.
+root_test!(hairpin_through_a_bridge_in_the_gateway, || {
     let Some(lab) = Lab::bridged("hairpin_through_a_bridge_in_the_gateway", true) else {
         return;
     };
@@ -480,7 +448,7 @@ fn hairpin_through_a_bridge_in_the_gateway() {
         "L2 lan -> be2 under FORWARD DROP with br_netfilter",
     );
     lab.done();
-}
+});
 
 /// S7 (seeds 001, 003): LAN hosts reach the WAN with the gateway's public address, TCP and UDP,
 /// by MASQUERADE and by SNAT to an address.
@@ -512,21 +480,13 @@ fn check_lan_masquerade(lab: &Lab) {
     }
 }
 
-#[test]
-fn lan_masquerade_through_a_lan_switch() {
-    if skip_unless_root("lan_masquerade_through_a_lan_switch") {
-        return;
-    }
+root_test!(lan_masquerade_through_a_lan_switch, || {
     let lab = Lab::switch(true);
     check_lan_masquerade(&lab);
     lab.done();
-}
+});
 
-#[test]
-fn lan_masquerade_through_a_bridge_in_the_gateway() {
-    if skip_unless_root("lan_masquerade_through_a_bridge_in_the_gateway") {
-        return;
-    }
+root_test!(lan_masquerade_through_a_bridge_in_the_gateway, || {
     let Some(lab) = Lab::bridged("lan_masquerade_through_a_bridge_in_the_gateway", true) else {
         return;
     };
@@ -536,15 +496,11 @@ fn lan_masquerade_through_a_bridge_in_the_gateway() {
     let r = probe_tcp(lab.lan(), sa(CLIENT, Topology::CLIENT_PORT), T);
     assert_reached(&lab, &r, "client", PUBLIC.into(), "snat under DROP");
     lab.done();
-}
+});
 
-/// S9 (seed 001's "-p tcp does not apply to UDP"): a UDP forward; then its backend changes and
-/// an existing flow from a fixed source port follows, because apply deletes the stale entry.
-#[test]
-fn udp_forward_and_backend_change() {
-    if skip_unless_root("udp_forward_and_backend_change") {
-        return;
-    }
+// S9 (seed 001's "-p tcp does not apply to UDP"): a UDP forward; then its backend changes and
+// an existing flow from a fixed source port follows, because apply deletes the stale entry.
+root_test!(udp_forward_and_backend_change, || {
     let lab = Lab::switch(false);
     let public = sa(PUBLIC, 80);
     // Conntrack active in the gateway (any nat rule), then a datagram before the forward
@@ -582,14 +538,10 @@ fn udp_forward_and_backend_change() {
         "existing udp flow moved to be2",
     );
     lab.done();
-}
+});
 
-/// Port ranges: a range to one port (tcp and udp), a range to the same ports, a shifted range.
-#[test]
-fn port_ranges() {
-    if skip_unless_root("port_ranges") {
-        return;
-    }
+// Port ranges: a range to one port (tcp and udp), a range to the same ports, a shifted range.
+root_test!(port_ranges, || {
     let lab = Lab::switch(false);
     lab.be(2).serve("be2-8081", Proto::Tcp, 8081).unwrap();
     lab.be(3).serve("be3-8081", Proto::Tcp, 8081).unwrap();
@@ -626,14 +578,10 @@ fn port_ranges() {
         );
     }
     lab.done();
-}
+});
 
-/// The seeds' port forward over IPv6 (ip6tables nat); implies IPv6 forwarding.
-#[test]
-fn ipv6_forward() {
-    if skip_unless_root("ipv6_forward") {
-        return;
-    }
+// The seeds' port forward over IPv6 (ip6tables nat); implies IPv6 forwarding.
+root_test!(ipv6_forward, || {
     let lab = Lab::new(GatewayOptions {
         ipv6: true,
         backend_default_route: false,
@@ -658,15 +606,11 @@ fn ipv6_forward() {
     assert_reached(&lab, &r, "be1", Topology::GW_LAN6.into(), "ipv6 forward");
     lab.assert_in_sync(&example("seed-ipv6.yaml"));
     lab.done();
-}
+});
 
-/// `listen.from`: only the listed sources are forwarded; another source gets the gateway's
-/// own answer (refused).
-#[test]
-fn listen_from_refuses_other_sources() {
-    if skip_unless_root("listen_from_refuses_other_sources") {
-        return;
-    }
+// `listen.from`: only the listed sources are forwarded; another source gets the gateway's
+// own answer (refused).
+root_test!(listen_from_refuses_other_sources, || {
     let lab = Lab::switch(false);
     lab.apply(&example("seed-listen-from.yaml"));
     let public = sa(PUBLIC, 80);
@@ -688,15 +632,11 @@ fn listen_from_refuses_other_sources() {
     let r = probe_tcp(c, public, T);
     assert_blocked(&r, &ProbeResult::Refused, "unlisted source 192.0.2.200");
     lab.done();
-}
+});
 
-/// S8 (seed 004): a held connection's conntrack entry shows the original and reply tuples,
-/// and `pfstate status` counts it for its forward.
-#[test]
-fn conntrack_entry_and_status() {
-    if skip_unless_root("conntrack_entry_and_status") {
-        return;
-    }
+// S8 (seed 004): a held connection's conntrack entry shows the original and reply tuples,
+// and `pfstate status` counts it for its forward.
+root_test!(conntrack_entry_and_status, || {
     let lab = Lab::switch(true);
     lab.apply(&example("seed-conntrack.yaml"));
     let held = hold_tcp(lab.client(), sa(PUBLIC, 80), T).expect("connection");
@@ -739,7 +679,7 @@ fn conntrack_entry_and_status() {
     );
     drop(held);
     lab.done();
-}
+});
 
 /// Every example validates (the `pfstate validate examples/*.yaml` of the docs).
 #[test]
@@ -766,13 +706,9 @@ fn examples_validate() {
     );
 }
 
-/// Two forwards sharing a backend: the source NAT of one must not leak onto the connections of
-/// the other (the backend of `direct` sees the client; the one of `masq` sees the gateway).
-#[test]
-fn source_nat_stays_with_its_forward() {
-    if skip_unless_root("source_nat_stays_with_its_forward") {
-        return;
-    }
+// Two forwards sharing a backend: the source NAT of one must not leak onto the connections of
+// the other (the backend of `direct` sees the client; the one of `masq` sees the gateway).
+root_test!(source_nat_stays_with_its_forward, || {
     let lab = Lab::switch(true);
     lab.apply_text(
         "shared-backend.yaml",
@@ -802,16 +738,12 @@ fn source_nat_stays_with_its_forward() {
     let again = lab.apply(&lab.root.path().join("shared-backend.yaml"));
     assert!(again.contains("in sync"), "{again}");
     lab.done();
-}
+});
 
-/// Seed 004's forward bound to the WAN interface (`-i wan0`) never matches LAN clients; with
-/// `hairpin: true` pfstate also catches them on the LAN interface (here found from the route to
-/// the backend, no `via`), so the LAN client and the backend itself reach it too.
-#[test]
-fn hairpin_with_a_wan_bound_forward() {
-    if skip_unless_root("hairpin_with_a_wan_bound_forward") {
-        return;
-    }
+// Seed 004's forward bound to the WAN interface (`-i wan0`) never matches LAN clients; with
+// `hairpin: true` pfstate also catches them on the LAN interface (here found from the route to
+// the backend, no `via`), so the LAN client and the backend itself reach it too.
+root_test!(hairpin_with_a_wan_bound_forward, || {
     let lab = Lab::switch(true);
     let text = std::fs::read_to_string(example("seed-conntrack.yaml"))
         .unwrap()
@@ -829,15 +761,11 @@ fn hairpin_with_a_wan_bound_forward() {
     let r = probe_tcp(lab.be(1), public, T);
     assert_reached(&lab, &r, "be1", GW_LAN.into(), "be1 -> itself");
     lab.done();
-}
+});
 
-/// Seed 003's filter rules: INPUT accept for a trusted host, log + reject for the rest, a drop
-/// on the LAN interface, and a FORWARD reject of one LAN host next to the LAN masquerade.
-#[test]
-fn filter_rules() {
-    if skip_unless_root("filter_rules") {
-        return;
-    }
+// Seed 003's filter rules: INPUT accept for a trusted host, log + reject for the rest, a drop
+// on the LAN interface, and a FORWARD reject of one LAN host next to the LAN masquerade.
+root_test!(filter_rules, || {
     let lab = Lab::switch(true);
     lab.gw().serve("gw-ssh", Proto::Tcp, 2222).unwrap();
     lab.gw().serve("gw-web", Proto::Tcp, 8081).unwrap();
@@ -879,16 +807,12 @@ fn filter_rules() {
     );
     lab.assert_in_sync(&example("seed-filter.yaml"));
     lab.done();
-}
+});
 
-/// On a Docker-like host (LAN bridge in the gateway, bridge-nf-call-iptables=1): access from
-/// the gateway itself (127.0.0.1 through route_localnet on the bridge) and a balanced UDP+TCP
-/// hairpin where every backend may be sent to itself.
-#[test]
-fn local_and_balanced_hairpin_on_a_bridge() {
-    if skip_unless_root("local_and_balanced_hairpin_on_a_bridge") {
-        return;
-    }
+// On a Docker-like host (LAN bridge in the gateway, bridge-nf-call-iptables=1): access from
+// the gateway itself (127.0.0.1 through route_localnet on the bridge) and a balanced UDP+TCP
+// hairpin where every backend may be sent to itself.
+root_test!(local_and_balanced_hairpin_on_a_bridge, || {
     let Some(lab) = Lab::bridged("local_and_balanced_hairpin_on_a_bridge", false) else {
         return;
     };
@@ -929,16 +853,12 @@ fn local_and_balanced_hairpin_on_a_bridge() {
         assert_eq!(seen.len(), 3, "round-robin reaches all three: {seen:?}");
     }
     lab.done();
-}
+});
 
-/// Two forwards on the same port of two public addresses share a backend; only one masquerades.
-/// The source NAT of one must not catch the other's connections (the rule matches the listen
-/// address too), and the gateway itself still reaches the masquerading one through 127.0.0.1.
-#[test]
-fn source_nat_stays_with_its_listen_address() {
-    if skip_unless_root("source_nat_stays_with_its_listen_address") {
-        return;
-    }
+// Two forwards on the same port of two public addresses share a backend; only one masquerades.
+// The source NAT of one must not catch the other's connections (the rule matches the listen
+// address too), and the gateway itself still reaches the masquerading one through 127.0.0.1.
+root_test!(source_nat_stays_with_its_listen_address, || {
     let lab = Lab::switch(true);
     lab.gw()
         .ip(&["addr", "add", "192.0.2.2/24", "dev", "wan0"])
@@ -982,4 +902,4 @@ fn source_nat_stays_with_its_listen_address() {
         "the gateway through the listen address",
     );
     lab.done();
-}
+});
