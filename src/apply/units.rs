@@ -37,6 +37,7 @@ pub fn undo(sm: &dyn ServiceManager, toggled: &Toggled, enabled: bool) -> Result
             sm.disable(name)?;
         } else {
             sm.enable(name)?;
+            sm.start_no_wait(name)?;
         }
     }
     Ok(())

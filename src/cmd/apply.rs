@@ -176,16 +176,18 @@ fn transact(host: &Host, p: &Prepared, manage_files: bool) -> Result<apply::Repo
         Ok(report)
     })();
     // The companion units this run enabled are disabled while their files still exist; the
-    // ones it disabled are enabled again once the transaction put their files back.
+    // ones it disabled are enabled again once the transaction put their files back (also when
+    // the transaction fails in its own last step).
     let failed = result.is_err();
-    let disabled_back = if failed {
-        units::undo(host.services, &toggled, true)
-    } else {
-        Ok(())
-    };
-    let result = txn.finish(result);
     if failed {
-        disabled_back.and_then(|_| units::undo(host.services, &toggled, false))?;
+        units::undo(host.services, &toggled, true)?;
+    }
+    let result = txn.finish(result);
+    if result.is_err() {
+        if !failed {
+            units::undo(host.services, &toggled, true)?;
+        }
+        units::undo(host.services, &toggled, false)?;
     }
     result
 }

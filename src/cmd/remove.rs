@@ -3,6 +3,7 @@
 //! failure anywhere leaves everything as it was.
 
 use crate::apply::txn;
+use crate::apply::units;
 use crate::error::Error;
 use crate::host::fs::{self, RunLock};
 use crate::host::{Files, Host};
@@ -56,14 +57,6 @@ pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Out
         warnings: p.plan.warnings.clone(),
         ..Outcome::default()
     };
-    let mut toggled = crate::apply::units::Toggled::new();
-    let companions = &p.observed.companions;
-    if let Err(e) =
-        crate::apply::units::retire(host.services, companions, false, false, &mut toggled)
-    {
-        out.warnings
-            .push(format!("could not disable pfstate's companion units: {e}"));
-    }
     super::report::fill(&p, false, &mut out);
     out.warnings.extend(recovered);
     if !changed {
@@ -82,7 +75,11 @@ pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Out
 fn transact(ctx: &Ctx, host: &Host, p: &Prepared) -> Result<Vec<String>, Error> {
     let enabled = p.unit_enabled();
     let txn = begin(host, p, enabled)?;
+    let mut toggled = units::Toggled::new();
     let result = (|| {
+        // The watcher first (stopped, so it outlives neither its unit nor the state).
+        let companions = &p.observed.companions;
+        units::retire(host.services, companions, false, false, &mut toggled)?;
         let report = rules_and_files(host, &txn, p)?;
         if enabled == Some(true) {
             txn.step()?;
@@ -94,7 +91,14 @@ fn transact(ctx: &Ctx, host: &Host, p: &Prepared) -> Result<Vec<String>, Error> 
         }
         Ok(report)
     })();
-    let report = txn.finish(result)?;
+    let report = match txn.finish(result) {
+        Ok(r) => r,
+        Err(e) => {
+            // The transaction put the unit files back: enable (and start) what was disabled.
+            units::undo(host.services, &toggled, false)?;
+            return Err(e);
+        }
+    };
     let mut removed: Vec<String> = report
         .restored_families
         .iter()
@@ -110,5 +114,6 @@ fn transact(ctx: &Ctx, host: &Host, p: &Prepared) -> Result<Vec<String>, Error> 
     if enabled == Some(true) {
         removed.push(format!("unit {UNIT_NAME} disabled"));
     }
+    removed.extend(toggled.iter().map(|(u, _)| format!("unit {u} disabled")));
     Ok(removed)
 }

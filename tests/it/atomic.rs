@@ -130,7 +130,7 @@ fn remove_fails_at_every_step_and_leaves_the_host_as_before() {
     let (code, out) = m.run(&["remove"], "");
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("ipv4 rules, ipv6 rules, /etc/pfstate/host.yaml, /etc/sysctl.d/90-pfstate.conf, /etc/systemd/system/pfstate.service, unit pfstate.service disabled"),
+        out.contains("ipv4 rules, ipv6 rules, /etc/pfstate/host.yaml, /etc/sysctl.d/90-pfstate.conf, /etc/systemd/system/pfstate.service, /etc/systemd/system/pfstate-watch.service, unit pfstate.service disabled, unit pfstate-watch.service disabled"),
         "{out}"
     );
     assert!(m.state().enabled.is_empty());

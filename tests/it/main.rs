@@ -64,4 +64,5 @@ mod systemd_sandbox;
 mod traffic;
 mod tree_kernel;
 mod try_cmd;
+mod watch_fight;
 mod watch_sandbox;
