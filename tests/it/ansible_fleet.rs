@@ -250,10 +250,32 @@ fn fleet_of_three_sandboxes() {
         noop_time.as_secs_f64()
     );
 
+    if std::env::var_os("PFSTATE_FLEET_BASELINE").is_some() {
+        iptables_loop_baseline(&fleet);
+    }
     check_and_diff(&fleet, &converged);
     bad_entry(&fleet, &converged);
     unconfirmed_apply_reverts(&fleet, &converged);
     confirmed_once_the_host_answers(&fleet);
+}
+
+/// The same forwards with the iptables module in a loop, on the same hosts in the same run
+/// (opt-in: about 200 module runs per host). Its rules are in the built-in chains, apart from
+/// pfstate's, so the scenarios after it are not affected.
+fn iptables_loop_baseline(fleet: &Fleet) {
+    let (first, text, first_time) = fleet.playbook("iptables-loop.yml", &[]);
+    assert_eq!(
+        first.failed(),
+        vec![0; HOSTS],
+        "iptables loop failed:\n{text}"
+    );
+    let (_, _, noop_time) = fleet.playbook("iptables-loop.yml", &[]);
+    eprintln!(
+        "[fleet] same hosts, ansible.builtin.iptables in a loop (DNAT + FORWARD accept per \
+         forward): first run {:.1} s, no-op run {:.1} s",
+        first_time.as_secs_f64(),
+        noop_time.as_secs_f64()
+    );
 }
 
 /// `--check --diff` with one more forward: the diff names it, nothing is written.
