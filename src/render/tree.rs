@@ -273,8 +273,23 @@ mod tests {
     }
 
     fn key_of(line: &str, option: &str) -> Option<TextKey> {
+        use std::cell::RefCell;
+        thread_local! {
+            // The walk reads the same lines for every port: tokenize each once.
+            static KEYS: RefCell<HashMap<(String, String), Option<TextKey>>> = RefCell::default();
+        }
+        let k = (line.to_string(), option.to_string());
+        if let Some(hit) = KEYS.with(|c| c.borrow().get(&k).copied()) {
+            return hit;
+        }
+        let key = parse_key(line, option);
+        KEYS.with(|c| c.borrow_mut().insert(k, key));
+        key
+    }
+
+    fn parse_key(line: &str, option: &str) -> Option<TextKey> {
         use crate::ruleset::words::{option as value, words};
-        // Nothing after the comment is a match of interest (and the walk reads many lines).
+        // Nothing after the comment is a match of interest.
         let w = words(line.split(" -m comment ").next().unwrap_or(line));
         let proto = match value(&w, "-p")? {
             "tcp" => "tcp",

@@ -10,6 +10,7 @@ use crate::model::{Family, Forward, Hairpin, Model, Proto, SourceNat};
 use super::addressing::*;
 use super::blueprint::*;
 use super::build::*;
+use super::sides::Segment;
 use super::{CLIENT_PORT, FIRST_PROBE_TIMEOUT, GIVE_UP_AFTER, PROBE_TIMEOUT};
 use crate::lab::{self as netlab, ProbeResult};
 
