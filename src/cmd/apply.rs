@@ -46,7 +46,7 @@ pub(super) fn apply_file(
         return Ok(out);
     }
     let report = apply::apply(host, &p.model, &p.desired, &p.observed, &p.plan)?;
-    out.warnings.extend(report.warnings);
+    out.warnings.extend(report.warnings.iter().cloned());
     if !boot {
         let mut journal = FileJournal::default();
         let mut enabled = false;
@@ -64,8 +64,14 @@ pub(super) fn apply_file(
             return Err(apply::rolled_back(cause, back));
         }
     }
+    out.notes.push(summary(&report));
+    Ok(out)
+}
+
+/// `applied: N rule set(s) rewritten (ipv4, ...), M sysctl(s) set`.
+fn summary(report: &apply::Report) -> String {
     let fams: Vec<&str> = report.restored_families.iter().map(|f| f.name()).collect();
-    out.notes.push(format!(
+    format!(
         "applied: {} rule set(s) rewritten{}, {} sysctl(s) set",
         fams.len(),
         if fams.is_empty() {
@@ -74,8 +80,7 @@ pub(super) fn apply_file(
             format!(" ({})", fams.join(", "))
         },
         report.sysctls_set.len()
-    ));
-    Ok(out)
+    )
 }
 
 /// Write the files (journalled) and enable the unit; `enabled` says whether this run enabled

@@ -7,6 +7,7 @@ use super::super::*;
 use super::{SHORT, T, assert_gone, listed, sa};
 
 /// The checks every LAN mode must pass; `names` of the lab are returned for the drop check.
+// Over 60 lines on purpose: the list of facts every gateway lab must show, one assertion each.
 fn check_basics(topo: &Topology) {
     let (client, gw, lan) = (topo.client(), topo.gw(), topo.lan());
     let be1 = &topo.backends()[0];

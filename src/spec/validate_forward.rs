@@ -37,6 +37,9 @@ impl Validator {
         forwards
     }
 
+    // Over 60 lines on purpose: one check per key of a forward entry, in the order the spec
+    // documents them; each records its diagnostic and goes on, so that every problem of the
+    // file is reported at once. Split, the half-built entry would travel between functions.
     fn forward(&mut self, f: &Spanned<spec::ForwardSpec>) -> Option<Forward> {
         let before = self.diags.len();
         let protos = match f.proto.as_ref().map(|p| p.value) {

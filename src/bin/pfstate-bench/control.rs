@@ -28,6 +28,8 @@ pub(crate) struct ControlFigures {
     pub(crate) total_chains: usize,
 }
 
+// Over 60 lines on purpose: one measurement protocol (apply, baseline restore, no-op, plan,
+// one change) per run, kept in one place so every run is measured alike.
 pub(crate) fn control_plane(
     pfstate: &Path,
     n: usize,
@@ -129,6 +131,7 @@ pub(crate) fn verdict(ok: bool) -> &'static str {
 }
 
 /// `targets`: the targets are for 10,000 forwards; other sizes are reported only.
+// Over 60 lines on purpose: the rows of the report, one after the other, as printed.
 pub(crate) fn report_control(
     out: &mut String,
     n: usize,

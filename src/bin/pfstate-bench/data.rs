@@ -141,6 +141,8 @@ pub(crate) struct DataFigures {
     pub(crate) failures: usize,
 }
 
+// Over 60 lines on purpose: one measurement protocol (build the lab, then per run and layout:
+// load, warm up, measure, check), kept in one place so the three layouts are measured alike.
 pub(crate) fn data_plane(
     pfstate: &Path,
     n: usize,
