@@ -52,24 +52,15 @@ fn check_basics(topo: &Topology) {
         Some("lan")
     );
 
-    // Closed ports: TCP RST and ICMP port unreachable.
-    assert_eq!(
-        probe_tcp(lan, sa(Topology::BE1, 81), T),
-        ProbeResult::Refused
-    );
-    assert_eq!(
-        probe_udp(lan, sa(Topology::BE1, 81), None, T),
-        ProbeResult::Refused
-    );
-    // Routed to the gateway, which does not forward (ip_forward=0): silently dropped.
-    assert_eq!(
-        probe_tcp(lan, sa(Topology::CLIENT, 9000), SHORT),
-        ProbeResult::Timeout
-    );
-    assert_eq!(
-        probe_udp(lan, sa(Topology::CLIENT, 9000), None, SHORT),
-        ProbeResult::Timeout
-    );
+    // Closed ports: TCP RST and ICMP port unreachable. Routed to the gateway, which does not
+    // forward (ip_forward=0): silently dropped.
+    for (dst, timeout, want) in [
+        (sa(Topology::BE1, 81), T, ProbeResult::Refused),
+        (sa(Topology::CLIENT, 9000), SHORT, ProbeResult::Timeout),
+    ] {
+        assert_eq!(probe_tcp(lan, dst, timeout), want, "tcp {dst}");
+        assert_eq!(probe_udp(lan, dst, None, timeout), want, "udp {dst}");
+    }
     // No route at all at the sender (the client has no default route).
     assert!(matches!(
         probe_tcp(client, sa(Topology::BE1, 8080), T),
@@ -204,50 +195,18 @@ root_test!(port_forward_through_gateway, || {
     let public = sa(Topology::GW_WAN, 80);
     assert_eq!(probe_tcp(client, public, T), ProbeResult::Refused);
     gw.set_sysctls(&[("net.ipv4.ip_forward", "1")]).unwrap();
-    gw.exec(
-        "iptables",
-        &[
-            "-w",
-            "-t",
-            "nat",
-            "-A",
-            "PREROUTING",
-            "-d",
-            "192.0.2.1",
-            "-p",
-            "tcp",
-            "--dport",
-            "80",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.77.0.11:8080",
-        ],
-    )
-    .unwrap();
+    let iptables = |rule: &str| {
+        let args: Vec<&str> = rule.split(' ').collect();
+        gw.exec("iptables", &args).unwrap();
+    };
+    iptables(
+        "-w -t nat -A PREROUTING -d 192.0.2.1 -p tcp --dport 80 -j DNAT --to-destination 10.77.0.11:8080",
+    );
     // DNAT alone: be1 cannot route its reply.
     assert_eq!(probe_tcp(client, public, SHORT), ProbeResult::Timeout);
-    gw.exec(
-        "iptables",
-        &[
-            "-w",
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-d",
-            "10.77.0.11",
-            "-p",
-            "tcp",
-            "--dport",
-            "8080",
-            "-j",
-            "SNAT",
-            "--to-source",
-            "10.77.0.1",
-        ],
-    )
-    .unwrap();
+    iptables(
+        "-w -t nat -A POSTROUTING -d 10.77.0.11 -p tcp --dport 8080 -j SNAT --to-source 10.77.0.1",
+    );
     let r = probe_tcp(client, public, T);
     let reply = r.reply().unwrap_or_else(|| panic!("{r:?}"));
     assert_eq!(reply.name, "be1");
