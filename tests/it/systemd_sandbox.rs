@@ -58,7 +58,11 @@ fn helper_cmd() -> Vec<String> {
     vec![
         std::env::current_exe().unwrap().display().to_string(),
         "--exact".into(),
-        "helper".into(),
+        // Its full name in the integration binary (module path included).
+        format!(
+            "{}::helper",
+            module_path!().split_once("::").map_or("", |(_, m)| m)
+        ),
         "--nocapture".into(),
         "--test-threads=1".into(),
         "--quiet".into(),
