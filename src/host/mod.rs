@@ -10,15 +10,19 @@
 //! - [`fs`] - the root directory, atomic file writes, the run lock, reading a managed file;
 //! - [`binary`] - the binary the boot unit runs, and whether that is safe;
 //! - [`conntrack`] - the `conntrack` tool (list, delete);
-//! - [`resolve`] - machine facts the renderer may ask for (interface addresses).
+//! - [`resolve`] - machine facts the renderer may ask for (interface addresses);
+//! - [`transient`], [`deadline`] - running the revert of `apply --confirm` at its deadline.
 
 pub mod binary;
+pub mod confine;
 pub mod conntrack;
+pub mod deadline;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod fs;
 pub mod iptables;
 pub mod live;
+pub mod lock;
 pub mod nfnetlink;
 pub mod nft_tables;
 pub mod resolve;
@@ -26,6 +30,7 @@ pub mod save_cache;
 pub mod sysctl;
 pub mod systemd;
 pub mod systemd_offline;
+pub mod transient;
 
 use std::io;
 use std::net::IpAddr;
@@ -63,6 +68,16 @@ pub trait Netfilter {
     /// they run while the caller parses and renders. Only while holding the run lock (the
     /// state read must be the state the plan is made against). Nothing by default.
     fn prefetch(&self) {}
+    /// The other iptables backend (legacy when this is nf_tables, or the reverse), when its
+    /// tools are installed: pfstate's chains an earlier run left there, before the host's
+    /// rules moved, still filter packets. `None` by default.
+    fn other_backend(&self) -> Option<&dyn Netfilter> {
+        None
+    }
+    /// The backend's name, for messages (`iptables-legacy`, `iptables-nft`).
+    fn backend_name(&self) -> String {
+        "iptables".into()
+    }
 }
 
 /// The nf_tables tables of this network namespace (`nft list tables` text), or `None` when
@@ -101,6 +116,9 @@ pub trait Binary {
     fn unit_binary(&self) -> String;
     /// Why running it as root at every boot is unsafe, if it is.
     fn problem(&self, binary: &str) -> Option<String>;
+    /// Start `argv` (this binary) detached, in its own session, without waiting for it: the
+    /// revert of `apply --confirm` where no service manager can run it. Returns its pid.
+    fn spawn_detached(&self, argv: &[String]) -> Result<u32, HostError>;
 }
 
 /// Runtime kernel parameters under /proc/sys.
@@ -140,5 +158,23 @@ pub trait ServiceManager {
     /// The unit's `ActiveState` (`active`, `inactive`, `failed`, ...); `unknown` by default.
     fn active_state(&self, _unit: &str) -> Result<String, HostError> {
         Ok("unknown".to_string())
+    }
+    /// Run `argv` once, `seconds` from now, from a transient `STEM.timer` of the service
+    /// manager (outside any session); returns the timer's name. Not supported by default
+    /// (the offline manager): the caller then starts a detached process.
+    fn start_timer(
+        &self,
+        stem: &str,
+        _seconds: u64,
+        _argv: &[String],
+        _description: &str,
+    ) -> Result<String, HostError> {
+        Err(HostError::Systemd(format!(
+            "{stem}.timer: no transient timers without a running systemd"
+        )))
+    }
+    /// Stop a timer [`start_timer`](ServiceManager::start_timer) started; gone is fine.
+    fn stop_timer(&self, _timer: &str) -> Result<(), HostError> {
+        Ok(())
     }
 }

@@ -11,13 +11,14 @@ use super::builder::{Builder, Names, comment, host};
 use crate::host::resolve::Resolver;
 use crate::model::*;
 use crate::names;
-use crate::ruleset::rule::{Rule, probability_text};
+use crate::ruleset::rule::{Rule, addr_text, probability_text};
 
 /// `--to-destination` for a backend: the port part follows what the forward maps.
 fn dnat_target(f: &Forward, b: &Backend) -> String {
+    let text = addr_text(b.addr);
     let addr = match b.addr {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => format!("[{a}]"),
+        IpAddr::V4(_) => text.clone(),
+        IpAddr::V6(_) => format!("[{text}]"),
     };
     let port = match b.port {
         None if f.port.is_single() => Some(f.port.nat_text()),
@@ -26,10 +27,9 @@ fn dnat_target(f: &Forward, b: &Backend) -> String {
         Some(bp) if bp.is_single() => Some(bp.nat_text()),
         Some(bp) => Some(format!("{}/{}", bp.nat_text(), f.port.lo)),
     };
-    match (port, b.addr) {
-        (Some(p), _) => format!("DNAT --to-destination {addr}:{p}"),
-        (None, IpAddr::V4(a)) => format!("DNAT --to-destination {a}"),
-        (None, IpAddr::V6(a)) => format!("DNAT --to-destination {a}"),
+    match port {
+        Some(p) => format!("DNAT --to-destination {addr}:{p}"),
+        None => format!("DNAT --to-destination {text}"),
     }
 }
 
@@ -229,7 +229,8 @@ impl Fwd<'_> {
         let any_address = format!("--ctstate DNAT --ctorigdstport {}", f.port.match_text());
         let this_address = match f.address {
             Some(a) => format!(
-                "--ctstate DNAT --ctorigdst {a} --ctorigdstport {}",
+                "--ctstate DNAT --ctorigdst {} --ctorigdstport {}",
+                addr_text(a),
                 f.port.match_text()
             ),
             None => any_address.clone(),
@@ -270,11 +271,11 @@ impl Fwd<'_> {
         let f = self.f;
         let mut ct = String::from("--ctstate DNAT");
         if let Some(a) = f.address {
-            ct.push_str(&format!(" --ctorigdst {a}"));
+            ct.push_str(&format!(" --ctorigdst {}", addr_text(a)));
         }
         ct.push_str(&format!(
             " --ctreplsrc {} --ctorigdstport {} --ctreplsrcport {}",
-            b.addr,
+            addr_text(b.addr),
             f.port.match_text(),
             f.backend_port(b).match_text()
         ));
@@ -314,7 +315,7 @@ impl Fwd<'_> {
 fn snat_target(snat: &SourceNat) -> Option<String> {
     match snat {
         SourceNat::Masquerade => Some("MASQUERADE".to_string()),
-        SourceNat::To(a) => Some(format!("SNAT --to-source {a}")),
+        SourceNat::To(a) => Some(format!("SNAT --to-source {}", addr_text(*a))),
         SourceNat::None => None,
     }
 }

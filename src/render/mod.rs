@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use crate::host::resolve::Resolver;
 use crate::model::*;
 use crate::names;
-use crate::ruleset::rule::Rule;
+use crate::ruleset::rule::{Rule, addr_text};
 use crate::ruleset::{Ruleset, Table};
 use builder::{Builder, Names, RuleChain, RuleTable, comment};
 use forward::forward_rules;
@@ -148,7 +148,7 @@ fn snat_rules(s: &OutboundSnat, n: &Names, nat: &mut Builder, filter: &mut Build
         .maybe_out_interface(s.out_interface.as_deref())
         .comment(&c);
     let r = match &s.to {
-        SourceNat::To(a) => r.target(&format!("SNAT --to-source {a}")),
+        SourceNat::To(a) => r.target(&format!("SNAT --to-source {}", addr_text(*a))),
         _ => r.target("MASQUERADE"),
     };
     nat.push(&n.postrouting, r);

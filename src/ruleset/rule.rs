@@ -7,6 +7,8 @@
 //! plan a plain text comparison with the kernel; `tests/it/kernel_canonical.rs` holds every shape
 //! rendered here against the real `iptables-save`.
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use ipnet::IpNet;
 
 use super::words::{option, unquote, words};
@@ -46,16 +48,18 @@ impl Rule {
             ..Rule::default()
         }
     }
+    /// `-s NET`; a /0 matches every address and `iptables-save` prints nothing for it.
     pub fn source(mut self, net: IpNet) -> Rule {
-        self.source = Some((false, net));
+        self.source = (net.prefix_len() > 0).then_some((false, net));
         self
     }
     pub fn not_source(mut self, net: IpNet) -> Rule {
         self.source = Some((true, net));
         self
     }
+    /// `-d NET`; a /0 is printed as nothing, as for [`Rule::source`].
     pub fn destination(mut self, net: IpNet) -> Rule {
-        self.destination = Some((false, net));
+        self.destination = (net.prefix_len() > 0).then_some((false, net));
         self
     }
     pub fn in_interface(mut self, name: &str) -> Rule {
@@ -131,10 +135,18 @@ impl Rule {
             out.push_str(s);
         };
         if let Some((neg, net)) = &self.source {
-            push(&format!("{}-s {net}", if *neg { "! " } else { "" }));
+            push(&format!(
+                "{}-s {}",
+                if *neg { "! " } else { "" },
+                net_text(*net)
+            ));
         }
         if let Some((neg, net)) = &self.destination {
-            push(&format!("{}-d {net}", if *neg { "! " } else { "" }));
+            push(&format!(
+                "{}-d {}",
+                if *neg { "! " } else { "" },
+                net_text(*net)
+            ));
         }
         if let Some(i) = &self.in_interface {
             push(&format!("-i {i}"));
@@ -157,6 +169,30 @@ impl Rule {
         }
         out
     }
+}
+
+/// An address as `iptables-save` prints it (glibc's `inet_ntop`). Rust's `Display` agrees except
+/// for the deprecated IPv4-compatible IPv6 form: `::1.2.3.4` is `::102:304` in Rust but stays
+/// dotted in `inet_ntop` (first 96 bits zero, seventh group not zero).
+pub fn addr_text(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V6(a) => v6_text(a),
+        IpAddr::V4(a) => a.to_string(),
+    }
+}
+
+fn v6_text(a: Ipv6Addr) -> String {
+    let s = a.segments();
+    if s[..6].iter().all(|w| *w == 0) && s[6] != 0 {
+        let [.., b0, b1, b2, b3] = a.octets();
+        return format!("::{b0}.{b1}.{b2}.{b3}");
+    }
+    a.to_string()
+}
+
+/// `ADDR/LEN` as `-s`/`-d` print it (always with the prefix length, /32 and /128 included).
+pub fn net_text(net: IpNet) -> String {
+    format!("{}/{}", addr_text(net.addr()), net.prefix_len())
 }
 
 /// The comment of every rule of entry `name` (a forward, snat or filter): `pfstate:NAME`.
@@ -220,6 +256,33 @@ mod tests {
             r.line(),
             "-A X ! -s 127.0.0.0/8 -d 127.0.0.0/8 -i lan0 -p tcp -m tcp --dport 22 -m comment --comment \"pfstate:ssh\" -j DROP"
         );
+    }
+
+    #[test]
+    fn addresses_print_as_inet_ntop() {
+        for (typed, printed) in [
+            ("::1.2.3.4/128", "::1.2.3.4/128"),
+            ("::1.2.0.0/112", "::1.2.0.0/112"),
+            ("::ffff:1.2.3.4/128", "::ffff:1.2.3.4/128"),
+            ("::1/128", "::1/128"),
+            ("::102/128", "::102/128"),
+            ("::/128", "::/128"),
+            ("2001:db8::/32", "2001:db8::/32"),
+            ("10.0.0.1/32", "10.0.0.1/32"),
+        ] {
+            assert_eq!(net_text(typed.parse().unwrap()), printed, "{typed}");
+        }
+    }
+
+    #[test]
+    fn any_address_is_no_option() {
+        let any4: IpNet = "0.0.0.0/0".parse().unwrap();
+        let any6: IpNet = "::/0".parse().unwrap();
+        let r = Rule::new("X")
+            .source(any4)
+            .destination(any6)
+            .target("ACCEPT");
+        assert_eq!(r.line(), "-A X -j ACCEPT");
     }
 
     #[test]

@@ -15,18 +15,26 @@ use crate::names;
 /// Parse and validate a file's text.
 pub fn load_str(file: &str, text: &str) -> Result<Model, SpecError> {
     let spec = spec::parse(file, text)?;
+    check(&spec, &[file.to_string()])
+}
+
+/// Validate a parsed state; `files` names the file(s) its locations are in (see
+/// `Location::file`).
+pub fn check(spec: &spec::Spec, files: &[String]) -> Result<Model, SpecError> {
     let mut v = Validator {
         diags: Vec::new(),
         interfaces: BTreeMap::new(),
+        files: files.to_vec(),
     };
-    let model = v.model(&spec);
+    let model = v.model(spec);
     if v.diags.is_empty() {
         Ok(model)
     } else {
         v.diags.sort_by_key(|d| d.location);
         Err(SpecError {
-            file: file.to_string(),
+            file: files.first().cloned().unwrap_or_default(),
             diagnostics: v.diags,
+            more_files: files.iter().skip(1).cloned().collect(),
         })
     }
 }
@@ -34,9 +42,18 @@ pub fn load_str(file: &str, text: &str) -> Result<Model, SpecError> {
 pub(crate) struct Validator {
     pub(crate) diags: Vec<Diagnostic>,
     interfaces: BTreeMap<String, String>,
+    files: Vec<String>,
 }
 
 impl Validator {
+    /// Where `there` is, seen from an error at `here`: `line 7`, or `a.yaml:7` in another file.
+    pub(super) fn place(&self, here: Location, there: Location) -> String {
+        match self.files.get(usize::from(there.file)) {
+            Some(name) if here.file != there.file => format!("{name}:{}", there.line),
+            _ => format!("line {}", there.line),
+        }
+    }
+
     pub(crate) fn err(&mut self, location: Location, message: impl Into<String>) {
         self.diags.push(Diagnostic {
             location,
@@ -100,11 +117,12 @@ impl Validator {
             if let Some(p) = names::entry_name_problem(name) {
                 v.err(at(name), p);
             } else if let Some(first) = seen.get(&name.value) {
+                let place = v.place(at(name), *first);
                 v.err(
                     at(name),
                     format!(
-                        "name `{}` is already used at line {}; names must be unique",
-                        name.value, first.line
+                        "name `{}` is already used at {place}; names must be unique",
+                        name.value
                     ),
                 );
             } else {

@@ -37,13 +37,26 @@ macro_rules! sandbox_test {
 }
 
 mod common;
+mod payload_check;
 mod support;
 
+mod ansible_fleet;
 mod apply_netns;
+mod atomic;
+mod atomic_netns;
+mod backends;
 mod boot_persistence;
+mod canonical_values;
 mod cli;
 mod coexistence;
+mod confirm_fake;
+mod confirm_revert;
 mod engine;
+mod foreign_shapes;
+mod golden_render;
+mod hostile_host;
+mod hostile_input;
+mod json_contract;
 mod kernel_canonical;
 mod offline_enable;
 mod render_semantics;

@@ -58,7 +58,7 @@ fn helper_cmd() -> Vec<String> {
     vec![
         std::env::current_exe().unwrap().display().to_string(),
         "--exact".into(),
-        // Its full name in the integration binary (module path included).
+        // One test binary: the helper's test name carries its module path (minus the crate).
         format!(
             "{}::helper",
             module_path!().split_once("::").map_or("", |(_, m)| m)

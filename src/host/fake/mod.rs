@@ -36,6 +36,9 @@ pub struct Faults(Arc<Mutex<FaultLog>>);
 struct FaultLog {
     steps: Vec<String>,
     fail_at: Option<usize>,
+    /// Steps whose name contains one of these fail every time (a read-only or full file
+    /// system, a broken tool), from the given step index on.
+    fail_matching: Vec<(String, usize)>,
 }
 
 impl Faults {
@@ -44,7 +47,11 @@ impl Faults {
         let mut log = locked(&self.0);
         let n = log.steps.len();
         log.steps.push(name.clone());
-        if log.fail_at == Some(n) {
+        let persistent = log
+            .fail_matching
+            .iter()
+            .any(|(part, from)| n >= *from && name.contains(part.as_str()));
+        if log.fail_at == Some(n) || persistent {
             return Err(HostError::Command {
                 program: "fake host".into(),
                 message: format!("injected failure at step {n} ({name})"),
@@ -56,6 +63,26 @@ impl Faults {
     /// Make the step with this index (0-based, counted over the host's life) fail.
     pub fn fail_at(&self, n: usize) {
         locked(&self.0).fail_at = Some(n);
+    }
+
+    /// From now on, make every step whose name contains `part` fail, rollback steps too
+    /// (`write /etc/pfstate`: a read-only /etc/pfstate; `restore ipv6`: a broken tool).
+    pub fn fail_matching(&self, part: &str) {
+        let mut log = locked(&self.0);
+        let from = log.steps.len();
+        log.fail_matching.push((part.to_string(), from));
+    }
+
+    /// Like [`Faults::fail_matching`], from step `from` (0-based) on.
+    pub fn fail_matching_from(&self, part: &str, from: usize) {
+        locked(&self.0).fail_matching.push((part.to_string(), from));
+    }
+
+    /// No more injected failures (the host came back after a crash, the disk was freed).
+    pub fn clear(&self) {
+        let mut log = locked(&self.0);
+        log.fail_at = None;
+        log.fail_matching.clear();
     }
 
     /// Every write step so far, in order.
@@ -142,16 +169,21 @@ impl Files for FakeFiles {
     }
 }
 
-/// Enabled units and daemon reloads.
+/// Enabled units, daemon reloads, and transient timers (name -> the command they run).
 #[derive(Debug, Default)]
 pub struct FakeServices {
     enabled: Mutex<BTreeSet<String>>,
+    timers: Mutex<BTreeMap<String, Vec<String>>>,
     faults: Faults,
 }
 
 impl FakeServices {
     pub fn enabled(&self) -> BTreeSet<String> {
         locked(&self.enabled).clone()
+    }
+    /// The timers started and not stopped; a test "fires" one by running its command.
+    pub fn timers(&self) -> BTreeMap<String, Vec<String>> {
+        locked(&self.timers).clone()
     }
 }
 
@@ -174,6 +206,22 @@ impl ServiceManager for FakeServices {
     }
     fn start_no_wait(&self, unit: &str) -> Result<(), HostError> {
         self.faults.step(format!("start {unit}"))
+    }
+    fn start_timer(
+        &self,
+        stem: &str,
+        _seconds: u64,
+        argv: &[String],
+        _description: &str,
+    ) -> Result<String, HostError> {
+        let timer = format!("{stem}.timer");
+        self.faults.step(format!("start {timer}"))?;
+        locked(&self.timers).insert(timer.clone(), argv.to_vec());
+        Ok(timer)
+    }
+    fn stop_timer(&self, timer: &str) -> Result<(), HostError> {
+        locked(&self.timers).remove(timer);
+        Ok(())
     }
 }
 
@@ -211,6 +259,10 @@ pub struct FakeFacts {
     pub nft_tables: Option<String>,
     /// Interface networks the resolver reports, by (interface, family).
     pub networks: BTreeMap<(String, Family), Vec<IpNet>>,
+    /// Detached processes started ([`Binary::spawn_detached`]), by their command.
+    pub spawned: Mutex<Vec<Vec<String>>>,
+    /// Make [`Binary::spawn_detached`] fail.
+    pub spawn_fails: bool,
 }
 
 impl LocalAddresses for FakeFacts {
@@ -241,6 +293,17 @@ impl Binary for FakeFacts {
     }
     fn problem(&self, _binary: &str) -> Option<String> {
         None
+    }
+    fn spawn_detached(&self, argv: &[String]) -> Result<u32, HostError> {
+        if self.spawn_fails {
+            return Err(HostError::Command {
+                program: argv.first().cloned().unwrap_or_default(),
+                message: "injected failure: cannot start a process".into(),
+            });
+        }
+        let mut spawned = locked(&self.spawned);
+        spawned.push(argv.to_vec());
+        Ok(spawned.len() as u32)
     }
 }
 
@@ -288,6 +351,7 @@ impl FakeHost {
             },
             services: FakeServices {
                 enabled: Mutex::default(),
+                timers: Mutex::default(),
                 faults: faults.clone(),
             },
             conntrack: FakeConntrack::default(),

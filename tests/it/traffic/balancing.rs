@@ -95,12 +95,13 @@ pub(super) fn check_hairpin(lab: &Lab, file: &Path) {
 
 pub(super) fn hairpin_files(lab: &Lab) -> Vec<PathBuf> {
     let file = example("seed-hairpin.yaml");
-    // The explicit-network form, without `via`.
+    // The looked-up form: `hairpin: true` without `via` (networks of the route to the backend).
     let text = std::fs::read_to_string(&file)
         .unwrap()
-        .replace("hairpin: true", "hairpin: [10.77.0.0/24]")
+        .replace("hairpin: [10.77.0.0/24]", "hairpin: true")
         .replace("    via: lan\n", "");
-    let nets = lab.root.path().join("hairpin-nets.yaml");
+    assert!(text.contains("hairpin: true"), "{text}");
+    let nets = lab.root.path().join("hairpin-auto.yaml");
     std::fs::write(&nets, text).unwrap();
     vec![file, nets]
 }
