@@ -10,7 +10,7 @@ use crate::apply::{
 };
 use crate::error::Error;
 use crate::host::Host;
-use crate::host::fs::{self, RunLock};
+use crate::host::lock::{self, RunLock};
 use crate::host::systemd::OfflineServiceManager;
 use crate::render::files::unit::{UNIT_NAME, UNIT_PATH};
 use crate::spec::multi;
@@ -30,7 +30,7 @@ pub(super) fn apply_files(
         .map(pending::parse_duration)
         .transpose()
         .map_err(Error::Usage)?;
-    let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    let _lock = RunLock::acquire(&ctx.root, lock::DEFAULT_LOCK_TIMEOUT)?;
     // Before anything is read: a run killed half-way is put back first.
     let recovered = txn::recover(host, boot)?;
     settle_pending(ctx, host, boot)?;
