@@ -7,6 +7,7 @@
 //! `tests/it/engine.rs` runs the same scenarios against this fake and a real network
 //! namespace, so the kernel judges the fake.
 
+pub mod backends;
 mod netfilter;
 
 use std::collections::{BTreeMap, BTreeSet};
