@@ -91,13 +91,7 @@ pub(super) fn begin<'h>(
     unit: Option<bool>,
 ) -> Result<Transaction<'h>, Error> {
     let files: Vec<&'static str> = p.files.iter().map(|f| f.target).collect();
-    let pre = PreState::capture(
-        &p.desired.prefix,
-        &p.observed,
-        &p.plan.sysctls,
-        &files,
-        unit,
-    );
+    let pre = PreState::capture(&p.desired.prefix, &p.observed, &p.plan, &files, unit);
     Transaction::begin(*host, pre)
 }
 
