@@ -2,12 +2,14 @@
 # Install the Debian packages pfstate's commands and tests use (run as root).
 # iptables/iproute2/conntrack: the engine; systemd/dbus/util-linux/bsdutils/mount/procps: the
 # systemd-in-namespaces boot tests; ipset/nfacct: loading the Kubernetes fixtures; time: the
-# benchmark's peak-memory figure; nftables: the nftables blind-spot warning; firewalld and
-# docker.io: the watcher's test against the real managers, run only inside the systemd sandbox.
-# Plus ansible-core (PyPI) for the Ansible collection's test.
+# benchmark's peak-memory figure; nftables: the nftables blind-spot warning; dpkg-dev
+# (dpkg-shlibdeps), man-db, groff-base, bash-completion: building the Debian package and
+# checking that its man page renders and its completion loads (tests/package.rs); firewalld and
+# docker.io: the watcher's test against the real managers, run only inside the systemd sandbox. Plus
+# ansible-core (PyPI) for the Ansible collection's test, and cargo-deb (crates.io).
 set -euo pipefail
 packages=(iptables iproute2 conntrack systemd dbus util-linux bsdutils mount procps coreutils
-          ipset nfacct time nftables firewalld docker.io)
+          ipset nfacct time nftables dpkg-dev man-db groff-base bash-completion firewalld docker.io)
 # Services these packages would enable or start on this machine; they run only in sandboxes.
 foreign_units=(firewalld.service docker.service docker.socket containerd.service)
 missing=()
@@ -38,3 +40,10 @@ if ! python3 -c 'import ansible' 2>/dev/null; then
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'ansible-core>=2.15'
 fi
 echo "dependencies present: ${packages[*]} ansible-core"
+# cargo-deb builds the .deb (scripts/build-deb.sh); Debian 12 does not package it. A pinned
+# version, built once per machine (2-3 min on 2 cores), then found in ~/.cargo/bin.
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -qx "cargo-deb $CARGO_DEB_VERSION"; then
+    cargo install --quiet --locked cargo-deb --version "$CARGO_DEB_VERSION"
+fi
+echo "cargo-deb $CARGO_DEB_VERSION present"

@@ -11,9 +11,10 @@ use crate::apply::{
 };
 use crate::error::Error;
 use crate::host::Host;
-use crate::host::fs::{self, RunLock};
+use crate::host::lock::{self, RunLock};
 use crate::host::systemd::OfflineServiceManager;
-use crate::render::files::unit::UNIT_NAME;
+use crate::plan::packaged_unit;
+use crate::render::files::unit::{UNIT_NAME, UNIT_PATH};
 use crate::spec::multi;
 
 use super::confirm;
@@ -51,7 +52,7 @@ pub(super) fn apply_files(
         .map(pending::parse_duration)
         .transpose()
         .map_err(Error::Usage)?;
-    let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    let _lock = RunLock::acquire(&ctx.root, lock::DEFAULT_LOCK_TIMEOUT)?;
     if mode == Mode::Repair && Pending::load(host.files)?.is_some() {
         let mut out = Outcome::default();
         out.notes
@@ -76,7 +77,12 @@ pub(super) fn apply_files(
         warnings: p.plan.warnings.clone(),
         ..Outcome::default()
     };
-    if !boot && let Some(problem) = host.binary.problem(&host.binary.unit_binary()) {
+    let offline = ctx.root.is_offline();
+    // Only a warning: a failure to look is no reason to stop the apply.
+    if !boot
+        && let Ok(Some(problem)) =
+            packaged_unit::boot_binary_problem(host.files, host.binary, offline)
+    {
         out.warnings.push(problem);
     }
     super::report::fill(&p, true, &mut out);
@@ -162,8 +168,7 @@ fn transact(host: &Host, p: &Prepared, manage_files: bool) -> Result<apply::Repo
         let report = rules_and_files(host, &txn, p)?;
         if manage_files {
             let written = &report.files_changed;
-            let reload = written.iter().any(|t| t.starts_with("/etc/systemd/"));
-            enable_unit(host, &txn, p, reload)?;
+            enable_unit(host, &txn, p, written)?;
             txn.step()?;
             units::enlist(
                 host.services,
@@ -192,19 +197,28 @@ fn transact(host: &Host, p: &Prepared, manage_files: bool) -> Result<apply::Repo
     result
 }
 
-/// Reload systemd when a unit file changed, and enable the unit if it is not.
+/// Reload systemd when a unit file (`written`: the files this run changed) changed, and enable
+/// the unit if it is not.
 fn enable_unit(
     host: &Host,
     txn: &Transaction,
     p: &Prepared,
-    units_changed: bool,
+    written: &[&str],
 ) -> Result<(), Error> {
     let sm = host.services;
-    if units_changed {
+    let unit_changed = written.contains(&UNIT_PATH);
+    if written.iter().any(|t| t.starts_with("/etc/systemd/")) {
         txn.step()?;
         sm.reload()?;
     }
-    if p.unit_enabled() != Some(true) {
+    // The package's unit replaced pfstate's own copy: the [Install] links still name the copy
+    // (a failure after this puts the copy and its links back: the transaction knows both).
+    let relink = unit_changed && packaged_unit::installed(host.files)?;
+    if relink {
+        txn.step()?;
+        sm.disable(UNIT_NAME)?;
+    }
+    if relink || p.unit_enabled() != Some(true) {
         txn.step()?;
         sm.enable(UNIT_NAME)?;
         // Runs after this apply releases the lock; finds the host in sync and stays active.

@@ -45,7 +45,7 @@ pub(super) fn prepare(
     query_unit: bool,
 ) -> Result<Prepared, Error> {
     let desired = render::render(&model, host.resolver);
-    let files = match files_wanted {
+    let mut files = match files_wanted {
         Some(f) => f,
         None => {
             let binary = host.binary.unit_binary();
@@ -55,6 +55,7 @@ pub(super) fn prepare(
             f
         }
     };
+    plan::packaged_unit::defer_to_package(host.files, &mut files)?;
     let scope = Scope {
         files: files.iter().map(|f| f.target).collect(),
         unit: query_unit.then_some(UNIT_NAME),
@@ -107,13 +108,7 @@ pub(super) fn begin<'h>(
     unit: Option<bool>,
 ) -> Result<Transaction<'h>, Error> {
     let files: Vec<&'static str> = p.files.iter().map(|f| f.target).collect();
-    let pre = PreState::capture(
-        &p.desired.prefix,
-        &p.observed,
-        &p.plan.sysctls,
-        &files,
-        unit,
-    );
+    let pre = PreState::capture(&p.desired.prefix, &p.observed, &p.plan, &files, unit);
     Transaction::begin(*host, pre)
 }
 

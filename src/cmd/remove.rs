@@ -5,7 +5,7 @@
 use crate::apply::txn;
 use crate::apply::units;
 use crate::error::Error;
-use crate::host::fs::{self, RunLock};
+use crate::host::lock::{self, RunLock};
 use crate::host::{Files, Host};
 use crate::model::Model;
 use crate::names;
@@ -25,7 +25,7 @@ fn persisted_prefix(files: &dyn Files) -> Option<String> {
 }
 
 pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Outcome, Error> {
-    let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    let _lock = RunLock::acquire(&ctx.root, lock::DEFAULT_LOCK_TIMEOUT)?;
     let recovered = txn::recover(host, false)?;
     if let Some(p) = crate::apply::pending::Pending::load(host.files)? {
         return Err(Error::Usage(p.refusal()));

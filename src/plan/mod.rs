@@ -8,6 +8,7 @@
 //! - [`ssh_guard`] - warnings about filter entries that would cut the operator off;
 //! - [`managers`] - warnings about the managers that flush or bypass pfstate's rules;
 //! - [`units`] - the companion units' enablement and its plan lines;
+//! - [`packaged_unit`] - with the package's unit installed, apply enables it, writes no copy;
 //! - [`view`] - the unified diffs a reviewer reads.
 
 pub mod backends;
@@ -15,6 +16,7 @@ pub mod coexist;
 mod jumps;
 pub mod managers;
 pub mod observe;
+pub mod packaged_unit;
 mod payload;
 pub mod placement;
 pub mod rules;

@@ -5,7 +5,8 @@
 //! - [`shapes`] - visitors for values the file may spell in more than one way;
 //! - [`span`] - a value with its `FILE:LINE:COL`;
 //! - [`values`] - parsers of single values (port, backend, sysctl key);
-//! - [`validate`] (+ [`validate_rules`]) - `Spec` -> `Model`, every problem collected and sorted;
+//! - [`validate`] (+ `validate_forward`, [`validate_rules`]) - `Spec` -> `Model`, every problem
+//!   collected and sorted;
 //! - [`suggest`] - "did you mean";
 //! - [`multi`] - several files (or a directory) making one state.
 
@@ -14,6 +15,7 @@ pub mod shapes;
 pub mod span;
 pub mod suggest;
 pub mod validate;
+mod validate_forward;
 pub mod validate_rules;
 pub mod values;
 pub mod yaml;

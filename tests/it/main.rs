@@ -59,6 +59,7 @@ mod hostile_input;
 mod json_contract;
 mod kernel_canonical;
 mod offline_enable;
+mod package;
 mod render_semantics;
 mod systemd_sandbox;
 mod traffic;
