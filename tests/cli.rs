@@ -19,7 +19,7 @@ fn errors_name_file_line_and_column() {
     );
     assert_eq!(
         e.trim(),
-        "host.yaml:6:5: unknown field `prot`, expected one of name, proto, listen, to, balance, snat, hairpin, local, via, accept; did you mean `proto`?"
+        "host.yaml:6:5: `prot` is not a key of forward `web`; did you mean `proto`? (keys: `name`, `proto`, `listen`, `to`, `balance`, `snat`, `hairpin`, `local`, `via` and `accept`)"
     );
 }
 
@@ -110,10 +110,16 @@ fn injection_and_foreign_prefixes_are_refused() {
         ("version: 2\n", "unsupported version 2"),
         (
             "version: 1\nforwards:\n  - {name: a, listen: {port: 80}, to: 10.0.0.1, local: yes}\n",
-            "strict mode expects true/false",
+            "`local` takes true or false, not `yes`; write `local: true`",
         ),
-        ("version: 1\nforwards: [\n", "2:11: unclosed bracket"),
-        ("forwards: []\n", "missing field `version`"),
+        (
+            "version: 1\nforwards: [\n",
+            "2:11: this `[` is never closed",
+        ),
+        (
+            "forwards: []\n",
+            "1:1: the file has no `version`; add it, e.g. `version: 1`",
+        ),
     ];
     for (yaml, want) in cases {
         let e = errors_of(yaml);
