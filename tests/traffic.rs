@@ -238,7 +238,7 @@ fn port_forward_keeps_client_address() {
     lab.done();
 }
 
-/// S2 (seeds 000, 002, 004): FORWARD policy DROP set by someone else; pfstate accepts both
+/// S2 (seeds 000, 004; 002 accepts both directions): FORWARD policy DROP set by someone else; pfstate accepts both
 /// directions of its own translated connections and leaves the policy alone.
 #[test]
 fn forward_policy_drop() {
@@ -347,7 +347,7 @@ fn check_distribution(lab: &Lab, file: &str, weights: &[(&str, f64)]) {
     }
 }
 
-/// S5 (seeds 001, 003): random balancing 2 and 3 ways and weighted, over 300 connections each.
+/// S5 (seed 001; 003's three backends): random balancing 2 and 3 ways and weighted, over 300 connections each.
 #[test]
 fn load_balancing_random_and_weighted() {
     if skip_unless_root("load_balancing_random_and_weighted") {
@@ -373,7 +373,7 @@ fn load_balancing_random_and_weighted() {
     lab.done();
 }
 
-/// S5: round-robin in the nat table counts connections: exactly 100/100/100, in order.
+/// S5 (seed 003's nth scheme, per connection): round-robin in the nat table counts connections: exactly 100/100/100, in order.
 #[test]
 fn round_robin_is_exact() {
     if skip_unless_root("round_robin_is_exact") {
