@@ -27,6 +27,8 @@ pub trait Choice: Sized + Copy + 'static {
     /// What one value is called in messages: "a chain", "an action".
     const WHAT: &'static str;
     const NAMES: &'static [(&'static str, Self)];
+    /// Other spellings accepted without being offered (`icmpv6` for `icmp`).
+    const ALIASES: &'static [(&'static str, Self)] = &[];
 }
 
 /// The mapping of one entry (a forward, `listen`, ...), keys checked.
@@ -233,7 +235,7 @@ impl<T: Choice> FromNode for T {
             );
             return None;
         };
-        if let Some((_, v)) = T::NAMES.iter().find(|(n, _)| n == word) {
+        if let Some((_, v)) = T::NAMES.iter().chain(T::ALIASES).find(|(n, _)| n == word) {
             return Some(*v);
         }
         let hint = closest(word, &names)

@@ -33,6 +33,10 @@ const FILTER_KEYS: &[&str] = &[
     "in_interface",
     "out_interface",
     "state",
+    "icmp_type",
+    "limit",
+    "original_port",
+    "original_address",
     "action",
     "log_prefix",
     "family",
@@ -229,13 +233,17 @@ fn read_filter(r: &mut Reader, n: &Node, what: String) -> Option<FilterSpec> {
     let name = r.req(&e, "name", "ssh");
     let chain = r.req(&e, "chain", "input");
     let proto = r.opt(&e, "proto", "tcp");
-    let dport = r.opt(&e, "dport", "22");
-    let sport = r.opt(&e, "sport", "1024");
-    let source = r.opt(&e, "source", "10.0.0.0/8");
-    let destination = r.opt(&e, "destination", "192.168.1.2");
+    let dport = r.or_default(&e, "dport", "[80, 443]");
+    let sport = r.or_default(&e, "sport", "[1024]");
+    let source = r.or_default(&e, "source", "[10.0.0.0/8]");
+    let destination = r.or_default(&e, "destination", "[192.168.1.2]");
     let in_interface = r.opt(&e, "in_interface", "wan");
     let out_interface = r.opt(&e, "out_interface", "lan");
     let state = r.or_default(&e, "state", "[new]");
+    let icmp_type = r.or_default(&e, "icmp_type", "[echo-request]");
+    let limit = r.opt(&e, "limit", "10/minute");
+    let original_port = r.or_default(&e, "original_port", "[8080]");
+    let original_address = r.or_default(&e, "original_address", "[203.0.113.10]");
     let action = r.req(&e, "action", "accept");
     let log_prefix = r.opt(&e, "log_prefix", "\"dropped: \"");
     let family = r.opt(&e, "family", "ipv4");
@@ -250,10 +258,29 @@ fn read_filter(r: &mut Reader, n: &Node, what: String) -> Option<FilterSpec> {
         in_interface,
         out_interface,
         state,
+        icmp_type,
+        limit,
+        original_port,
+        original_address,
         action: action?,
         log_prefix,
         family,
     })
+}
+
+impl FromNode for LimitSpec {
+    fn read(r: &mut Reader, key: &str, node: &Node, example: &str) -> Option<Self> {
+        if let Kind::Map(_) = node.kind {
+            let what = format!("`{key}`");
+            let example = "`limit: {rate: 10/minute, burst: 20}`";
+            let e = r.entry(node, what, &["rate", "burst"], example)?;
+            let rate = r.req::<String>(&e, "rate", "10/minute");
+            let burst = r.opt::<i64>(&e, "burst", "20");
+            return Some(LimitSpec { rate: rate?, burst });
+        }
+        let rate = r.value::<String>(key, node, example)?;
+        Some(LimitSpec { rate, burst: None })
+    }
 }
 
 impl Choice for ProtoSpec {
@@ -266,6 +293,21 @@ impl Choice for BalanceSpec {
     const WHAT: &'static str = "a balancing mode";
     const NAMES: &'static [(&'static str, Self)] =
         &[("random", Self::Random), ("round-robin", Self::RoundRobin)];
+}
+
+impl Choice for FilterProtoSpec {
+    const WHAT: &'static str = "a protocol";
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("tcp", Self::Tcp),
+        ("udp", Self::Udp),
+        ("icmp", Self::Icmp),
+        ("all", Self::All),
+    ];
+    const ALIASES: &'static [(&'static str, Self)] = &[
+        ("icmpv6", Self::Icmp),
+        ("ipv6-icmp", Self::Icmp),
+        ("any", Self::All),
+    ];
 }
 
 impl Choice for FilterChainSpec {

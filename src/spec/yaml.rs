@@ -74,19 +74,44 @@ pub struct SnatSpec {
 pub struct FilterSpec {
     pub name: Spanned<String>,
     pub chain: Spanned<FilterChainSpec>,
-    pub proto: Option<Spanned<String>>,
-    pub dport: Option<Spanned<PortSpec>>,
-    pub sport: Option<Spanned<PortSpec>>,
-    pub source: Option<Spanned<String>>,
-    pub destination: Option<Spanned<String>>,
+    pub proto: Option<Spanned<FilterProtoSpec>>,
+    /// A port, a range, or a list of them (`[80, 443, "8000-8010"]`).
+    pub dport: OneOrMany<Spanned<PortSpec>>,
+    pub sport: OneOrMany<Spanned<PortSpec>>,
+    /// An address, a network, a range `a-b`, or a list of them.
+    pub source: OneOrMany<Spanned<String>>,
+    pub destination: OneOrMany<Spanned<String>>,
     pub in_interface: Option<Spanned<String>>,
     pub out_interface: Option<Spanned<String>>,
     pub state: OneOrMany<Spanned<StateSpec>>,
+    /// ICMP types by name (`echo-request`) or number (`8`, `3/4`), with `proto: icmp`.
+    pub icmp_type: OneOrMany<Spanned<Scalar>>,
+    /// At most this many matches per time unit (`10/minute`), optionally with a burst.
+    pub limit: Option<Spanned<LimitSpec>>,
+    /// The destination port / address of the connection before any DNAT (conntrack's
+    /// original tuple): what a client asked for, even in FORWARD after translation.
+    pub original_port: OneOrMany<Spanned<PortSpec>>,
+    pub original_address: OneOrMany<Spanned<String>>,
     pub action: Spanned<ActionSpec>,
     /// Extension: the `--log-prefix` of a `log` action.
     pub log_prefix: Option<Spanned<String>>,
     /// Extension: `ipv4`, `ipv6` or `both`; by default taken from the addresses, else both.
     pub family: Option<Spanned<FamilySpec>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterProtoSpec {
+    Tcp,
+    Udp,
+    Icmp,
+    All,
+}
+
+/// `limit: 10/minute` or `limit: {rate: 10/minute, burst: 20}`.
+#[derive(Debug)]
+pub struct LimitSpec {
+    pub rate: Spanned<String>,
+    pub burst: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
