@@ -16,6 +16,9 @@ pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
 /// limit also bounds the recursion of every walk over the tree.
 const MAX_DEPTH: usize = 32;
 
+/// Events replayed through aliases: about 12 per `<<: *defaults` entry, for 16,000 entries.
+const MAX_ALIAS_EVENTS: usize = 200_000;
+
 /// Parse `text` into a tree. `file` is only used in error messages.
 pub fn parse_tree(file: &str, text: &str) -> Result<Node, SpecError> {
     if text.len() > MAX_FILE_BYTES {
@@ -48,6 +51,9 @@ pub(crate) fn options() -> serde_saphyr::Options {
     budget.max_events = budget.max_events.max(MAX_FILE_BYTES / 4);
     budget.max_depth = MAX_DEPTH;
     options.budget = Some(budget);
+    // Aliases are replayed into the tree: bound the copies (an "alias bomb" of a few lines
+    // expands to a billion nodes), generously for `<<: *defaults` in every entry.
+    options.alias_limits.max_total_replayed_events = MAX_ALIAS_EVENTS;
     options
 }
 
@@ -62,6 +68,8 @@ fn describe(e: &serde_saphyr::Error, text: &str) -> (Location, String) {
             serde_saphyr::ExternalMessageSource::Parser(scan) => scan_error(scan, text),
             _ => (location, unreadable()),
         },
+        // An error met while replaying an alias: word the error itself.
+        serde_saphyr::Error::AliasError { error, .. } => describe(error, text),
         serde_saphyr::Error::MultipleDocuments { .. } => second_document(location, text),
         serde_saphyr::Error::UnknownAnchor { .. } => (
             location,
@@ -73,6 +81,15 @@ fn describe(e: &serde_saphyr::Error, text: &str) -> (Location, String) {
             location,
             format!(
                 "`{value}` is not a number pfstate can use; write a plain number or quote text"
+            ),
+        ),
+        serde_saphyr::Error::AliasReplayLimitExceeded { .. }
+        | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
+        | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. } => (
+            location,
+            format!(
+                "the aliases (`*name`) of this file expand to more than {MAX_ALIAS_EVENTS} \
+                 values; write the repeated values out, or reuse fewer of them"
             ),
         ),
         serde_saphyr::Error::Budget { .. } => (

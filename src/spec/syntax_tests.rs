@@ -141,3 +141,17 @@ fn anchors_and_merge_keys_still_work() {
     let l = tree.get("l").unwrap();
     assert!(l.get("port").is_some() && l.get("address").is_some());
 }
+
+#[test]
+fn alias_bombs_stop_early_with_a_message() {
+    let mut bomb = String::from("version: 1\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..9 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let e = error(&bomb);
+    assert!(
+        e.contains("the aliases (`*name`) of this file expand to more than"),
+        "{e}"
+    );
+}
