@@ -46,6 +46,7 @@
 pub mod error;
 pub mod link;
 pub mod netns;
+pub mod ping;
 pub mod probe;
 pub mod server;
 pub mod setns;
@@ -59,6 +60,7 @@ mod tests;
 pub use error::NetlabError;
 pub use link::{Bridge, Veth};
 pub use netns::{Netns, NetnsOptions, PREFIX};
+pub use ping::ping4;
 pub use probe::{HeldTcp, ProbeResult, Reply, Sample, hold_tcp, probe_tcp, probe_udp, sample_tcp};
 pub use server::Proto;
 pub use testing::{have_root, root_state, skip_unless_root};
