@@ -340,6 +340,17 @@ pub struct Model {
     pub forwards: Vec<Forward>,
     pub snats: Vec<OutboundSnat>,
     pub filters: Vec<FilterRule>,
+    /// The verdict for packets no rule decided, per built-in chain (`default:`), in an owned
+    /// chain joined at the end of the built-in chain; the chain's policy is left alone.
+    pub defaults: Vec<(FilterChain, Verdict)>,
+}
+
+/// A default verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Reject,
 }
 
 impl Model {
@@ -353,6 +364,7 @@ impl Model {
             forwards: Vec::new(),
             snats: Vec::new(),
             filters: Vec::new(),
+            defaults: Vec::new(),
         }
     }
 }

@@ -170,6 +170,11 @@ shape!(
     "filter:\n  - {name: pub, chain: forward, proto: tcp, source: [198.51.100.0/24, 203.0.113.7], original_port: [8080, \"9000-9010\"], state: [new], action: accept}\n  - {name: pub-addr, chain: forward, proto: udp, original_address: [192.0.2.1, 192.0.2.128/25], original_port: 53, action: drop}\n  - {name: pub6, chain: forward, proto: tcp, original_address: \"2001:db8::1\", original_port: 443, limit: 5/second, action: accept}\n"
 );
 shape!(
+    default_verdicts,
+    "filter:\n  - {name: ssh, chain: input, proto: tcp, dport: 22, action: accept}\ndefault: {input: drop, forward: reject}\n"
+);
+shape!(default_accept_only, "default: {forward: accept}\n");
+shape!(
     long_names_and_prefix,
     "prefix: EDGEGATEWAY1\nforwards:\n  - {name: a-rather-long-forward-name-for-a-balancer, listen: {port: 80}, to: [10.77.0.11:8080, 10.77.0.12:8080]}\n"
 );

@@ -196,3 +196,70 @@ sysctl -qw net.ipv4.ip_forward=1"
         .exec("sh", &["-c", &script])
         .expect("docker-like rules");
 }
+
+/// `default:` drops what no rule decided, after every foreign rule, without touching the
+/// policy: a foreign accept placed before the apply keeps working; one appended after it sits
+/// behind the default (plan reports the default misplaced) until the next apply moves the
+/// default back to the end.
+#[test]
+fn default_verdict_comes_after_foreign_rules() {
+    if skip_unless_root("default_verdict_comes_after_foreign_rules") {
+        return;
+    }
+    let lab = services();
+    lab.iptables(&[
+        "-A", "INPUT", "-p", "tcp", "--dport", "8081", "-j", "ACCEPT",
+    ]);
+    lab.gw().serve("gw-other", Proto::Tcp, 8083).unwrap();
+    let file = example("default-deny.yaml");
+    lab.apply(&file);
+    reaches(&lab, lab.lan(), 2222, "gw-ssh", "pfstate's own accept");
+    reaches(
+        &lab,
+        lab.lan(),
+        8081,
+        "gw-web",
+        "the foreign accept before the default",
+    );
+    let r = probe_tcp(lab.lan(), sa(GW_LAN, 8082), SHORT);
+    assert_eq!(r, ProbeResult::Timeout, "the default drops the rest");
+    let r = probe_tcp(lab.client(), sa(PUBLIC, 80), T);
+    assert_reached(
+        &lab,
+        &r,
+        "be1",
+        CLIENT.into(),
+        "the forward passes FORWARD's default",
+    );
+    let r = probe_tcp(lab.lan(), sa(CLIENT, Topology::CLIENT_PORT), SHORT);
+    assert_eq!(r, ProbeResult::Timeout, "unlisted forwarding is dropped");
+    let policy = lab.gw().exec("iptables", &["-S", "INPUT"]).unwrap();
+    assert!(
+        policy.starts_with("-P INPUT ACCEPT"),
+        "policy untouched: {policy}"
+    );
+
+    lab.iptables(&[
+        "-A", "INPUT", "-p", "tcp", "--dport", "8083", "-j", "ACCEPT",
+    ]);
+    let r = probe_tcp(lab.lan(), sa(GW_LAN, 8083), SHORT);
+    assert_eq!(
+        r,
+        ProbeResult::Timeout,
+        "appended after the default: not reached"
+    );
+    let plan = lab.pfstate(&["plan", file.to_str().unwrap()]);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "plan shows drift: {shown}");
+    assert!(shown.contains("# misplaced"), "{shown}");
+    lab.apply(&file);
+    reaches(
+        &lab,
+        lab.lan(),
+        8083,
+        "gw-other",
+        "the default moved back to the end",
+    );
+    lab.assert_in_sync(&file);
+    lab.done();
+}

@@ -137,7 +137,12 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
             .jumps
             .iter()
             .map(|j| Jump {
-                from: jump_hook(table, &j.from, have),
+                // A default verdict belongs after everyone's rules, Docker's included.
+                from: if names::is_default_chain(&j.to, prefix) {
+                    j.from.clone()
+                } else {
+                    jump_hook(table, &j.from, have)
+                },
                 to: j.to.clone(),
             })
             .collect();
@@ -221,10 +226,11 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
         for (chain, i, r) in &live_jumps {
             let copies = live_jumps.iter().filter(|(_, _, l)| l == r).count();
             let wanted = want_jumps.iter().any(|j| &j.line() == r);
+            let last = dump::target(r).is_some_and(|to| names::is_default_chain(to, prefix));
             let placed = copies == 1
                 && have.and_then(|t| t.chain(chain)).is_some_and(|c| {
                     let rules: Vec<&str> = c.rules.iter().map(String::as_str).collect();
-                    placement::well_placed(table, chain, &rules, *i)
+                    placement::well_placed(table, chain, &rules, *i, last)
                 });
             if wanted && placed {
                 kept.push(r.clone());
@@ -247,9 +253,10 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
                             .collect()
                     })
                     .unwrap_or_default();
+                let last = names::is_default_chain(&j.to, prefix);
                 tp.add_jumps.push((
                     j.clone(),
-                    placement::insert_position(table, &j.from, &rules),
+                    placement::insert_position(table, &j.from, &rules, last),
                 ));
             }
         }

@@ -4,8 +4,10 @@
 
 use ipnet::IpNet;
 
-use super::builder::comment;
+use super::builder::{Builder, comment};
 use crate::model::*;
+use crate::names;
+use crate::ruleset::Jump;
 use crate::ruleset::rule::{Rule, save_string};
 
 /// One combination of the listed values: what a single kernel rule matches.
@@ -175,4 +177,53 @@ fn target(r: &FilterRule, family: Family) -> String {
             None => "LOG".to_string(),
         },
     }
+}
+
+/// The default-verdict chains (`default:`), their rules pushed into `filter`, and the jumps
+/// that join them to the END of their built-in chains. A drop or reject still lets through
+/// what a default-deny host needs to stay reachable: loopback, replies of established
+/// connections, and (IPv6 input) router and neighbour discovery.
+pub(super) fn default_chains(model: &Model, family: Family, filter: &mut Builder) -> Vec<Jump> {
+    let mut jumps = Vec::new();
+    for (chain, verdict) in &model.defaults {
+        let hook = match chain {
+            FilterChain::Input => "INPUT",
+            FilterChain::Forward => "FORWARD",
+            FilterChain::Output => continue,
+        };
+        let name = names::default_chain(&model.prefix, hook);
+        let c = comment(&format!("default-{}", hook.to_ascii_lowercase()));
+        if *verdict != Verdict::Accept {
+            for rule in keep_reachable(&name, *chain, family) {
+                filter.push(&name, rule.comment(&c).target("ACCEPT"));
+            }
+        }
+        let target = match (verdict, family) {
+            (Verdict::Accept, _) => "ACCEPT",
+            (Verdict::Drop, _) => "DROP",
+            (Verdict::Reject, Family::V4) => "REJECT --reject-with icmp-port-unreachable",
+            (Verdict::Reject, Family::V6) => "REJECT --reject-with icmp6-port-unreachable",
+        };
+        filter.push(&name, Rule::new(&name).comment(&c).target(target));
+        jumps.push(Jump {
+            from: hook.to_string(),
+            to: name,
+        });
+    }
+    jumps
+}
+
+fn keep_reachable(name: &str, chain: FilterChain, family: Family) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    if chain == FilterChain::Input {
+        rules.push(Rule::new(name).in_interface("lo"));
+    }
+    rules.push(Rule::new(name).m("conntrack", "--ctstate RELATED,ESTABLISHED"));
+    if chain == FilterChain::Input && family == Family::V6 {
+        for t in [133, 134, 135, 136] {
+            let r = Rule::new(name).proto("ipv6-icmp");
+            rules.push(r.m("icmp6", &format!("--icmpv6-type {t}")));
+        }
+    }
+    rules
 }

@@ -116,9 +116,12 @@ fn render_family(
             .rules
             .sort_by_key(|r| r.destination_net() != Some(loopback));
     }
+    let defaults = filter::default_chains(model, family, &mut filter);
+    let mut filter = filter.finish(p, Table::Filter);
+    filter.jumps.extend(defaults);
     let mut tables = vec![
         (Table::Nat, nat.finish(p, Table::Nat)),
-        (Table::Filter, filter.finish(p, Table::Filter)),
+        (Table::Filter, filter),
     ];
     add_canaries(p, &mut tables);
     tables

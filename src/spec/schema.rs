@@ -16,6 +16,7 @@ const TOP_KEYS: &[&str] = &[
     "forwards",
     "snat",
     "filter",
+    "default",
 ];
 const FORWARD_KEYS: &[&str] = &[
     "name", "proto", "listen", "to", "balance", "snat", "hairpin", "local", "via", "accept",
@@ -70,6 +71,7 @@ pub fn read_spec(r: &mut Reader, root: &Node) -> Option<Spec> {
         forwards: list(r, &e, "forwards", "forward", read_forward),
         snat: list(r, &e, "snat", "snat entry", read_snat),
         filter: list(r, &e, "filter", "filter entry", read_filter),
+        default: r.or_default(&e, "default", "{input: drop, forward: drop}"),
     };
     Some(Spec {
         version: version?,
@@ -281,6 +283,30 @@ impl FromNode for LimitSpec {
         let rate = r.value::<String>(key, node, example)?;
         Some(LimitSpec { rate, burst: None })
     }
+}
+
+impl FromNode for DefaultSpec {
+    fn read(r: &mut Reader, key: &str, node: &Node, example: &str) -> Option<Self> {
+        let e = r.entry(
+            node,
+            format!("`{key}`"),
+            &["input", "forward"],
+            &format!("`{key}: {example}`"),
+        )?;
+        Some(DefaultSpec {
+            input: r.opt(&e, "input", "drop"),
+            forward: r.opt(&e, "forward", "drop"),
+        })
+    }
+}
+
+impl Choice for VerdictSpec {
+    const WHAT: &'static str = "a default verdict";
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("accept", Self::Accept),
+        ("drop", Self::Drop),
+        ("reject", Self::Reject),
+    ];
 }
 
 impl Choice for ProtoSpec {

@@ -165,6 +165,7 @@ impl Validator {
             forwards,
             snats,
             filters,
+            defaults: defaults(spec),
         }
     }
 
@@ -538,4 +539,21 @@ impl ListenIndex {
         out.dedup_by_key(|(i, _)| *i);
         out
     }
+}
+
+/// `default: {input: drop, forward: reject}`, in that order.
+fn defaults(spec: &spec::Spec) -> Vec<(FilterChain, Verdict)> {
+    let verdict = |v: &Spanned<spec::VerdictSpec>| match v.value {
+        spec::VerdictSpec::Accept => Verdict::Accept,
+        spec::VerdictSpec::Drop => Verdict::Drop,
+        spec::VerdictSpec::Reject => Verdict::Reject,
+    };
+    let d = &spec.default;
+    [
+        (FilterChain::Input, &d.input),
+        (FilterChain::Forward, &d.forward),
+    ]
+    .into_iter()
+    .filter_map(|(chain, v)| v.as_ref().map(|v| (chain, verdict(v))))
+    .collect()
 }

@@ -22,6 +22,22 @@ pub struct Spec {
     pub forwards: Vec<Spanned<ForwardSpec>>,
     pub snat: Vec<Spanned<SnatSpec>>,
     pub filter: Vec<Spanned<FilterSpec>>,
+    /// The verdict per built-in chain for packets nothing else decided.
+    pub default: DefaultSpec,
+}
+
+/// `default: {input: drop, forward: drop}`.
+#[derive(Debug, Default)]
+pub struct DefaultSpec {
+    pub input: Option<Spanned<VerdictSpec>>,
+    pub forward: Option<Spanned<VerdictSpec>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictSpec {
+    Accept,
+    Drop,
+    Reject,
 }
 
 #[derive(Debug)]
