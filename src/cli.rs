@@ -101,6 +101,9 @@ pub enum Cmd {
         /// The chain prefix to remove (default: the persisted state's, else PFSTATE).
         #[arg(long)]
         prefix: Option<String>,
+        /// Only show what would be deleted (exit 2 when there is something).
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

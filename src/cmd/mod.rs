@@ -3,6 +3,7 @@
 
 mod apply;
 mod confirm;
+pub mod connections;
 pub mod ctx;
 pub mod json;
 pub mod output;
@@ -46,7 +47,7 @@ pub fn run(cli: &Cli, ctx: &Ctx, host: &Host) -> Result<Outcome, Error> {
             wait,
         } => confirm::revert(ctx, host, id, *wait),
         Cmd::Status { files } => status::status(ctx, host, files),
-        Cmd::Remove { prefix } => remove::remove(ctx, host, prefix.as_deref()),
+        Cmd::Remove { prefix, dry_run } => remove::remove(ctx, host, prefix.as_deref(), *dry_run),
         Cmd::Try { file } => try_lab::try_file(file),
     }
 }

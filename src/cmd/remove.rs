@@ -21,7 +21,12 @@ fn persisted_prefix(files: &dyn Files) -> Option<String> {
     spec::load_str(STATE_PATH, &text).ok().map(|m| m.prefix)
 }
 
-pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Outcome, Error> {
+pub(super) fn remove(
+    ctx: &Ctx,
+    host: &Host,
+    prefix: Option<&str>,
+    dry_run: bool,
+) -> Result<Outcome, Error> {
     let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
     if let Some(p) = crate::apply::pending::Pending::load(host.files)? {
         return Err(Error::Usage(p.refusal()));
@@ -45,9 +50,18 @@ pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Out
         changed,
         diff: d,
         warnings: p.plan.warnings.clone(),
+        changes_exit_2: dry_run,
         ..Outcome::default()
     };
     super::report::fill(&p, false, &mut out);
+    if dry_run {
+        out.notes.push(if changed {
+            format!("remove would delete the above (prefix {prefix}); nothing was changed")
+        } else {
+            "nothing to remove".into()
+        });
+        return Ok(out);
+    }
     if p.unit_enabled() == Some(true) {
         match host.services.disable(UNIT_NAME) {
             Ok(()) => {}
