@@ -256,3 +256,23 @@ fn every_example_validates_and_renders() {
     }
     assert!(seen >= 1, "no examples found");
 }
+
+#[test]
+fn validate_and_render_warn_about_a_shadowed_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_yaml(
+        dir.path(),
+        "host.yaml",
+        "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.0.0.2:8080}\nfilter:\n  - {name: block, chain: forward, action: drop}\n",
+    );
+    let want = "filter entry `block` drops every new connection of forward `web`";
+    let r = pfstate(&["validate", &f]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    assert!(r.stderr.contains(want), "{}", r.show());
+    let r = pfstate(&["render", &f]);
+    assert!(
+        r.stdout.contains(&format!("# warning: {want}")),
+        "{}",
+        r.show()
+    );
+}

@@ -43,6 +43,7 @@
 //! and reply parsing), [`topology`] (the ready-made gateway lab), [`trial`] (the lab of
 //! `pfstate try`), [`testing`] (root checks and the root-namespace guard for tests).
 
+pub mod culprit;
 pub mod error;
 pub mod link;
 pub mod netns;

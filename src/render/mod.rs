@@ -55,7 +55,8 @@ pub fn render_linear(model: &Model, resolver: &dyn Resolver) -> Desired {
 
 /// Render; chains with more keyed rules than `tree_threshold` become trees.
 fn render_with(model: &Model, resolver: &dyn Resolver, tree_threshold: Option<usize>) -> Desired {
-    let mut warnings = Vec::new();
+    // Entries that can never act are worth a word wherever the render is shown.
+    let mut warnings = crate::spec::shadow::warnings(model);
     let rulesets = Family::ALL
         .iter()
         .map(|f| {

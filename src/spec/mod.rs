@@ -18,6 +18,7 @@ pub mod lines;
 pub mod multi;
 pub mod read;
 pub mod schema;
+pub mod shadow;
 pub mod shapes;
 pub mod span;
 pub mod suggest;
