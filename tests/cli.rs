@@ -276,3 +276,24 @@ fn validate_and_render_warn_about_a_shadowed_forward() {
         r.show()
     );
 }
+
+/// As an unprivileged user, the kernel commands say in pfstate's words that they need root.
+#[test]
+fn kernel_commands_say_they_need_root() {
+    if !pfstate::lab::have_root() {
+        eprintln!("SKIPPED kernel_commands_say_they_need_root: needs root to switch users");
+        return;
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args([env!("CARGO_BIN_EXE_pfstate"), "status"])
+        .output()
+        .expect("setpriv (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("needs root (or CAP_NET_ADMIN): run this command with sudo"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Could not fetch"), "{stderr}");
+}
