@@ -99,6 +99,22 @@ fn list<T>(r: &mut Reader, e: &Entry, key: &str, what: &str, read: ReadItem<T>) 
                 })
             })
             .collect(),
+        Kind::Map(_) if node.get("name").is_some() => {
+            // One entry written without its dash: `filter: {name: x, ...}`.
+            let name = node
+                .get("name")
+                .and_then(|n| n.kind.scalar_text())
+                .unwrap_or_default();
+            r.err(
+                node.location,
+                format!(
+                    "`{key}` is a list of entries, and this mapping is one of them: make it an \
+                     item with `- `, e.g. `{key}: [{{name: {name}, ...}}]` or `- name: {name}` \
+                     on the line below `{key}:`"
+                ),
+            );
+            Vec::new()
+        }
         Kind::Map(pairs) => {
             let name = pairs
                 .first()

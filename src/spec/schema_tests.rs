@@ -169,3 +169,17 @@ fn a_valid_file_still_reads() {
     assert_eq!(spec.filter[0].state.0.len(), 2);
     assert_eq!(spec.sysctl.0[0].1.value.0, "1");
 }
+
+#[test]
+fn one_entry_without_its_dash_and_hairpin_yes() {
+    let e = error("version: 1\nfilter: {name: x, chain: input, action: drop}\n");
+    assert_eq!(
+        e,
+        "2:9: `filter` is a list of entries, and this mapping is one of them: make it an item \
+         with `- `, e.g. `filter: [{name: x, ...}]` or `- name: x` on the line below `filter:`"
+    );
+    let e = error(&format!(
+        "{WEB}    listen: {{port: 80}}\n    to: x\n    hairpin: yes\n"
+    ));
+    assert!(e.ends_with("write `hairpin: true`"), "{e}");
+}

@@ -112,6 +112,15 @@ impl FromNode for Hairpin {
                 let OneOrMany(nets) = OneOrMany::read(r, key, node, "[192.168.1.0/24]")?;
                 Some(Hairpin::Networks(nets))
             }
+            Kind::Str(s) if ["yes", "no", "on", "off"].contains(&s.to_lowercase().as_str()) => {
+                let meant = if ["yes", "on"].contains(&s.to_lowercase().as_str()) {
+                    "true"
+                } else {
+                    "false"
+                };
+                r.wrong(key, node, "true, false or a list of networks", meant);
+                None
+            }
             Kind::Str(s) if s.contains(['.', ':']) => {
                 r.wrong(
                     key,
