@@ -13,11 +13,13 @@ pub mod revert;
 use crate::error::Error;
 use crate::host::Host;
 use crate::model::{Family, Model};
+use crate::names;
 use crate::plan::observe::Observed;
 use crate::plan::rules;
 use crate::plan::{Plan, SysctlChange};
 use crate::render::Desired;
-use crate::ruleset::dump;
+use crate::ruleset::dump::{self, Saved};
+use crate::ruleset::{Chain, Jump, Ruleset, TABLES, TableRules};
 
 /// What an apply did.
 #[derive(Debug, Default)]
@@ -98,7 +100,7 @@ pub fn rollback(
     set: &[&SysctlChange],
 ) -> Result<(), Error> {
     for family in touched {
-        let target = rules::ruleset_from_live(prefix, *family, before.saved(*family));
+        let target = ruleset_from_live(prefix, *family, before.saved(*family));
         let now = dump::parse(&host.netfilter.save(*family, "")?);
         let back = rules::plan_family(prefix, &target, &now);
         if !back.is_empty() {
@@ -111,4 +113,39 @@ pub fn rollback(
         }
     }
     Ok(())
+}
+
+/// The owned state found live, as a ruleset: what a rollback converges back to.
+pub fn ruleset_from_live(prefix: &str, family: Family, live: &Saved) -> Ruleset {
+    let tables = TABLES
+        .iter()
+        .map(|table| {
+            let mut tr = TableRules::default();
+            if let Some(t) = live.table(table.name()) {
+                for name in &t.order {
+                    let chain = &t.chains[name];
+                    if names::is_owned(name, prefix) {
+                        tr.chains.push(Chain {
+                            name: name.clone(),
+                            rules: chain.rules.clone(),
+                        });
+                        continue;
+                    }
+                    for r in &chain.rules {
+                        if let Some(to) = dump::target(r).filter(|to| names::is_owned(to, prefix)) {
+                            let j = Jump {
+                                from: name.clone(),
+                                to: to.to_string(),
+                            };
+                            if j.line() == *r {
+                                tr.jumps.push(j);
+                            }
+                        }
+                    }
+                }
+            }
+            (*table, tr)
+        })
+        .collect();
+    Ruleset { family, tables }
 }

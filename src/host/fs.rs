@@ -58,10 +58,7 @@ impl Root {
 pub const FILE_MODE: u32 = 0o644;
 
 fn io_err(path: &Path, source: io::Error) -> HostError {
-    HostError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    HostError::io(path.display(), source)
 }
 
 /// Write `contents` to `path` atomically, only if the file's content or mode differs.

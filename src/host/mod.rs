@@ -6,7 +6,7 @@
 //! - [`iptables`] - `iptables-save` / `iptables-restore` (with [`save_cache`], keyed by the
 //!   nf_tables generation that [`nfnetlink`] reads, and [`nft_tables`], the nf_tables table list);
 //! - [`sysctl`] - the runtime parameters under /proc/sys;
-//! - [`systemd`] - the service manager over D-Bus, or offline under `--root`;
+//! - [`systemd`] - the service manager over D-Bus; [`systemd_offline`] - under `--root`;
 //! - [`fs`] - the root directory, atomic file writes, the run lock, reading a managed file;
 //! - [`binary`] - the binary the boot unit runs, and whether that is safe;
 //! - [`conntrack`] - the `conntrack` tool (list, delete);
@@ -27,6 +27,7 @@ pub mod resolve;
 pub mod save_cache;
 pub mod sysctl;
 pub mod systemd;
+pub mod systemd_offline;
 pub mod transient;
 
 use std::net::IpAddr;

@@ -7,6 +7,20 @@ use std::time::{Duration, Instant};
 use super::testing::root_state;
 use super::*;
 
+/// A test that needs root: without it, it says so and passes.
+macro_rules! root_test {
+    ($name:ident, $body:expr) => {
+        #[test]
+        fn $name() {
+            if skip_unless_root(stringify!($name)) {
+                return;
+            }
+            let body: fn() = $body;
+            body();
+        }
+    };
+}
+
 const T: Duration = Duration::from_millis(1500);
 /// Short timeout for probes that are expected to time out.
 const SHORT: Duration = Duration::from_millis(400);
@@ -60,11 +74,7 @@ fn bad_role_is_refused_without_creating_anything() {
     assert!(Netns::create("Bad/Role", NetnsOptions::default()).is_err());
 }
 
-#[test]
-fn netns_pins_sysctls_and_is_deleted_on_drop() {
-    if skip_unless_root("netns_pins_sysctls_and_is_deleted_on_drop") {
-        return;
-    }
+root_test!(netns_pins_sysctls_and_is_deleted_on_drop, || {
     let root_fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let ns = Netns::create(
         "pin",
@@ -119,13 +129,9 @@ fn netns_pins_sysctls_and_is_deleted_on_drop() {
     drop(ns);
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_gone(&[name]);
-}
+});
 
-#[test]
-fn netns_is_deleted_when_a_test_panics() {
-    if skip_unless_root("netns_is_deleted_when_a_test_panics") {
-        return;
-    }
+root_test!(netns_is_deleted_when_a_test_panics, || {
     let (tx, rx) = std::sync::mpsc::channel();
     let r = std::thread::spawn(move || {
         let ns = Netns::create("panic", NetnsOptions::default()).unwrap();
@@ -136,7 +142,7 @@ fn netns_is_deleted_when_a_test_panics() {
     .join();
     assert!(r.is_err());
     assert_gone(&[rx.recv().unwrap()]);
-}
+});
 
 /// The checks every LAN mode must pass; `names` of the lab are returned for the drop check.
 fn check_basics(topo: &Topology) {
@@ -208,11 +214,7 @@ fn check_basics(topo: &Topology) {
     ));
 }
 
-#[test]
-fn switch_mode_gateway() {
-    if skip_unless_root("switch_mode_gateway") {
-        return;
-    }
+root_test!(switch_mode_gateway, || {
     let topo = Topology::gateway(GatewayOptions::default()).unwrap();
     eprintln!("switch mode built in {:?}", topo.build_time());
     assert!(topo.switch().is_some());
@@ -226,13 +228,9 @@ fn switch_mode_gateway() {
     assert!(!addrs.contains("10.77."), "{addrs}");
     drop(topo);
     assert_gone(&names);
-}
+});
 
-#[test]
-fn bridge_mode_gateway() {
-    if skip_unless_root("bridge_mode_gateway") {
-        return;
-    }
+root_test!(bridge_mode_gateway, || {
     let topo = Topology::gateway(GatewayOptions {
         lan_mode: LanMode::Bridge,
         ..Default::default()
@@ -253,13 +251,9 @@ fn bridge_mode_gateway() {
     assert!(detail.contains("hairpin on"), "{detail}");
     drop(topo);
     assert_gone(&names);
-}
+});
 
-#[test]
-fn bridge_nf_call_is_per_gateway() {
-    if skip_unless_root("bridge_nf_call_is_per_gateway") {
-        return;
-    }
+root_test!(bridge_nf_call_is_per_gateway, || {
     let topo = match Topology::gateway(GatewayOptions {
         lan_mode: LanMode::Bridge,
         bridge_nf_call: Some(false),
@@ -280,13 +274,9 @@ fn bridge_nf_call_is_per_gateway() {
             .as_deref(),
         Some("0")
     );
-}
+});
 
-#[test]
-fn ipv6_gateway() {
-    if skip_unless_root("ipv6_gateway") {
-        return;
-    }
+root_test!(ipv6_gateway, || {
     let topo = Topology::gateway(GatewayOptions {
         ipv6: true,
         ..Default::default()
@@ -314,13 +304,9 @@ fn ipv6_gateway() {
         probe_tcp(topo.lan(), sa(Topology::CLIENT6, 9000), SHORT),
         ProbeResult::Timeout
     );
-}
+});
 
-#[test]
-fn sample_and_hold() {
-    if skip_unless_root("sample_and_hold") {
-        return;
-    }
+root_test!(sample_and_hold, || {
     let topo = Topology::gateway(GatewayOptions::default()).unwrap();
     let s = sample_tcp(topo.lan(), sa(Topology::BE2, 8080), 100, T);
     assert_eq!(s.count("be2"), 100, "{s:?}");
@@ -340,15 +326,11 @@ fn sample_and_hold() {
     let peer = format!("{}]:{}", held.local.ip(), held.local.port());
     assert!(ss.contains(&peer), "{peer} not in {ss}");
     drop(held);
-}
+});
 
-/// The lab carries a real port forward (traffic-tests.md S1): DNAT + SNAT to the LAN address
-/// in the gateway, with backends that have no default route.
-#[test]
-fn port_forward_through_gateway() {
-    if skip_unless_root("port_forward_through_gateway") {
-        return;
-    }
+// The lab carries a real port forward (traffic-tests.md S1): DNAT + SNAT to the LAN address
+// in the gateway, with backends that have no default route.
+root_test!(port_forward_through_gateway, || {
     let root_before = root_state();
     let topo = Topology::gateway(GatewayOptions {
         backend_default_route: false,
@@ -410,25 +392,17 @@ fn port_forward_through_gateway() {
     assert!(topo.dump().contains("DNAT"));
     drop(topo);
     assert_eq!(root_state(), root_before, "the root namespace changed");
-}
+});
 
-#[test]
-fn sweep_leaves_live_namespaces_alone() {
-    if skip_unless_root("sweep_leaves_live_namespaces_alone") {
-        return;
-    }
+root_test!(sweep_leaves_live_namespaces_alone, || {
     let ns = Netns::create("sweep", NetnsOptions::default()).unwrap();
     let removed = Netns::sweep_stale().unwrap();
     assert!(!removed.contains(&ns.name().to_string()));
     assert!(listed().contains(ns.name()));
-}
+});
 
-/// Timings for the report: build times and per-probe costs.
-#[test]
-fn timings() {
-    if skip_unless_root("timings") {
-        return;
-    }
+// Timings for the report: build times and per-probe costs.
+root_test!(timings, || {
     for mode in [LanMode::Switch, LanMode::Bridge] {
         let t = Instant::now();
         let topo = Topology::gateway(GatewayOptions {
@@ -456,13 +430,9 @@ fn timings() {
         );
         assert_eq!(s.count("be1"), 300);
     }
-}
+});
 
-#[test]
-fn custom_interface_names() {
-    if skip_unless_root("custom_interface_names") {
-        return;
-    }
+root_test!(custom_interface_names, || {
     let topo = Topology::gateway(GatewayOptions {
         wan_if: Some("eth0".into()),
         lan_if: Some("eth1".into()),
@@ -481,4 +451,4 @@ fn custom_interface_names() {
             .as_deref(),
         Some("be1")
     );
-}
+});

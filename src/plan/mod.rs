@@ -8,7 +8,9 @@
 //! - [`view`] - the unified diffs a reviewer reads.
 
 pub mod coexist;
+mod jumps;
 pub mod observe;
+mod payload;
 pub mod placement;
 pub mod rules;
 pub mod ssh_guard;

@@ -4,8 +4,6 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use pfstate::lab::skip_unless_root;
-
 const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
 
 /// Run `pfstate try FILE`; also returns the child's pid (its namespaces are `pft-<pid>-...`).
@@ -36,11 +34,7 @@ fn assert_cleaned_up(pid: u32) {
     );
 }
 
-#[test]
-fn try_demo_reaches_every_backend() {
-    if skip_unless_root("try_demo_reaches_every_backend") {
-        return;
-    }
+root_test!(try_demo_reaches_every_backend, || {
     let before = pfstate::lab::root_state();
     let fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/try-demo.yaml");
@@ -86,10 +80,10 @@ fn try_demo_reaches_every_backend() {
         !Path::new("/etc/pfstate/host.yaml").exists()
             || before.iter().any(|s| s.contains("PFSTATE"))
     );
-}
+});
 
-/// A file whose hairpin networks miss the LAN, and a forward limited to other sources: try
-/// reports the failure with a reason, exits 1, and still cleans up.
+// A file whose hairpin networks miss the LAN, and a forward limited to other sources: try
+// reports the failure with a reason, exits 1, and still cleans up.
 /// A state whose LAN client is outside the hairpin networks: one of three checks fails.
 fn one_failing_check(dir: &Path) -> std::path::PathBuf {
     let file = dir.join("bad.yaml");
@@ -110,11 +104,7 @@ fn one_failing_check(dir: &Path) -> std::path::PathBuf {
     file
 }
 
-#[test]
-fn try_reports_failures_with_a_reason() {
-    if skip_unless_root("try_reports_failures_with_a_reason") {
-        return;
-    }
+root_test!(try_reports_failures_with_a_reason, || {
     let dir = tempfile::tempdir().unwrap();
     let file = one_failing_check(dir.path());
     let (out, pid) = run_try(&file);
@@ -147,14 +137,10 @@ fn try_reports_failures_with_a_reason() {
     );
     assert!(stderr.contains("1 of 3 check(s) failed"), "{stderr}");
     assert_cleaned_up(pid);
-}
+});
 
-/// `--format json`: the probe table as records (docs/json.md), the failure as an error record.
-#[test]
-fn try_gives_the_probe_table_as_records() {
-    if skip_unless_root("try_gives_the_probe_table_as_records") {
-        return;
-    }
+// `--format json`: the probe table as records (docs/json.md), the failure as an error record.
+root_test!(try_gives_the_probe_table_as_records, || {
     let dir = tempfile::tempdir().unwrap();
     let (out, pid) = run_try_as(&one_failing_check(dir.path()), "json");
     assert_eq!(out.status.code(), Some(1));
@@ -192,14 +178,11 @@ fn try_gives_the_probe_table_as_records() {
         "{v}"
     );
     assert_eq!(v["errors"][0]["message"], "try: 1 of 3 check(s) failed");
-}
+    assert_cleaned_up(pid);
+});
 
-/// A filter entry that drops a forward's traffic: `try` names it in the failing row.
-#[test]
-fn try_names_the_entry_that_dropped_a_probe() {
-    if skip_unless_root("try_names_the_entry_that_dropped_a_probe") {
-        return;
-    }
+// A filter entry that drops a forward's traffic: `try` names it in the failing row.
+root_test!(try_names_the_entry_that_dropped_a_probe, || {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("blocked.yaml");
     std::fs::write(
@@ -229,7 +212,7 @@ fn try_names_the_entry_that_dropped_a_probe() {
         "{stderr}"
     );
     assert_cleaned_up(pid);
-}
+});
 
 #[test]
 fn try_needs_a_valid_file() {

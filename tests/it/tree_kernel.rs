@@ -4,7 +4,7 @@
 //! skipped otherwise. No timing assertions.
 
 use pfstate::host::resolve::NoLookup;
-use pfstate::lab::{Netns, NetnsOptions, skip_unless_root};
+use pfstate::lab::{Netns, NetnsOptions};
 use pfstate::model::Family;
 use pfstate::plan::plan_family;
 use pfstate::render::render;
@@ -30,11 +30,7 @@ fn state(n: usize) -> String {
     s
 }
 
-#[test]
-fn tree_layout_round_trips_through_the_kernel() {
-    if skip_unless_root("tree_layout_round_trips_through_the_kernel") {
-        return;
-    }
+root_test!(tree_layout_round_trips_through_the_kernel, || {
     let model = pfstate::spec::load_str("t.yaml", &state(400)).expect("valid");
     let desired = render(&model, &NoLookup);
     let rs = desired.ruleset(Family::V4);
@@ -70,13 +66,9 @@ fn tree_layout_round_trips_through_the_kernel() {
     }
     let again = plan_family(&desired.prefix, rs, &live);
     assert!(again.is_empty(), "not converged:\n{}", again.payload());
-}
+});
 
-#[test]
-fn nftables_tables_over_netlink_match_nft_list_tables() {
-    if skip_unless_root("nftables_tables_over_netlink_match_nft_list_tables") {
-        return;
-    }
+root_test!(nftables_tables_over_netlink_match_nft_list_tables, || {
     let ns = Netns::create("nft-tables", NetnsOptions::default()).expect("netns");
     ns.exec("iptables", &["-t", "nat", "-N", "PFSTATE-X"])
         .expect("iptables");
@@ -95,4 +87,4 @@ fn nftables_tables_over_netlink_match_nft_list_tables() {
         v
     };
     assert_eq!(sorted(&got), sorted(&want));
-}
+});

@@ -15,7 +15,7 @@
 //!
 //! Skips (with a message on stderr) only when not root or when systemd is missing.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -58,7 +58,11 @@ fn helper_cmd() -> Vec<String> {
     vec![
         std::env::current_exe().unwrap().display().to_string(),
         "--exact".into(),
-        "helper".into(),
+        // One test binary: the helper's test name carries its module path (minus the crate).
+        format!(
+            "{}::helper",
+            module_path!().split_once("::").map_or("", |(_, m)| m)
+        ),
         "--nocapture".into(),
         "--test-threads=1".into(),
         "--quiet".into(),
@@ -101,14 +105,6 @@ fn from_inside(sb: &Sandbox, action: &str) -> Result<String, String> {
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = sb.exec_with(&argv, &[(HELPER_ENV, action)], None);
     helper_result(&out, action)
-}
-
-fn skip() -> bool {
-    if let Some(why) = support::skip_reason() {
-        eprintln!("SKIPPED: systemd sandbox test: {why}");
-        return true;
-    }
-    false
 }
 
 /// Stands in for pfstate in the rendered unit: records its arguments and the sysctl it finds,
@@ -175,11 +171,7 @@ fn host_unchanged() {
     assert!(!String::from_utf8_lossy(&save.stdout).contains("PFSTATE-SBX-TEST"));
 }
 
-#[test]
-fn enabled_unit_runs_at_next_boot() {
-    if skip() {
-        return;
-    }
+sandbox_test!(enabled_unit_runs_at_next_boot, || {
     let t0 = Instant::now();
     let mut sb = Sandbox::boot("dbus", IFACE);
     let first_boot = t0.elapsed();
@@ -325,15 +317,11 @@ fn enabled_unit_runs_at_next_boot() {
         restart.as_secs_f64(),
         t0.elapsed().as_secs_f64()
     );
-}
+});
 
-/// `pfstate --root /proc/PID/root`: offline enable (symlinks written through the sandbox's
-/// root, no D-Bus) is enough for the unit to run at the next boot.
-#[test]
-fn offline_enable_through_root_runs_at_next_boot() {
-    if skip() {
-        return;
-    }
+// `pfstate --root /proc/PID/root`: offline enable (symlinks written through the sandbox's
+// root, no D-Bus) is enough for the unit to run at the next boot.
+sandbox_test!(offline_enable_through_root_runs_at_next_boot, || {
     let t0 = Instant::now();
     let mut sb = Sandbox::boot("offline", IFACE);
     install_files(&sb);
@@ -369,4 +357,4 @@ fn offline_enable_through_root_runs_at_next_boot() {
         "[sandbox] offline test: {:.3} s",
         t0.elapsed().as_secs_f64()
     );
-}
+});

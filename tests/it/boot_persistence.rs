@@ -22,7 +22,7 @@
 //!
 //! Skips (with a message on stderr) only when not root or when systemd is missing.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -97,14 +97,6 @@ fn foreign_unit(name: &str, order: &str, cmds: &[&str]) -> String {
         "[Unit]\nDescription=test: foreign rules ({name})\nDefaultDependencies=no\n{order}\n\
          [Service]\nType=oneshot\nRemainAfterExit=yes\n{exec}\n[Install]\nWantedBy=multi-user.target\n"
     )
-}
-
-fn skip() -> bool {
-    if let Some(why) = support::skip_reason() {
-        eprintln!("SKIPPED: boot persistence test: {why}");
-        return true;
-    }
-    false
 }
 
 fn text(out: &Output) -> String {
@@ -302,11 +294,7 @@ fn boot_and_apply(name: &str) -> Sandbox {
     sb
 }
 
-#[test]
-fn apply_survives_reboot_and_remove_does_not() {
-    if skip() {
-        return;
-    }
+sandbox_test!(apply_survives_reboot_and_remove_does_not, || {
     let host_before = host_snapshot();
     let t_test = Instant::now();
     let t_boot = Instant::now();
@@ -536,7 +524,7 @@ fn apply_survives_reboot_and_remove_does_not() {
         restart.as_secs_f64(),
         t_test.elapsed().as_secs_f64()
     );
-}
+});
 
 /// The shipped recheck units with the binary path changed by drop-ins (as an admin would for a
 /// binary outside /usr/sbin), the timer made to fire every second.
@@ -560,120 +548,119 @@ fn install_recheck_timer(sb: &Sandbox) {
     sb.check(&["systemctl", "enable", "--now", "pfstate-recheck.timer"]);
 }
 
-#[test]
-fn plan_shows_drift_reload_reapplies_late_interface_gets_sysctl() {
-    if skip() {
-        return;
-    }
-    let host_before = host_snapshot();
-    let t_test = Instant::now();
-    let sb = boot_and_apply("drift");
+sandbox_test!(
+    plan_shows_drift_reload_reapplies_late_interface_gets_sysctl,
+    || {
+        let host_before = host_snapshot();
+        let t_test = Instant::now();
+        let sb = boot_and_apply("drift");
 
-    // The unit file edited by hand: plan shows it as a unified diff of the file.
-    sb.check(&[
-        "sed",
-        "-i",
-        "s/^Description=.*/Description=edited by hand/",
-        UNIT_FILE,
-    ]);
-    sb.check(&[
-        "sh",
-        "-c",
-        &format!("echo 'net.ipv4.ip_forward = 0' >> {SYSCTL_CONF}"),
-    ]);
-    let (code, out) = plan_code(&sb);
-    assert_eq!(code, 2, "{out}");
-    for want in [
-        &format!("--- {UNIT_FILE} (live)"),
-        &format!("+++ {UNIT_FILE} (desired)"),
-        "-Description=edited by hand",
-        "+Description=pfstate: port forwarding and firewall rules of sandbox-gw",
-        &format!("--- {SYSCTL_CONF} (live)"),
-        "-net.ipv4.ip_forward = 0",
-    ] {
-        assert!(out.contains(want), "plan lacks {want:?}:\n{out}");
-    }
-    assert!(!out.contains("rules (live)"), "rules are in sync: {out}");
+        // The unit file edited by hand: plan shows it as a unified diff of the file.
+        sb.check(&[
+            "sed",
+            "-i",
+            "s/^Description=.*/Description=edited by hand/",
+            UNIT_FILE,
+        ]);
+        sb.check(&[
+            "sh",
+            "-c",
+            &format!("echo 'net.ipv4.ip_forward = 0' >> {SYSCTL_CONF}"),
+        ]);
+        let (code, out) = plan_code(&sb);
+        assert_eq!(code, 2, "{out}");
+        for want in [
+            &format!("--- {UNIT_FILE} (live)"),
+            &format!("+++ {UNIT_FILE} (desired)"),
+            "-Description=edited by hand",
+            "+Description=pfstate: port forwarding and firewall rules of sandbox-gw",
+            &format!("--- {SYSCTL_CONF} (live)"),
+            "-net.ipv4.ip_forward = 0",
+        ] {
+            assert!(out.contains(want), "plan lacks {want:?}:\n{out}");
+        }
+        assert!(!out.contains("rules (live)"), "rules are in sync: {out}");
 
-    // Disabled behind pfstate's back: plan says so.
-    sb.check(&["systemctl", "disable", UNIT]);
-    let (code, out) = plan_code(&sb);
-    assert_eq!(code, 2, "{out}");
-    assert!(
-        out.contains("unit pfstate.service: disabled -> enabled"),
-        "{out}"
-    );
-    // apply puts both back.
-    let fix = pf(&sb, &["apply", YAML_INSIDE]);
-    assert!(fix.status.success(), "{}", text(&fix));
-    assert_eq!(plan_code(&sb).0, 0);
-    assert!(outside(&sb).is_enabled(UNIT).unwrap());
-    assert!(
-        show(&sb, "ExecReload", Some(UNIT)).contains(BIN),
-        "no ExecReload"
-    );
+        // Disabled behind pfstate's back: plan says so.
+        sb.check(&["systemctl", "disable", UNIT]);
+        let (code, out) = plan_code(&sb);
+        assert_eq!(code, 2, "{out}");
+        assert!(
+            out.contains("unit pfstate.service: disabled -> enabled"),
+            "{out}"
+        );
+        // apply puts both back.
+        let fix = pf(&sb, &["apply", YAML_INSIDE]);
+        assert!(fix.status.success(), "{}", text(&fix));
+        assert_eq!(plan_code(&sb).0, 0);
+        assert!(outside(&sb).is_enabled(UNIT).unwrap());
+        assert!(
+            show(&sb, "ExecReload", Some(UNIT)).contains(BIN),
+            "no ExecReload"
+        );
 
-    // An interface that appears after boot.
-    sb.check(&[
-        "ip", "link", "add", "late0", "type", "veth", "peer", "name", "late0-p",
-    ]);
-    let key = "net.ipv4.conf.late0.route_localnet";
-    assert_eq!(sysctl(&sb, key), "0");
-    let (code, out) = plan_code(&sb);
-    assert_eq!(code, 2, "{out}");
-    assert!(out.contains(&format!("-{key} = 0\n")) && out.contains(&format!("+{key} = 1\n")));
+        // An interface that appears after boot.
+        sb.check(&[
+            "ip", "link", "add", "late0", "type", "veth", "peer", "name", "late0-p",
+        ]);
+        let key = "net.ipv4.conf.late0.route_localnet";
+        assert_eq!(sysctl(&sb, key), "0");
+        let (code, out) = plan_code(&sb);
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains(&format!("-{key} = 0\n")) && out.contains(&format!("+{key} = 1\n")));
 
-    // 1. udev's path (99-systemd.rules, ACTION=="add", SUBSYSTEM=="net"): the same command.
-    sb.check(&[
-        "/lib/systemd/systemd-sysctl",
-        "--prefix=/net/ipv4/conf/late0",
-        "--prefix=/net/ipv4/neigh/late0",
-        "--prefix=/net/ipv6/conf/late0",
-        "--prefix=/net/ipv6/neigh/late0",
-    ]);
-    assert_eq!(
-        sysctl(&sb, key),
-        "1",
-        "systemd-sysctl --prefix did not apply the key"
-    );
-    assert_eq!(plan_code(&sb).0, 0);
+        // 1. udev's path (99-systemd.rules, ACTION=="add", SUBSYSTEM=="net"): the same command.
+        sb.check(&[
+            "/lib/systemd/systemd-sysctl",
+            "--prefix=/net/ipv4/conf/late0",
+            "--prefix=/net/ipv4/neigh/late0",
+            "--prefix=/net/ipv6/conf/late0",
+            "--prefix=/net/ipv6/neigh/late0",
+        ]);
+        assert_eq!(
+            sysctl(&sb, key),
+            "1",
+            "systemd-sysctl --prefix did not apply the key"
+        );
+        assert_eq!(plan_code(&sb).0, 0);
 
-    // 2. `systemctl reload pfstate` (ExecReload). The first apply also started the unit (a
-    // queued start that finds the host in sync), so reload works before any reboot.
-    sb.check(&["systemctl", "is-active", "--quiet", UNIT]);
-    sb.check(&["sysctl", "-q", "-w", &format!("{key}=0")]);
-    sb.check(&["systemctl", "reload", UNIT]);
-    assert_eq!(sysctl(&sb, key), "1", "reload did not set it");
+        // 2. `systemctl reload pfstate` (ExecReload). The first apply also started the unit (a
+        // queued start that finds the host in sync), so reload works before any reboot.
+        sb.check(&["systemctl", "is-active", "--quiet", UNIT]);
+        sb.check(&["sysctl", "-q", "-w", &format!("{key}=0")]);
+        sb.check(&["systemctl", "reload", UNIT]);
+        assert_eq!(sysctl(&sb, key), "1", "reload did not set it");
 
-    // 3. Without udev: the shipped recheck timer converges it.
-    sb.check(&["sysctl", "-q", "-w", &format!("{key}=0")]);
-    let t_timer = Instant::now();
-    install_recheck_timer(&sb);
-    let timer = wait_for("the recheck timer", Duration::from_secs(15), || {
-        sysctl(&sb, key) == "1"
-    });
-    let t_install = t_timer.elapsed();
-    // Once more, now that the timer runs on its own schedule: drift in a rule too.
-    sb.check(&["sysctl", "-q", "-w", &format!("{key}=0")]);
-    sb.check(&["iptables", "-w", "-t", "nat", "-D", "PFSTATE-OUTPUT", "1"]);
-    let t_again = Instant::now();
-    wait_for("the recheck timer, again", Duration::from_secs(15), || {
-        sysctl(&sb, key) == "1" && plan_code(&sb).0 == 0
-    });
-    let again = t_again.elapsed();
-    assert_eq!(
-        show(&sb, "Result", Some("pfstate-recheck.service")),
-        "success"
-    );
-    drop(sb);
-    assert_host_untouched(&host_before);
-    eprintln!(
-        "[boot] late interface: route_localnet set by the recheck timer {:.3} s after installing \
+        // 3. Without udev: the shipped recheck timer converges it.
+        sb.check(&["sysctl", "-q", "-w", &format!("{key}=0")]);
+        let t_timer = Instant::now();
+        install_recheck_timer(&sb);
+        let timer = wait_for("the recheck timer", Duration::from_secs(15), || {
+            sysctl(&sb, key) == "1"
+        });
+        let t_install = t_timer.elapsed();
+        // Once more, now that the timer runs on its own schedule: drift in a rule too.
+        sb.check(&["sysctl", "-q", "-w", &format!("{key}=0")]);
+        sb.check(&["iptables", "-w", "-t", "nat", "-D", "PFSTATE-OUTPUT", "1"]);
+        let t_again = Instant::now();
+        wait_for("the recheck timer, again", Duration::from_secs(15), || {
+            sysctl(&sb, key) == "1" && plan_code(&sb).0 == 0
+        });
+        let again = t_again.elapsed();
+        assert_eq!(
+            show(&sb, "Result", Some("pfstate-recheck.service")),
+            "success"
+        );
+        drop(sb);
+        assert_host_untouched(&host_before);
+        eprintln!(
+            "[boot] late interface: route_localnet set by the recheck timer {:.3} s after installing \
          it ({:.3} s of that waiting), drift (sysctl + deleted rule) repaired {:.3} s after \
          the change; whole test {:.3} s",
-        t_install.as_secs_f64(),
-        timer.as_secs_f64(),
-        again.as_secs_f64(),
-        t_test.elapsed().as_secs_f64()
-    );
-}
+            t_install.as_secs_f64(),
+            timer.as_secs_f64(),
+            again.as_secs_f64(),
+            t_test.elapsed().as_secs_f64()
+        );
+    }
+);

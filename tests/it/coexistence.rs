@@ -134,14 +134,6 @@ impl Drop for Ns {
     }
 }
 
-fn skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return false;
-    }
-    eprintln!("SKIPPED: coexistence tests need root to create network namespaces");
-    true
-}
-
 // ---------------------------------------------------------------------------------------------
 // pfstate
 
@@ -485,9 +477,6 @@ fn assert_felix_content(ns: &Ns, fixture: &str, step: &str) {
 }
 
 fn scenario(fixture: &str) {
-    if skip() {
-        return;
-    }
     let t0 = std::time::Instant::now();
     let ns = Ns::new();
     ns.load(fixture);
@@ -644,30 +633,15 @@ fn scenario(fixture: &str) {
     eprintln!("{fixture}: {:.1?}", t0.elapsed());
 }
 
-#[test]
-fn docker() {
-    scenario("docker.rules");
-}
+root_test!(docker, || scenario("docker.rules"));
 
-#[test]
-fn libvirt() {
-    scenario("libvirt.rules");
-}
+root_test!(libvirt, || scenario("libvirt.rules"));
 
-#[test]
-fn microk8s() {
-    scenario("microk8s.rules");
-}
+root_test!(microk8s, || scenario("microk8s.rules"));
 
-#[test]
-fn ufw() {
-    scenario("ufw.rules");
-}
+root_test!(ufw, || scenario("ufw.rules"));
 
-#[test]
-fn all_in_one() {
-    scenario("all-in-one.rules");
-}
+root_test!(all_in_one, || scenario("all-in-one.rules"));
 
 // ---------------------------------------------------------------------------------------------
 // Drift of pfstate's own state, repaired exactly
@@ -705,11 +679,7 @@ fn drift_case(pf: &Pf, file: &Path, what: &str, about: &str, disturb: impl FnOnc
     pf.assert_in_sync(file, what);
 }
 
-#[test]
-fn drift_is_detected_and_repaired_exactly() {
-    if skip() {
-        return;
-    }
+root_test!(drift_is_detected_and_repaired_exactly, || {
     let ns = Ns::new();
     ns.load("all-in-one.rules");
     let dir = tempfile::tempdir().unwrap();
@@ -876,15 +846,11 @@ fn drift_is_detected_and_repaired_exactly() {
     drift_case(&pf, &a, "per-interface sysctl", "route_localnet", || {
         ns.sh(&["sysctl", "-qw", "net.ipv4.conf.lan0.route_localnet=0"]);
     });
-}
+});
 
-/// A state with nothing in the filter table still keeps a filter canary, so a flush of the
-/// filter table alone is seen; a flush of its nat rules is seen as well.
-#[test]
-fn canary_reveals_a_flushed_table() {
-    if skip() {
-        return;
-    }
+// A state with nothing in the filter table still keeps a filter canary, so a flush of the
+// filter table alone is seen; a flush of its nat rules is seen as well.
+root_test!(canary_reveals_a_flushed_table, || {
     let ns = Ns::new();
     ns.load("ufw.rules");
     let dir = tempfile::tempdir().unwrap();
@@ -917,16 +883,12 @@ fn canary_reveals_a_flushed_table() {
         chain_rules(&now[0], "nat", "PFSTATE-PREROUTING"),
         chain_rules(&before[0], "nat", "PFSTATE-PREROUTING")
     );
-}
+});
 
 // ---------------------------------------------------------------------------------------------
 // Two states, two prefixes
 
-#[test]
-fn two_prefixes_manage_only_their_own_chains() {
-    if skip() {
-        return;
-    }
+root_test!(two_prefixes_manage_only_their_own_chains, || {
     let ns = Ns::new();
     ns.load("docker.rules");
     let base = ns.saves();
@@ -976,16 +938,12 @@ fn two_prefixes_manage_only_their_own_chains() {
     );
     main.ok(&["remove"]);
     assert_eq!(foreign(&ns.save(false), &[]), foreign(&base[0], &[]));
-}
+});
 
 // ---------------------------------------------------------------------------------------------
 // nftables blind spots
 
-#[test]
-fn native_nftables_tables_are_reported() {
-    if skip() {
-        return;
-    }
+root_test!(native_nftables_tables_are_reported, || {
     let have_nft = Command::new("nft").arg("--version").output().is_ok();
     if !have_nft {
         eprintln!("SKIPPED native_nftables_tables_are_reported: nft not installed");
@@ -1017,7 +975,7 @@ fn native_nftables_tables_are_reported() {
     assert!(!p.stderr.contains("table `ip filter`"), "{}", p.show());
     let r = pf.apply(&a);
     assert!(r.stderr.contains("inet firewalld"), "{}", r.show());
-}
+});
 
 // ---------------------------------------------------------------------------------------------
 // Shipped units that re-check periodically and after the other managers' (re)starts
@@ -1119,35 +1077,34 @@ fn untouched_check_catches_foreign_changes() {
     assert_ne!(f(&edge), f(&base));
 }
 
-/// A foreign rule whose comment mentions a pfstate chain is still foreign.
-#[test]
-fn a_comment_naming_a_pfstate_chain_does_not_make_a_rule_pfstates() {
-    if skip() {
-        return;
+// A foreign rule whose comment mentions a pfstate chain is still foreign.
+root_test!(
+    a_comment_naming_a_pfstate_chain_does_not_make_a_rule_pfstates,
+    || {
+        let ns = Ns::new();
+        ns.load("docker.rules");
+        ns.ipt(&[
+            "-I",
+            "INPUT",
+            "1",
+            "-m",
+            "comment",
+            "--comment",
+            "was -j PFSTATE-INPUT",
+            "-j",
+            "ACCEPT",
+        ]);
+        let base = ns.saves();
+        let dir = tempfile::tempdir().unwrap();
+        let pf = Pf {
+            ns: &ns,
+            root: dir.path().join("root"),
+        };
+        let a = write(dir.path(), "a.yaml", &state("PFSTATE"));
+        pf.apply(&a);
+        assert_untouched(&ns, &base, &["PFSTATE"], "apply");
+        pf.assert_in_sync(&a, "after apply");
+        pf.ok(&["remove"]);
+        assert_same(&base, &ns.saves(), "remove");
     }
-    let ns = Ns::new();
-    ns.load("docker.rules");
-    ns.ipt(&[
-        "-I",
-        "INPUT",
-        "1",
-        "-m",
-        "comment",
-        "--comment",
-        "was -j PFSTATE-INPUT",
-        "-j",
-        "ACCEPT",
-    ]);
-    let base = ns.saves();
-    let dir = tempfile::tempdir().unwrap();
-    let pf = Pf {
-        ns: &ns,
-        root: dir.path().join("root"),
-    };
-    let a = write(dir.path(), "a.yaml", &state("PFSTATE"));
-    pf.apply(&a);
-    assert_untouched(&ns, &base, &["PFSTATE"], "apply");
-    pf.assert_in_sync(&a, "after apply");
-    pf.ok(&["remove"]);
-    assert_same(&base, &ns.saves(), "remove");
-}
+);

@@ -8,12 +8,10 @@
 //! byte-identical to what it was, pfstate's jump is there exactly once per hook, `plan` is
 //! clean, a re-apply writes nothing, and after `remove` both saves are exactly as before.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{Host, write_yaml};
+use crate::common::{Host, write_yaml};
 use pfstate::lab;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");

@@ -3,7 +3,7 @@
 //! plan against the live host is a plain text comparison (and a second apply writes nothing).
 
 use pfstate::host::resolve::NoLookup;
-use pfstate::lab::{self, Netns, NetnsOptions};
+use pfstate::lab::{Netns, NetnsOptions};
 use pfstate::model::Family;
 use pfstate::plan;
 use pfstate::render::{self, Desired};
@@ -17,9 +17,6 @@ fn desired(yaml: &str) -> Desired {
 
 /// Load the render into a fresh namespace and assert the kernel prints exactly the render.
 fn round_trip(name: &str, yaml: &str) {
-    if lab::skip_unless_root(name) {
-        return;
-    }
     let d = desired(yaml);
     let ns = Netns::create(
         "canon",
@@ -71,13 +68,12 @@ fn round_trip(name: &str, yaml: &str) {
 
 macro_rules! shape {
     ($name:ident, $yaml:expr) => {
-        #[test]
-        fn $name() {
+        root_test!($name, || {
             round_trip(
                 stringify!($name),
                 concat!("version: 1\ninterfaces: {wan: wan0, lan: lan0}\n", $yaml),
             );
-        }
+        });
     };
 }
 

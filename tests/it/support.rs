@@ -4,8 +4,6 @@
 //! pitfalls of a native launcher (a `PR_SET_PDEATHSIG` tied to cargo's per-test thread, a child
 //! holding the test's stdout open).
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

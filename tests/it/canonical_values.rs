@@ -7,9 +7,7 @@
 //! The forms were read from iptables' own test tables (extensions/*.t) and each case below is
 //! judged by the kernel, one at a time (so a failure names the value) and all at once.
 
-mod common;
-
-use common::{Host, write_yaml};
+use crate::common::{Host, write_yaml};
 use pfstate::lab as netlab;
 
 /// (what the case proves, section, entries of that section). Names and ports are unique over
@@ -149,7 +147,7 @@ fn shim_conntrack(h: &Host) {
     let script = format!(
         "#!/bin/sh\necho \"$*\" >> {log}\nexec {real} \"$@\"\n",
         log = h.shim.path().join("conntrack.log").display(),
-        real = common::which("conntrack").display()
+        real = crate::common::which("conntrack").display()
     );
     std::fs::write(&path, script).expect("write shim");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");

@@ -11,26 +11,185 @@
 //! its own uniquely named namespaces, so they run in parallel; probes expected to fail use a
 //! short timeout.
 
-#[path = "common/lab.rs"]
-mod lab;
-
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
-use lab::*;
+use pfstate::lab::root_state;
 use pfstate::lab::{
-    GatewayOptions, ProbeResult, Proto, Topology, hold_tcp, probe_tcp, probe_udp, sample_tcp,
-    skip_unless_root,
+    GatewayOptions, LanMode, Netns, ProbeResult, Proto, Topology, hold_tcp, probe_tcp, probe_udp,
+    sample_tcp,
 };
 
-/// S1 + S3 (seeds 000, 002): DNAT + masquerade to the gateway; the backend has no default
-/// route, so only the source NAT makes it answerable. ip_forward starts at 0 and is implied.
-#[test]
-fn port_forward_with_snat() {
-    if skip_unless_root("port_forward_with_snat") {
-        return;
+const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
+/// Timeout of probes expected to succeed (they return as soon as the reply is there).
+pub(crate) const T: Duration = Duration::from_millis(1500);
+/// Timeout of probes expected to be dropped.
+pub(crate) const SHORT: Duration = Duration::from_millis(600);
+/// Connections per load-balancing sample.
+const LB_N: usize = 300;
+
+pub(crate) fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+pub(crate) fn sa(ip: impl Into<IpAddr>, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.into(), port)
+}
+
+/// A lab plus a temporary `--root` for pfstate's files, and the root namespace's state taken
+/// before anything was built (checked again by [`Lab::done`]).
+pub(crate) struct Lab {
+    topo: Option<Topology>,
+    root: tempfile::TempDir,
+    before: Vec<String>,
+}
+
+impl Lab {
+    fn new(opts: GatewayOptions) -> Lab {
+        let before = root_state();
+        let topo = Topology::gateway(opts).expect("build lab");
+        Lab {
+            topo: Some(topo),
+            root: tempfile::tempdir().unwrap(),
+            before,
+        }
     }
+
+    /// Switch (tutorial) layout; `default_route`: backends route via the gateway.
+    pub(crate) fn switch(default_route: bool) -> Lab {
+        Lab::new(GatewayOptions {
+            backend_default_route: default_route,
+            ..Default::default()
+        })
+    }
+
+    /// The LAN bridge inside the gateway, named `lan0` so the same files apply, with
+    /// `bridge-nf-call-iptables=1` as on Docker hosts. `None` (test skipped, said on stderr)
+    /// when br_netfilter is not loaded on this machine: the lab never loads modules.
+    fn bridged(test: &str, default_route: bool) -> Option<Lab> {
+        let before = root_state();
+        let topo = match Topology::gateway(GatewayOptions {
+            backend_default_route: default_route,
+            lan_mode: LanMode::Bridge,
+            lan_if: Some("lan0".into()),
+            bridge_nf_call: Some(true),
+            ..Default::default()
+        }) {
+            Ok(t) => t,
+            Err(e) if e.to_string().contains("br_netfilter") => {
+                eprintln!("SKIPPED {test}: {e}");
+                return None;
+            }
+            Err(e) => panic!("build lab: {e}"),
+        };
+        Some(Lab {
+            topo: Some(topo),
+            root: tempfile::tempdir().unwrap(),
+            before,
+        })
+    }
+
+    pub(crate) fn t(&self) -> &Topology {
+        self.topo.as_ref().unwrap()
+    }
+    pub(crate) fn gw(&self) -> &Netns {
+        self.t().gw()
+    }
+    pub(crate) fn client(&self) -> &Netns {
+        self.t().client()
+    }
+    pub(crate) fn lan(&self) -> &Netns {
+        self.t().lan()
+    }
+    pub(crate) fn be(&self, i: usize) -> &Netns {
+        &self.t().backends()[i - 1]
+    }
+
+    /// `pfstate --root <tmp> ARGS...` inside the gateway.
+    pub(crate) fn pfstate(&self, args: &[&str]) -> Output {
+        let root = self.root.path().to_str().unwrap();
+        let mut full = vec!["--root", root];
+        full.extend_from_slice(args);
+        self.gw().exec_output(BIN, &full).expect("run pfstate")
+    }
+
+    /// Apply a file in the gateway; panics (with the lab dumped) unless it succeeds.
+    pub(crate) fn apply(&self, file: &Path) -> String {
+        let out = self.pfstate(&["apply", file.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "pfstate apply {} failed: {}\n{}\n{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr),
+            stdout,
+            self.t().dump()
+        );
+        stdout
+    }
+
+    /// Apply YAML text (a variant of an example) written to the temp dir.
+    pub(crate) fn apply_text(&self, name: &str, yaml: &str) -> String {
+        let path = self.root.path().join(name);
+        std::fs::write(&path, yaml).unwrap();
+        self.apply(&path)
+    }
+
+    /// A second apply of the same file changes nothing: the rendered rules are in the exact
+    /// form the kernel prints back.
+    pub(crate) fn assert_in_sync(&self, file: &Path) {
+        let again = self.apply(file);
+        assert!(again.contains("in sync"), "{}: {again}", file.display());
+    }
+
+    fn sysctl(&self, key: &str) -> String {
+        self.gw().sysctl(key).unwrap().unwrap_or_default()
+    }
+
+    pub(crate) fn iptables(&self, args: &[&str]) {
+        self.gw().exec("iptables", args).expect("iptables in gw");
+    }
+
+    /// Tear the lab down and check the root namespace is as it was.
+    pub(crate) fn done(mut self) {
+        drop(self.topo.take());
+        assert_eq!(root_state(), self.before, "the root namespace changed");
+    }
+}
+
+/// Assert a probe reached `name` and that the server saw `peer` as the source address.
+#[track_caller]
+pub(crate) fn assert_reached(lab: &Lab, r: &ProbeResult, name: &str, peer: IpAddr, what: &str) {
+    let Some(reply) = r.reply() else {
+        panic!(
+            "{what}: expected {name}@{peer}, got {r:?}\n{}",
+            lab.t().dump()
+        );
+    };
+    assert_eq!(
+        (reply.name.as_str(), reply.peer.ip()),
+        (name, peer),
+        "{what}\n{}",
+        lab.t().dump()
+    );
+}
+
+#[track_caller]
+fn assert_blocked(r: &ProbeResult, want: &ProbeResult, what: &str) {
+    assert_eq!(r, want, "{what}");
+}
+
+pub(crate) const PUBLIC: std::net::Ipv4Addr = Topology::GW_WAN;
+pub(crate) const GW_LAN: std::net::Ipv4Addr = Topology::GW_LAN;
+pub(crate) const CLIENT: std::net::Ipv4Addr = Topology::CLIENT;
+
+// S1 + S3 (seeds 000, 002): DNAT + masquerade to the gateway; the backend has no default
+// route, so only the source NAT makes it answerable. ip_forward starts at 0 and is implied.
+root_test!(port_forward_with_snat, || {
     let lab = Lab::switch(false);
     let public = sa(PUBLIC, 80);
     assert_eq!(probe_tcp(lab.client(), public, T), ProbeResult::Refused);
@@ -51,15 +210,11 @@ fn port_forward_with_snat() {
     let again = lab.apply(&example("seed-port-forward.yaml"));
     assert!(again.contains("in sync"), "{again}");
     lab.done();
-}
+});
 
-/// S1 without source NAT (seed 000's first form): the backend routes via the gateway and
-/// sees the client's own address.
-#[test]
-fn port_forward_keeps_client_address() {
-    if skip_unless_root("port_forward_keeps_client_address") {
-        return;
-    }
+// S1 without source NAT (seed 000's first form): the backend routes via the gateway and
+// sees the client's own address.
+root_test!(port_forward_keeps_client_address, || {
     let lab = Lab::switch(true);
     lab.apply(&example("seed-port-forward-keep-source.yaml"));
     let r = probe_tcp(lab.client(), sa(PUBLIC, 80), T);
@@ -73,15 +228,11 @@ fn port_forward_keeps_client_address() {
         "lan -> client:80 not hijacked",
     );
     lab.done();
-}
+});
 
-/// S2 (seeds 000, 004; 002 accepts both directions): FORWARD policy DROP set by someone else; pfstate accepts both
-/// directions of its own translated connections and leaves the policy alone.
-#[test]
-fn forward_policy_drop() {
-    if skip_unless_root("forward_policy_drop") {
-        return;
-    }
+// S2 (seeds 000, 004; 002 accepts both directions): FORWARD policy DROP set by someone else; pfstate accepts both
+// directions of its own translated connections and leaves the policy alone.
+root_test!(forward_policy_drop, || {
     let lab = Lab::switch(false);
     lab.iptables(&["-P", "FORWARD", "DROP"]);
     let file = example("seed-forward-policy-drop.yaml");
@@ -102,15 +253,11 @@ fn forward_policy_drop() {
     let policy = lab.gw().exec("iptables", &["-S", "FORWARD"]).unwrap();
     assert!(policy.starts_with("-P FORWARD DROP"), "{policy}");
     lab.done();
-}
+});
 
-/// S4 (seeds 000, 001): the gateway itself reaches the forward through its LAN address, its
-/// public address and 127.0.0.1; backends have no default route.
-#[test]
-fn local_access_from_the_gateway() {
-    if skip_unless_root("local_access_from_the_gateway") {
-        return;
-    }
+// S4 (seeds 000, 001): the gateway itself reaches the forward through its LAN address, its
+// public address and 127.0.0.1; backends have no default route.
+root_test!(local_access_from_the_gateway, || {
     let lab = Lab::switch(false);
     for dst in [GW_LAN, PUBLIC, std::net::Ipv4Addr::LOCALHOST] {
         assert_eq!(
@@ -158,7 +305,7 @@ fn local_access_from_the_gateway() {
         "gw -> client:80 goes to the client",
     );
     lab.done();
-}
+});
 
 /// Binomial tolerance: 5 standard deviations (a false failure about once in 1.7 million runs).
 fn tolerance(n: usize, p: f64) -> f64 {
@@ -184,12 +331,8 @@ fn check_distribution(lab: &Lab, file: &str, weights: &[(&str, f64)]) {
     }
 }
 
-/// S5 (seed 001; 003's three backends): random balancing 2 and 3 ways and weighted, over 300 connections each.
-#[test]
-fn load_balancing_random_and_weighted() {
-    if skip_unless_root("load_balancing_random_and_weighted") {
-        return;
-    }
+// S5 (seed 001; 003's three backends): random balancing 2 and 3 ways and weighted, over 300 connections each.
+root_test!(load_balancing_random_and_weighted, || {
     let lab = Lab::switch(false);
     check_distribution(
         &lab,
@@ -208,14 +351,10 @@ fn load_balancing_random_and_weighted() {
         &[("be1", 0.5), ("be2", 0.25), ("be3", 0.25)],
     );
     lab.done();
-}
+});
 
-/// S5 (seed 003's nth scheme, per connection): round-robin in the nat table counts connections: exactly 100/100/100, in order.
-#[test]
-fn round_robin_is_exact() {
-    if skip_unless_root("round_robin_is_exact") {
-        return;
-    }
+// S5 (seed 003's nth scheme, per connection): round-robin in the nat table counts connections: exactly 100/100/100, in order.
+root_test!(round_robin_is_exact, || {
     let lab = Lab::switch(false);
     lab.apply(&example("seed-round-robin.yaml"));
     let order: Vec<String> = (0..6)
@@ -232,7 +371,7 @@ fn round_robin_is_exact() {
         assert_eq!(s.count(b), LB_N / 3, "{s:?}");
     }
     lab.done();
-}
+});
 
 /// S6 (seed 001): hairpin from the LAN client, from a backend to itself and from another
 /// backend, while WAN clients and plain LAN traffic keep their source address.
@@ -272,11 +411,7 @@ fn hairpin_files(lab: &Lab) -> Vec<PathBuf> {
     vec![file, nets]
 }
 
-#[test]
-fn hairpin_through_a_lan_switch() {
-    if skip_unless_root("hairpin_through_a_lan_switch") {
-        return;
-    }
+root_test!(hairpin_through_a_lan_switch, || {
     let lab = Lab::switch(true);
     // Without pfstate, lan -> public:80 is refused by the gateway.
     assert_eq!(
@@ -287,15 +422,11 @@ fn hairpin_through_a_lan_switch() {
         check_hairpin(&lab, &f);
     }
     lab.done();
-}
+});
 
-/// The LAN bridge inside the gateway with bridge-nf-call-iptables=1 (Docker/libvirt hosts).
-/// be1 -> itself needs the bridge port in hairpin mode (what Docker sets): topology, not rules.
-#[test]
-fn hairpin_through_a_bridge_in_the_gateway() {
-    if skip_unless_root("hairpin_through_a_bridge_in_the_gateway") {
-        return;
-    }
+// The LAN bridge inside the gateway with bridge-nf-call-iptables=1 (Docker/libvirt hosts).
+// be1 -> itself needs the bridge port in hairpin mode (what Docker sets): topology, not rules.
+root_test!(hairpin_through_a_bridge_in_the_gateway, || {
     let Some(lab) = Lab::bridged("hairpin_through_a_bridge_in_the_gateway", true) else {
         return;
     };
@@ -317,7 +448,7 @@ fn hairpin_through_a_bridge_in_the_gateway() {
         "L2 lan -> be2 under FORWARD DROP with br_netfilter",
     );
     lab.done();
-}
+});
 
 /// S7 (seeds 001, 003): LAN hosts reach the WAN with the gateway's public address, TCP and UDP,
 /// by MASQUERADE and by SNAT to an address.
@@ -349,21 +480,13 @@ fn check_lan_masquerade(lab: &Lab) {
     }
 }
 
-#[test]
-fn lan_masquerade_through_a_lan_switch() {
-    if skip_unless_root("lan_masquerade_through_a_lan_switch") {
-        return;
-    }
+root_test!(lan_masquerade_through_a_lan_switch, || {
     let lab = Lab::switch(true);
     check_lan_masquerade(&lab);
     lab.done();
-}
+});
 
-#[test]
-fn lan_masquerade_through_a_bridge_in_the_gateway() {
-    if skip_unless_root("lan_masquerade_through_a_bridge_in_the_gateway") {
-        return;
-    }
+root_test!(lan_masquerade_through_a_bridge_in_the_gateway, || {
     let Some(lab) = Lab::bridged("lan_masquerade_through_a_bridge_in_the_gateway", true) else {
         return;
     };
@@ -373,15 +496,11 @@ fn lan_masquerade_through_a_bridge_in_the_gateway() {
     let r = probe_tcp(lab.lan(), sa(CLIENT, Topology::CLIENT_PORT), T);
     assert_reached(&lab, &r, "client", PUBLIC.into(), "snat under DROP");
     lab.done();
-}
+});
 
-/// S9 (seed 001's "-p tcp does not apply to UDP"): a UDP forward; then its backend changes and
-/// an existing flow from a fixed source port follows, because apply deletes the stale entry.
-#[test]
-fn udp_forward_and_backend_change() {
-    if skip_unless_root("udp_forward_and_backend_change") {
-        return;
-    }
+// S9 (seed 001's "-p tcp does not apply to UDP"): a UDP forward; then its backend changes and
+// an existing flow from a fixed source port follows, because apply deletes the stale entry.
+root_test!(udp_forward_and_backend_change, || {
     let lab = Lab::switch(false);
     let public = sa(PUBLIC, 80);
     // Conntrack active in the gateway (any nat rule), then a datagram before the forward
@@ -419,14 +538,10 @@ fn udp_forward_and_backend_change() {
         "existing udp flow moved to be2",
     );
     lab.done();
-}
+});
 
-/// Port ranges: a range to one port (tcp and udp), a range to the same ports, a shifted range.
-#[test]
-fn port_ranges() {
-    if skip_unless_root("port_ranges") {
-        return;
-    }
+// Port ranges: a range to one port (tcp and udp), a range to the same ports, a shifted range.
+root_test!(port_ranges, || {
     let lab = Lab::switch(false);
     lab.be(2).serve("be2-8081", Proto::Tcp, 8081).unwrap();
     lab.be(3).serve("be3-8081", Proto::Tcp, 8081).unwrap();
@@ -463,14 +578,10 @@ fn port_ranges() {
         );
     }
     lab.done();
-}
+});
 
-/// The seeds' port forward over IPv6 (ip6tables nat); implies IPv6 forwarding.
-#[test]
-fn ipv6_forward() {
-    if skip_unless_root("ipv6_forward") {
-        return;
-    }
+// The seeds' port forward over IPv6 (ip6tables nat); implies IPv6 forwarding.
+root_test!(ipv6_forward, || {
     let lab = Lab::new(GatewayOptions {
         ipv6: true,
         backend_default_route: false,
@@ -495,15 +606,11 @@ fn ipv6_forward() {
     assert_reached(&lab, &r, "be1", Topology::GW_LAN6.into(), "ipv6 forward");
     lab.assert_in_sync(&example("seed-ipv6.yaml"));
     lab.done();
-}
+});
 
-/// `listen.from`: only the listed sources are forwarded; another source gets the gateway's
-/// own answer (refused).
-#[test]
-fn listen_from_refuses_other_sources() {
-    if skip_unless_root("listen_from_refuses_other_sources") {
-        return;
-    }
+// `listen.from`: only the listed sources are forwarded; another source gets the gateway's
+// own answer (refused).
+root_test!(listen_from_refuses_other_sources, || {
     let lab = Lab::switch(false);
     lab.apply(&example("seed-listen-from.yaml"));
     let public = sa(PUBLIC, 80);
@@ -525,15 +632,11 @@ fn listen_from_refuses_other_sources() {
     let r = probe_tcp(c, public, T);
     assert_blocked(&r, &ProbeResult::Refused, "unlisted source 192.0.2.200");
     lab.done();
-}
+});
 
-/// S8 (seed 004): a held connection's conntrack entry shows the original and reply tuples,
-/// and `pfstate status` counts it for its forward.
-#[test]
-fn conntrack_entry_and_status() {
-    if skip_unless_root("conntrack_entry_and_status") {
-        return;
-    }
+// S8 (seed 004): a held connection's conntrack entry shows the original and reply tuples,
+// and `pfstate status` counts it for its forward.
+root_test!(conntrack_entry_and_status, || {
     let lab = Lab::switch(true);
     lab.apply(&example("seed-conntrack.yaml"));
     let held = hold_tcp(lab.client(), sa(PUBLIC, 80), T).expect("connection");
@@ -589,7 +692,7 @@ fn conntrack_entry_and_status() {
     assert_eq!(out.status.code(), Some(0), "in sync: {text}");
     drop(held);
     lab.done();
-}
+});
 
 /// Every example validates (the `pfstate validate examples/*.yaml` of the docs).
 #[test]
@@ -616,13 +719,9 @@ fn examples_validate() {
     );
 }
 
-/// Two forwards sharing a backend: the source NAT of one must not leak onto the connections of
-/// the other (the backend of `direct` sees the client; the one of `masq` sees the gateway).
-#[test]
-fn source_nat_stays_with_its_forward() {
-    if skip_unless_root("source_nat_stays_with_its_forward") {
-        return;
-    }
+// Two forwards sharing a backend: the source NAT of one must not leak onto the connections of
+// the other (the backend of `direct` sees the client; the one of `masq` sees the gateway).
+root_test!(source_nat_stays_with_its_forward, || {
     let lab = Lab::switch(true);
     lab.apply_text(
         "shared-backend.yaml",
@@ -652,16 +751,12 @@ fn source_nat_stays_with_its_forward() {
     let again = lab.apply(&lab.root.path().join("shared-backend.yaml"));
     assert!(again.contains("in sync"), "{again}");
     lab.done();
-}
+});
 
-/// Seed 004's forward bound to the WAN interface (`-i wan0`) never matches LAN clients; with
-/// `hairpin: true` pfstate also catches them on the LAN interface (here found from the route to
-/// the backend, no `via`), so the LAN client and the backend itself reach it too.
-#[test]
-fn hairpin_with_a_wan_bound_forward() {
-    if skip_unless_root("hairpin_with_a_wan_bound_forward") {
-        return;
-    }
+// Seed 004's forward bound to the WAN interface (`-i wan0`) never matches LAN clients; with
+// `hairpin: true` pfstate also catches them on the LAN interface (here found from the route to
+// the backend, no `via`), so the LAN client and the backend itself reach it too.
+root_test!(hairpin_with_a_wan_bound_forward, || {
     let lab = Lab::switch(true);
     let text = std::fs::read_to_string(example("seed-conntrack.yaml"))
         .unwrap()
@@ -679,15 +774,11 @@ fn hairpin_with_a_wan_bound_forward() {
     let r = probe_tcp(lab.be(1), public, T);
     assert_reached(&lab, &r, "be1", GW_LAN.into(), "be1 -> itself");
     lab.done();
-}
+});
 
-/// Seed 003's filter rules: INPUT accept for a trusted host, log + reject for the rest, a drop
-/// on the LAN interface, and a FORWARD reject of one LAN host next to the LAN masquerade.
-#[test]
-fn filter_rules() {
-    if skip_unless_root("filter_rules") {
-        return;
-    }
+// Seed 003's filter rules: INPUT accept for a trusted host, log + reject for the rest, a drop
+// on the LAN interface, and a FORWARD reject of one LAN host next to the LAN masquerade.
+root_test!(filter_rules, || {
     let lab = Lab::switch(true);
     lab.gw().serve("gw-ssh", Proto::Tcp, 2222).unwrap();
     lab.gw().serve("gw-web", Proto::Tcp, 8081).unwrap();
@@ -729,16 +820,12 @@ fn filter_rules() {
     );
     lab.assert_in_sync(&example("seed-filter.yaml"));
     lab.done();
-}
+});
 
-/// On a Docker-like host (LAN bridge in the gateway, bridge-nf-call-iptables=1): access from
-/// the gateway itself (127.0.0.1 through route_localnet on the bridge) and a balanced UDP+TCP
-/// hairpin where every backend may be sent to itself.
-#[test]
-fn local_and_balanced_hairpin_on_a_bridge() {
-    if skip_unless_root("local_and_balanced_hairpin_on_a_bridge") {
-        return;
-    }
+// On a Docker-like host (LAN bridge in the gateway, bridge-nf-call-iptables=1): access from
+// the gateway itself (127.0.0.1 through route_localnet on the bridge) and a balanced UDP+TCP
+// hairpin where every backend may be sent to itself.
+root_test!(local_and_balanced_hairpin_on_a_bridge, || {
     let Some(lab) = Lab::bridged("local_and_balanced_hairpin_on_a_bridge", false) else {
         return;
     };
@@ -779,16 +866,12 @@ fn local_and_balanced_hairpin_on_a_bridge() {
         assert_eq!(seen.len(), 3, "round-robin reaches all three: {seen:?}");
     }
     lab.done();
-}
+});
 
-/// Two forwards on the same port of two public addresses share a backend; only one masquerades.
-/// The source NAT of one must not catch the other's connections (the rule matches the listen
-/// address too), and the gateway itself still reaches the masquerading one through 127.0.0.1.
-#[test]
-fn source_nat_stays_with_its_listen_address() {
-    if skip_unless_root("source_nat_stays_with_its_listen_address") {
-        return;
-    }
+// Two forwards on the same port of two public addresses share a backend; only one masquerades.
+// The source NAT of one must not catch the other's connections (the rule matches the listen
+// address too), and the gateway itself still reaches the masquerading one through 127.0.0.1.
+root_test!(source_nat_stays_with_its_listen_address, || {
     let lab = Lab::switch(true);
     lab.gw()
         .ip(&["addr", "add", "192.0.2.2/24", "dev", "wan0"])
@@ -832,4 +915,4 @@ fn source_nat_stays_with_its_listen_address() {
         "the gateway through the listen address",
     );
     lab.done();
-}
+});

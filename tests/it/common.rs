@@ -1,7 +1,5 @@
 //! Shared helpers for tests that run the pfstate binary, inside throwaway network namespaces.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

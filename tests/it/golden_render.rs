@@ -13,7 +13,7 @@
 //! on the machine (an interface's networks, the route to a backend) must not get in here, and
 //! `examples_render_without_host_facts` proves the examples do not need any.
 
-mod payload_check;
+use crate::payload_check;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

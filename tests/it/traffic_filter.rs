@@ -3,11 +3,8 @@
 //! namespace lab and must let through exactly the traffic it says, and nothing else.
 //! Root only (namespaces); without root each test prints SKIPPED and passes.
 
-#[path = "common/lab.rs"]
-mod lab;
-
-use lab::*;
-use pfstate::lab::{ProbeResult, Proto, Topology, ping4, probe_tcp, skip_unless_root};
+use super::traffic::{CLIENT, GW_LAN, Lab, PUBLIC, SHORT, T, assert_reached, example, sa};
+use pfstate::lab::{ProbeResult, Proto, Topology, ping4, probe_tcp};
 
 /// A lab whose gateway runs services on :2222, :8081 and :8082.
 fn services() -> Lab {
@@ -28,11 +25,7 @@ fn reaches(lab: &Lab, from: &pfstate::lab::Netns, port: u16, name: &str, what: &
     );
 }
 
-#[test]
-fn port_lists_and_ranges() {
-    if skip_unless_root("port_lists_and_ranges") {
-        return;
-    }
+root_test!(port_lists_and_ranges, || {
     let lab = services();
     let file = example("filter-port-list.yaml");
     lab.apply(&file);
@@ -49,13 +42,9 @@ fn port_lists_and_ranges() {
     }
     lab.assert_in_sync(&file);
     lab.done();
-}
+});
 
-#[test]
-fn address_lists_and_ranges() {
-    if skip_unless_root("address_lists_and_ranges") {
-        return;
-    }
+root_test!(address_lists_and_ranges, || {
     let lab = services();
     let file = example("filter-address-list.yaml");
     lab.apply(&file);
@@ -72,13 +61,9 @@ fn address_lists_and_ranges() {
     }
     lab.assert_in_sync(&file);
     lab.done();
-}
+});
 
-#[test]
-fn icmp_types_by_name() {
-    if skip_unless_root("icmp_types_by_name") {
-        return;
-    }
+root_test!(icmp_types_by_name, || {
     let lab = services();
     assert!(
         ping4(lab.client(), PUBLIC, T),
@@ -97,13 +82,9 @@ fn icmp_types_by_name() {
     );
     lab.assert_in_sync(&file);
     lab.done();
-}
+});
 
-#[test]
-fn rate_limit_with_burst() {
-    if skip_unless_root("rate_limit_with_burst") {
-        return;
-    }
+root_test!(rate_limit_with_burst, || {
     let lab = services();
     let file = example("filter-rate-limit.yaml");
     lab.apply(&file);
@@ -121,17 +102,13 @@ fn rate_limit_with_burst() {
     );
     lab.assert_in_sync(&file);
     lab.done();
-}
+});
 
-/// Docker's published ports, as dockerd 28 writes them (DNAT in nat DOCKER, accepts in filter
-/// DOCKER, FORWARD policy DROP, the DOCKER-USER hook), rebuilt by hand in the gateway: pfstate
-/// puts its forward chain in DOCKER-USER and restricts one published port by client, matching
-/// the original destination port (9090) although FORWARD sees the container's 8080.
-#[test]
-fn docker_published_port_by_client() {
-    if skip_unless_root("docker_published_port_by_client") {
-        return;
-    }
+// Docker's published ports, as dockerd 28 writes them (DNAT in nat DOCKER, accepts in filter
+// DOCKER, FORWARD policy DROP, the DOCKER-USER hook), rebuilt by hand in the gateway: pfstate
+// puts its forward chain in DOCKER-USER and restricts one published port by client, matching
+// the original destination port (9090) although FORWARD sees the container's 8080.
+root_test!(docker_published_port_by_client, || {
     let lab = Lab::switch(true);
     docker_like(&lab);
     let web = sa(PUBLIC, 9090);
@@ -171,7 +148,7 @@ fn docker_published_port_by_client() {
         "9091",
     );
     lab.done();
-}
+});
 
 /// The rules dockerd writes for `-p 9090:8080` (be1) and `-p 9091:8080` (be2).
 fn docker_like(lab: &Lab) {
@@ -197,15 +174,11 @@ sysctl -qw net.ipv4.ip_forward=1"
         .expect("docker-like rules");
 }
 
-/// `default:` drops what no rule decided, after every foreign rule, without touching the
-/// policy: a foreign accept placed before the apply keeps working; one appended after it sits
-/// behind the default (plan reports the default misplaced) until the next apply moves the
-/// default back to the end.
-#[test]
-fn default_verdict_comes_after_foreign_rules() {
-    if skip_unless_root("default_verdict_comes_after_foreign_rules") {
-        return;
-    }
+// `default:` drops what no rule decided, after every foreign rule, without touching the
+// policy: a foreign accept placed before the apply keeps working; one appended after it sits
+// behind the default (plan reports the default misplaced) until the next apply moves the
+// default back to the end.
+root_test!(default_verdict_comes_after_foreign_rules, || {
     let lab = services();
     lab.iptables(&[
         "-A", "INPUT", "-p", "tcp", "--dport", "8081", "-j", "ACCEPT",
@@ -262,4 +235,4 @@ fn default_verdict_comes_after_foreign_rules() {
     );
     lab.assert_in_sync(&file);
     lab.done();
-}
+});

@@ -12,13 +12,11 @@
 //! Needs root, systemd and ansible-core (scripts/install-deps.sh installs it); skips only when
 //! not root or without systemd, like the other sandbox tests.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::Sandbox;
+use crate::support::{self, Sandbox};
 
 const HOSTS: usize = 3;
 const FORWARDS: usize = 100;

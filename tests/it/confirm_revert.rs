@@ -2,11 +2,9 @@
 //! namespaces with `--root` (the revert is then armed as a detached process; the systemd timer
 //! is proven in the sandbox fleet test, tests/ansible_fleet.rs).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Host, write_yaml};
+use crate::common::{Host, write_yaml};
 use pfstate::lab;
 use serde_json::Value;
 

@@ -9,7 +9,7 @@ use clap::Parser;
 use pfstate::cli::Cli;
 use pfstate::cmd::{self, Ctx, output};
 use pfstate::host::fake::FakeHost;
-use pfstate::lab::{Netns, NetnsOptions, have_root, skip_unless_root};
+use pfstate::lab::{Netns, NetnsOptions};
 use pfstate::model::Family;
 use pfstate::render::files::sysctl_d::SYSCTL_CONF_PATH;
 use pfstate::render::files::unit::{STATE_PATH, UNIT_NAME, UNIT_PATH};
@@ -417,13 +417,8 @@ fn rollback_at_every_step_leaves_the_host_as_before() {
     }
 }
 
-/// The same scenarios in a real network namespace: the kernel's final state must be the fake's.
-#[test]
-fn the_kernel_agrees_with_the_fake() {
-    if skip_unless_root("the_kernel_agrees_with_the_fake") {
-        return;
-    }
-    assert!(have_root());
+// The same scenarios in a real network namespace: the kernel's final state must be the fake's.
+root_test!(the_kernel_agrees_with_the_fake, || {
     type Scenario = fn(&dyn World) -> Snapshot;
     let scenarios: [(&str, Scenario); 4] = [
         ("restore_semantics", restore_semantics),
@@ -439,4 +434,4 @@ fn the_kernel_agrees_with_the_fake() {
             "scenario {name}: the fake differs from the kernel"
         );
     }
-}
+});

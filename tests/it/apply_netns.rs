@@ -1,9 +1,8 @@
 //! apply, re-apply, plan, change and remove against the real kernel in throwaway namespaces.
 
-mod common;
+use crate::common;
 
 use common::{Host, write_yaml};
-use pfstate::lab;
 
 const STATE_A: &str = "version: 1
 host: test-a
@@ -46,11 +45,7 @@ fn foreign(save: &str) -> String {
         .collect()
 }
 
-#[test]
-fn apply_is_idempotent_and_remove_cleans_up() {
-    if lab::skip_unless_root("apply_is_idempotent_and_remove_cleans_up") {
-        return;
-    }
+root_test!(apply_is_idempotent_and_remove_cleans_up, || {
     let h = Host::new("apply");
     h.load("iptables-restore", FOREIGN_V4);
     let foreign_before = foreign(&h.save("iptables-save"));
@@ -179,13 +174,9 @@ fn apply_is_idempotent_and_remove_cleans_up() {
     let st = h.run(&["status"]);
     assert_eq!(st.code, 0, "{}", st.show());
     assert!(st.stdout.contains("nothing is applied"), "{}", st.show());
-}
+});
 
-#[test]
-fn failure_in_a_later_family_rolls_everything_back() {
-    if lab::skip_unless_root("failure_in_a_later_family_rolls_everything_back") {
-        return;
-    }
+root_test!(failure_in_a_later_family_rolls_everything_back, || {
     let h = Host::new("rollback");
     let dir = tempfile::tempdir().unwrap();
     let a = write_yaml(dir.path(), "a.yaml", STATE_A);
@@ -225,34 +216,29 @@ fn failure_in_a_later_family_rolls_everything_back() {
         0,
         "host no longer matches the previous state"
     );
-}
+});
 
-#[test]
-fn new_state_on_empty_host_fails_cleanly_when_ipv4_restore_fails() {
-    if lab::skip_unless_root("new_state_on_empty_host_fails_cleanly_when_ipv4_restore_fails") {
-        return;
+root_test!(
+    new_state_on_empty_host_fails_cleanly_when_ipv4_restore_fails,
+    || {
+        let h = Host::new("failv4");
+        let dir = tempfile::tempdir().unwrap();
+        let a = write_yaml(dir.path(), "a.yaml", STATE_A);
+        let before = h.save("iptables-save");
+        let r = h.run_env(&["apply", &a], &[("PFSTATE_TEST_FAIL", "iptables-restore")]);
+        assert_eq!(r.code, 1, "{}", r.show());
+        assert_eq!(h.save("iptables-save"), before);
+        assert!(!h.save("ip6tables-save").contains("PFSTATE"));
+        assert_eq!(
+            h.sysctl("net.ipv4.ip_forward"),
+            "0",
+            "sysctl written by a failed apply"
+        );
+        assert!(!h.file("/etc/pfstate/host.yaml").exists());
     }
-    let h = Host::new("failv4");
-    let dir = tempfile::tempdir().unwrap();
-    let a = write_yaml(dir.path(), "a.yaml", STATE_A);
-    let before = h.save("iptables-save");
-    let r = h.run_env(&["apply", &a], &[("PFSTATE_TEST_FAIL", "iptables-restore")]);
-    assert_eq!(r.code, 1, "{}", r.show());
-    assert_eq!(h.save("iptables-save"), before);
-    assert!(!h.save("ip6tables-save").contains("PFSTATE"));
-    assert_eq!(
-        h.sysctl("net.ipv4.ip_forward"),
-        "0",
-        "sysctl written by a failed apply"
-    );
-    assert!(!h.file("/etc/pfstate/host.yaml").exists());
-}
+);
 
-#[test]
-fn drift_is_shown_and_repaired() {
-    if lab::skip_unless_root("drift_is_shown_and_repaired") {
-        return;
-    }
+root_test!(drift_is_shown_and_repaired, || {
     let h = Host::new("drift");
     let dir = tempfile::tempdir().unwrap();
     let a = write_yaml(dir.path(), "a.yaml", STATE_A);
@@ -307,47 +293,42 @@ fn drift_is_shown_and_repaired() {
     assert_eq!(h.run(&["apply", &a]).code, 0);
     assert_eq!(h.save("iptables-save"), good);
     assert_eq!(h.sysctl("net.ipv4.ip_forward"), "1");
-}
+});
 
-#[test]
-fn uses_the_legacy_backend_when_the_host_rules_live_there() {
-    if lab::skip_unless_root("uses_the_legacy_backend_when_the_host_rules_live_there") {
-        return;
+root_test!(
+    uses_the_legacy_backend_when_the_host_rules_live_there,
+    || {
+        let h = Host::new("legacy");
+        h.load("iptables-legacy-restore", FOREIGN_V4);
+        let dir = tempfile::tempdir().unwrap();
+        let a = write_yaml(
+            dir.path(),
+            "a.yaml",
+            "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.77.0.11:8080}\n",
+        );
+        let r = h.run(&["apply", &a]);
+        assert_eq!(r.code, 0, "{}", r.show());
+        let legacy = h.save("iptables-legacy-save");
+        assert!(
+            legacy.contains("-A PFSTATE-PREROUTING"),
+            "rules not in the legacy tables:\n{legacy}"
+        );
+        assert!(
+            legacy.contains("-A DOCKER-USER -m comment --comment pfstate -j PFSTATE-FORWARD"),
+            "{legacy}"
+        );
+        assert!(
+            !h.save("iptables-nft-save").contains("PFSTATE"),
+            "rules went to nf_tables too"
+        );
+        let again = h.run(&["plan", &a]);
+        assert_eq!(again.code, 0, "{}", again.show());
+        assert_eq!(h.run(&["remove"]).code, 0);
+        assert!(!h.save("iptables-legacy-save").contains("PFSTATE"));
     }
-    let h = Host::new("legacy");
-    h.load("iptables-legacy-restore", FOREIGN_V4);
-    let dir = tempfile::tempdir().unwrap();
-    let a = write_yaml(
-        dir.path(),
-        "a.yaml",
-        "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.77.0.11:8080}\n",
-    );
-    let r = h.run(&["apply", &a]);
-    assert_eq!(r.code, 0, "{}", r.show());
-    let legacy = h.save("iptables-legacy-save");
-    assert!(
-        legacy.contains("-A PFSTATE-PREROUTING"),
-        "rules not in the legacy tables:\n{legacy}"
-    );
-    assert!(
-        legacy.contains("-A DOCKER-USER -m comment --comment pfstate -j PFSTATE-FORWARD"),
-        "{legacy}"
-    );
-    assert!(
-        !h.save("iptables-nft-save").contains("PFSTATE"),
-        "rules went to nf_tables too"
-    );
-    let again = h.run(&["plan", &a]);
-    assert_eq!(again.code, 0, "{}", again.show());
-    assert_eq!(h.run(&["remove"]).code, 0);
-    assert!(!h.save("iptables-legacy-save").contains("PFSTATE"));
-}
+);
 
-#[test]
-fn concurrent_runs_do_not_interleave() {
-    if lab::skip_unless_root("concurrent_runs_do_not_interleave") {
-        return;
-    }
+root_test!(concurrent_runs_do_not_interleave, || {
     let h = Host::new("lock");
     let dir = tempfile::tempdir().unwrap();
     let a = write_yaml(dir.path(), "a.yaml", STATE_A);
@@ -366,44 +347,43 @@ fn concurrent_runs_do_not_interleave() {
     let clean_a = h.run(&["plan", &a]).code == 0;
     let clean_b = h.run(&["plan", &b]).code == 0;
     assert!(clean_a ^ clean_b, "end state is neither A nor B");
-}
+});
 
-#[test]
-fn an_unchanged_rule_set_is_not_read_twice_but_any_change_is_seen() {
-    if lab::skip_unless_root("an_unchanged_rule_set_is_not_read_twice_but_any_change_is_seen") {
-        return;
+root_test!(
+    an_unchanged_rule_set_is_not_read_twice_but_any_change_is_seen,
+    || {
+        let h = Host::new("gencache");
+        let dir = tempfile::tempdir().unwrap();
+        let a = write_yaml(dir.path(), "a.yaml", STATE_A);
+        assert_eq!(h.run(&["apply", &a]).code, 0);
+        // The apply wrote, so the next plan must read the kernel (both families) ...
+        let before = h.saves();
+        assert_eq!(h.run(&["plan", &a]).code, 0);
+        assert_eq!(
+            h.saves(),
+            before + 2,
+            "plan after a write did not read the rules"
+        );
+        // ... and the one after it, with nothing changed in between, need not.
+        assert_eq!(h.run(&["plan", &a]).code, 0);
+        assert_eq!(
+            h.saves(),
+            before + 2,
+            "an unchanged rule set was read again"
+        );
+        // Any write moves the generation: a foreign rule is read (and left alone) ...
+        h.ns.exec(
+            "iptables",
+            &["-A", "INPUT", "-s", "10.9.9.9", "-j", "ACCEPT"],
+        )
+        .unwrap();
+        assert_eq!(h.run(&["plan", &a]).code, 0);
+        assert_eq!(h.saves(), before + 4);
+        // ... and drift in an owned chain is found, not hidden by the cache.
+        h.ns.exec("iptables", &["-F", "PFSTATE-FORWARD"]).unwrap();
+        let plan = h.run(&["plan", &a]);
+        assert_eq!(plan.code, 2, "{}", plan.show());
+        assert_eq!(h.run(&["apply", &a]).code, 0);
+        assert_eq!(h.run(&["plan", &a]).code, 0);
     }
-    let h = Host::new("gencache");
-    let dir = tempfile::tempdir().unwrap();
-    let a = write_yaml(dir.path(), "a.yaml", STATE_A);
-    assert_eq!(h.run(&["apply", &a]).code, 0);
-    // The apply wrote, so the next plan must read the kernel (both families) ...
-    let before = h.saves();
-    assert_eq!(h.run(&["plan", &a]).code, 0);
-    assert_eq!(
-        h.saves(),
-        before + 2,
-        "plan after a write did not read the rules"
-    );
-    // ... and the one after it, with nothing changed in between, need not.
-    assert_eq!(h.run(&["plan", &a]).code, 0);
-    assert_eq!(
-        h.saves(),
-        before + 2,
-        "an unchanged rule set was read again"
-    );
-    // Any write moves the generation: a foreign rule is read (and left alone) ...
-    h.ns.exec(
-        "iptables",
-        &["-A", "INPUT", "-s", "10.9.9.9", "-j", "ACCEPT"],
-    )
-    .unwrap();
-    assert_eq!(h.run(&["plan", &a]).code, 0);
-    assert_eq!(h.saves(), before + 4);
-    // ... and drift in an owned chain is found, not hidden by the cache.
-    h.ns.exec("iptables", &["-F", "PFSTATE-FORWARD"]).unwrap();
-    let plan = h.run(&["plan", &a]);
-    assert_eq!(plan.code, 2, "{}", plan.show());
-    assert_eq!(h.run(&["apply", &a]).code, 0);
-    assert_eq!(h.run(&["plan", &a]).code, 0);
-}
+);

@@ -1,6 +1,6 @@
 //! The command line without root: validate, render and diff, their exit codes and errors.
 
-mod common;
+use crate::common;
 
 use common::{pfstate, write_yaml};
 

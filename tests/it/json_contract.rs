@@ -2,9 +2,7 @@
 //! validate, render and diff without root; plan, apply, status and remove in a throwaway
 //! network namespace with `--root`, next to foreign (Docker-like) rules.
 
-mod common;
-
-use common::{Host, Run, pfstate, write_yaml};
+use crate::common::{Host, Run, pfstate, write_yaml};
 use pfstate::lab;
 use serde_json::{Value, json};
 
