@@ -1,73 +1,101 @@
 //! Stage ④: a [`Plan`] -> the machine, all or nothing.
 //!
-//! A multi-table restore is not one transaction (each COMMIT stands alone), and IPv4 and
-//! IPv6 are two restores. So apply keeps the live owned state it started from, and if any
-//! step fails it converges the kernel back to that snapshot and resets the sysctls it wrote:
-//! nothing is left half-applied.
+//! A multi-table restore is not one transaction (each COMMIT stands alone), IPv4 and IPv6 are
+//! two restores, and sysctls, files and the unit are more steps. So every change runs inside a
+//! [`txn::Transaction`]: the state it started from is journalled on disk first, and a failed
+//! step or a signal puts all of it back ([`signals`], [`txn`]).
 
 pub mod conntrack;
-pub mod journal;
 pub mod pending;
 pub mod revert;
+pub mod signals;
+pub mod txn;
 
 use crate::error::Error;
 use crate::host::Host;
 use crate::model::{Family, Model};
 use crate::names;
+use crate::plan::Plan;
 use crate::plan::observe::Observed;
-use crate::plan::rules;
-use crate::plan::{Plan, SysctlChange};
-use crate::render::Desired;
+use crate::render::files::ManagedFile;
 use crate::ruleset::dump::{self, Saved};
 use crate::ruleset::{Chain, Jump, Ruleset, TABLES, TableRules};
+use txn::Transaction;
 
 /// What an apply did.
 #[derive(Debug, Default)]
 pub struct Report {
     pub restored_families: Vec<Family>,
+    /// Families whose copy in the other iptables backend was removed.
+    pub other_backend_cleaned: Vec<Family>,
     pub sysctls_set: Vec<String>,
-    pub warnings: Vec<String>,
+    /// Managed files written or removed.
+    pub files_changed: Vec<&'static str>,
 }
 
-/// Apply a plan: kernel first (one restore per family that changes), then sysctls, then the
-/// conntrack flush of changed forwards. Any failure puts the previous state back.
-pub fn apply(
+/// The kernel part of a plan: one restore per family that changes, the removal of pfstate's
+/// copy in the other iptables backend, then the sysctls. Each
+/// write is a step of `txn`; the caller finishes it.
+pub fn apply(host: &Host, txn: &Transaction, plan: &Plan) -> Result<Report, Error> {
+    let mut report = Report::default();
+    for fp in plan.families.iter().filter(|f| !f.is_empty()) {
+        txn.step()?;
+        host.netfilter.restore(fp.family, &fp.payload())?;
+        report.restored_families.push(fp.family);
+    }
+    if let Some(other) = host.netfilter.other_backend() {
+        for fp in &plan.other_backend {
+            txn.step()?;
+            other.restore(fp.family, &fp.payload())?;
+            report.other_backend_cleaned.push(fp.family);
+        }
+    }
+    for c in plan.sysctls.iter().filter(|c| c.live.is_some()) {
+        txn.step()?;
+        host.sysctl
+            .set(&c.setting.key.proc_path(), &c.setting.value)?;
+        report
+            .sysctls_set
+            .push(format!("{} = {}", c.setting.key, c.setting.value));
+    }
+    Ok(report)
+}
+
+/// Make the managed files hold what `files` says (`None`: absent), each write a step of
+/// `txn`; `live` is what they hold now. Adds each file changed to `report`.
+pub fn converge_files(
+    host: &Host,
+    txn: &Transaction,
+    files: &[ManagedFile],
+    live: impl Fn(&str) -> Option<String>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    for f in files {
+        if live(f.target) == f.content {
+            continue;
+        }
+        txn.step()?;
+        match &f.content {
+            Some(c) => host.files.write(f.target, c)?,
+            None => {
+                host.files.remove(f.target)?;
+            }
+        }
+        report.files_changed.push(f.target);
+    }
+    Ok(())
+}
+
+/// After a committed apply: flush the conntrack entries of changed forwards (warnings only:
+/// a flow that survives is not a reason to undo the rules).
+pub fn flush_conntrack(
     host: &Host,
     model: &Model,
-    desired: &Desired,
     observed: &Observed,
     plan: &Plan,
-) -> Result<Report, Error> {
-    let mut report = Report::default();
-    let mut touched: Vec<Family> = Vec::new();
-    let mut set: Vec<&SysctlChange> = Vec::new();
-    let result = (|| -> Result<(), Error> {
-        for fp in plan.families.iter().filter(|f| !f.is_empty()) {
-            touched.push(fp.family);
-            host.netfilter.restore(fp.family, &fp.payload())?;
-            report.restored_families.push(fp.family);
-        }
-        for c in plan.sysctls.iter().filter(|c| c.live.is_some()) {
-            set.push(c);
-            host.sysctl
-                .set(&c.setting.key.proc_path(), &c.setting.value)?;
-            report
-                .sysctls_set
-                .push(format!("{} = {}", c.setting.key, c.setting.value));
-        }
-        Ok(())
-    })();
-    if let Err(cause) = result {
-        return Err(rolled_back(
-            cause,
-            rollback(host, &desired.prefix, observed, &touched, &set),
-        ));
-    }
+) -> Vec<String> {
     let listens = conntrack::stale_listens(model, observed, plan);
-    report
-        .warnings
-        .extend(conntrack::flush_all(host.conntrack, &listens));
-    Ok(report)
+    conntrack::flush_all(host.conntrack, &listens)
 }
 
 /// The error of a step that failed, saying what state the rollback left the host in.
@@ -78,41 +106,9 @@ pub fn rolled_back(cause: Error, rollback: Result<(), Error>) -> Error {
         },
         Err(rb) => Error::RollbackFailed {
             cause: Box::new(cause),
-            rollback: Box::new(rb),
+            failed: vec![rb.to_string()],
         },
     }
-}
-
-/// Put the kernel and sysctls back as observed before an apply that completed (both
-/// families, every sysctl change of the plan): for a later step (files, unit) that failed.
-pub fn undo(host: &Host, prefix: &str, before: &Observed, plan: &Plan) -> Result<(), Error> {
-    let changed: Vec<&SysctlChange> = plan.sysctls.iter().collect();
-    rollback(host, prefix, before, &Family::ALL, &changed)
-}
-
-/// Converge the touched families back to the owned state observed before apply, and write
-/// back the sysctls that were changed.
-pub fn rollback(
-    host: &Host,
-    prefix: &str,
-    before: &Observed,
-    touched: &[Family],
-    set: &[&SysctlChange],
-) -> Result<(), Error> {
-    for family in touched {
-        let target = ruleset_from_live(prefix, *family, before.saved(*family));
-        let now = dump::parse(&host.netfilter.save(*family, "")?);
-        let back = rules::plan_family(prefix, &target, &now);
-        if !back.is_empty() {
-            host.netfilter.restore(*family, &back.payload())?;
-        }
-    }
-    for c in set {
-        if let Some(old) = &c.live {
-            host.sysctl.set(&c.setting.key.proc_path(), old)?;
-        }
-    }
-    Ok(())
 }
 
 /// The owned state found live, as a ruleset: what a rollback converges back to.

@@ -1,6 +1,10 @@
 //! What `plan`, `apply` and `remove` share: the preparation (render, observe, plan, files)
 //! and the diff a reviewer reads.
 
+use crate::apply::{
+    self,
+    txn::{PreState, Transaction},
+};
 use crate::error::Error;
 use crate::host::Host;
 use crate::model::Model;
@@ -76,4 +80,34 @@ pub(super) fn plan_diff(ctx: &Ctx, p: &Prepared, want_enabled: bool) -> (String,
         UNIT_NAME,
         want_enabled,
     )
+}
+
+/// Start the transaction of a prepared plan: the state it starts from is journalled first.
+/// `unit`: whether the unit is enabled now, when the transaction may change that.
+pub(super) fn begin<'h>(
+    host: &Host<'h>,
+    p: &Prepared,
+    unit: Option<bool>,
+) -> Result<Transaction<'h>, Error> {
+    let files: Vec<&'static str> = p.files.iter().map(|f| f.target).collect();
+    let pre = PreState::capture(
+        &p.desired.prefix,
+        &p.observed,
+        &p.plan.sysctls,
+        &files,
+        unit,
+    );
+    Transaction::begin(*host, pre)
+}
+
+/// The rules and sysctls of a prepared plan, then its files, as steps of `txn`.
+pub(super) fn rules_and_files(
+    host: &Host,
+    txn: &Transaction,
+    p: &Prepared,
+) -> Result<apply::Report, Error> {
+    let mut report = apply::apply(host, txn, &p.plan)?;
+    let live = |t: &str| p.observed.file(t).map(str::to_string);
+    apply::converge_files(host, txn, &p.files, live, &mut report)?;
+    Ok(report)
 }

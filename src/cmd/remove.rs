@@ -1,6 +1,8 @@
-//! `pfstate remove [--prefix P]`: take away everything pfstate installed under a prefix.
+//! `pfstate remove [--prefix P]`: take away everything pfstate installed under a prefix, as
+//! one transaction: the rules first, then the files, and the unit is disabled last, so a
+//! failure anywhere leaves everything as it was.
 
-use crate::apply::journal::FileJournal;
+use crate::apply::txn;
 use crate::error::Error;
 use crate::host::fs::{self, RunLock};
 use crate::host::{Files, Host};
@@ -13,7 +15,7 @@ use crate::render::files::{
 use crate::spec;
 
 use super::ctx::{Ctx, Outcome};
-use super::prepare::{plan_diff, prepare};
+use super::prepare::{Prepared, begin, plan_diff, prepare, rules_and_files};
 
 /// The prefix of the persisted state, if there is one that parses.
 fn persisted_prefix(files: &dyn Files) -> Option<String> {
@@ -28,6 +30,7 @@ pub(super) fn remove(
     dry_run: bool,
 ) -> Result<Outcome, Error> {
     let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    let recovered = txn::recover(host, false)?;
     if let Some(p) = crate::apply::pending::Pending::load(host.files)? {
         return Err(Error::Usage(p.refusal()));
     }
@@ -45,6 +48,12 @@ pub(super) fn remove(
         Some(files::no_files()),
         true,
     )?;
+    // A family that cannot be read may still hold pfstate's chains: never report success.
+    if let Some((family, why)) = p.observed.unreadable.first() {
+        return Err(Error::Usage(format!(
+            "cannot read the {family} rules ({why}), so pfstate's chains there cannot be removed; nothing was changed"
+        )));
+    }
     let (d, changed) = plan_diff(ctx, &p, false);
     let mut out = Outcome {
         changed,
@@ -54,6 +63,7 @@ pub(super) fn remove(
         ..Outcome::default()
     };
     super::report::fill(&p, false, &mut out);
+    out.warnings.extend(recovered);
     if dry_run {
         out.notes.push(if changed {
             format!("remove would delete the above (prefix {prefix}); nothing was changed")
@@ -62,26 +72,49 @@ pub(super) fn remove(
         });
         return Ok(out);
     }
-    if p.unit_enabled() == Some(true) {
-        match host.services.disable(UNIT_NAME) {
-            Ok(()) => {}
-            Err(e) => out
-                .warnings
-                .push(format!("could not disable {UNIT_NAME}: {e}")),
-        }
+    if !changed {
+        out.notes.push("nothing to remove".into());
+        return Ok(out);
     }
-    crate::apply::apply(host, &p.model, &p.desired, &p.observed, &p.plan)?;
-    let mut journal = FileJournal::default();
-    for f in &p.files {
-        journal.converge(host.files, f)?;
-    }
-    if !ctx.root.is_offline() {
-        let _ = host.services.reload();
-    }
-    out.notes.push(if changed {
-        format!("removed everything under prefix {prefix}")
-    } else {
-        "nothing to remove".into()
-    });
+    let removed = transact(ctx, host, &p)?;
+    out.notes.push(format!(
+        "removed everything under prefix {prefix}: {}",
+        removed.join(", ")
+    ));
     Ok(out)
+}
+
+/// Rules, files, then the unit; returns what was removed, in words.
+fn transact(ctx: &Ctx, host: &Host, p: &Prepared) -> Result<Vec<String>, Error> {
+    let enabled = p.unit_enabled();
+    let txn = begin(host, p, enabled)?;
+    let result = (|| {
+        let report = rules_and_files(host, &txn, p)?;
+        if enabled == Some(true) {
+            txn.step()?;
+            host.services.disable(UNIT_NAME)?;
+        }
+        if !report.files_changed.is_empty() && !ctx.root.is_offline() {
+            txn.step()?;
+            host.services.reload()?;
+        }
+        Ok(report)
+    })();
+    let report = txn.finish(result)?;
+    let mut removed: Vec<String> = report
+        .restored_families
+        .iter()
+        .map(|f| format!("{f} rules"))
+        .collect();
+    removed.extend(
+        report
+            .other_backend_cleaned
+            .iter()
+            .map(|f| format!("{f} rules in the other iptables backend")),
+    );
+    removed.extend(report.files_changed.iter().map(|f| f.to_string()));
+    if enabled == Some(true) {
+        removed.push(format!("unit {UNIT_NAME} disabled"));
+    }
+    Ok(removed)
 }

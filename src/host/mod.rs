@@ -14,6 +14,7 @@
 //! - [`transient`], [`deadline`] - running the revert of `apply --confirm` at its deadline.
 
 pub mod binary;
+pub mod confine;
 pub mod conntrack;
 pub mod deadline;
 #[cfg(any(test, feature = "testing"))]
@@ -21,6 +22,7 @@ pub mod fake;
 pub mod fs;
 pub mod iptables;
 pub mod live;
+pub mod lock;
 pub mod nfnetlink;
 pub mod nft_tables;
 pub mod resolve;
@@ -65,6 +67,16 @@ pub trait Netfilter {
     /// they run while the caller parses and renders. Only while holding the run lock (the
     /// state read must be the state the plan is made against). Nothing by default.
     fn prefetch(&self) {}
+    /// The other iptables backend (legacy when this is nf_tables, or the reverse), when its
+    /// tools are installed: pfstate's chains an earlier run left there, before the host's
+    /// rules moved, still filter packets. `None` by default.
+    fn other_backend(&self) -> Option<&dyn Netfilter> {
+        None
+    }
+    /// The backend's name, for messages (`iptables-legacy`, `iptables-nft`).
+    fn backend_name(&self) -> String {
+        "iptables".into()
+    }
 }
 
 /// The nf_tables tables of this network namespace (`nft list tables` text), or `None` when

@@ -93,7 +93,8 @@ impl OfflineServiceManager {
     }
 
     fn under(&self, abs: &str) -> PathBuf {
-        self.root.join(abs.trim_start_matches('/'))
+        // Symlinks on the way resolve inside the root, as `systemctl --root` does.
+        crate::host::confine::confined(&self.root, Path::new(abs), false)
     }
 
     /// The unit file's path on the target system (what the symlinks point to).
@@ -158,7 +159,7 @@ impl ServiceManager for OfflineServiceManager {
             .chain(info.required_by.iter().map(|t| format!("{t}.requires")));
         for dep_dir in links {
             let dir = self.under(&format!("{CONFIG_DIR}/{dep_dir}"));
-            fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+            crate::host::confine::create_dirs(&dir, 0o755).map_err(|e| io_err(&dir, e))?;
             let link = dir.join(unit);
             match fs::read_link(&link) {
                 Ok(existing) if existing == Path::new(&target) => continue,

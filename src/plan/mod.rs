@@ -4,9 +4,11 @@
 //! - [`rules`] - the per-family rule diff and its restore payload;
 //! - [`placement`] - where a jump goes relative to other systems' rules;
 //! - [`coexist`] - warnings about foreign rules that claim the same ports;
+//! - [`backends`] - pfstate's copy in the other iptables backend, removed;
 //! - [`ssh_guard`] - warnings about filter entries that would cut the operator off;
 //! - [`view`] - the unified diffs a reviewer reads.
 
+pub mod backends;
 pub mod coexist;
 mod jumps;
 pub mod observe;
@@ -33,6 +35,9 @@ pub struct SysctlChange {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub families: Vec<FamilyPlan>,
+    /// Removal of pfstate's chains from the other iptables backend (only families that
+    /// hold some).
+    pub other_backend: Vec<FamilyPlan>,
     pub sysctls: Vec<SysctlChange>,
     /// Every desired sysctl with its live value, for the plan's view.
     pub sysctl_view: (String, String),
@@ -41,7 +46,10 @@ pub struct Plan {
 
 impl Plan {
     pub fn kernel_changes(&self) -> bool {
-        self.families.iter().any(|f| !f.is_empty())
+        self.families
+            .iter()
+            .chain(&self.other_backend)
+            .any(|f| !f.is_empty())
     }
     pub fn sysctl_changes(&self) -> bool {
         self.sysctls.iter().any(|c| c.live.is_some())
@@ -56,6 +64,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         .collect();
     let mut warnings = observed.warnings.clone();
     warnings.extend(desired.warnings.iter().cloned());
+    let other_backend = backends::remove_other_copy(&desired.prefix, observed);
+    warnings.extend(backends::warning(&other_backend, observed));
     let mut changes = Vec::new();
     let (mut live_view, mut want_view) = (String::new(), String::new());
     for s in &desired.sysctls {
@@ -91,6 +101,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
     Plan {
         families,
+        other_backend,
         sysctls: changes,
         sysctl_view: (live_view, want_view),
         warnings,

@@ -298,9 +298,8 @@ impl Validator {
         loc: Location,
         f: &Forward,
     ) {
-        for (i, first_loc) in index.overlapping(f) {
-            let g = &earlier[i];
-            let same = g.family == f.family
+        let same = |g: &Forward| {
+            g.family == f.family
                 && g.protos.iter().any(|p| f.protos.contains(p))
                 && g.port.overlaps(f.port)
                 && (g.address.is_none() || f.address.is_none() || g.address == f.address)
@@ -309,11 +308,19 @@ impl Validator {
                     || f.from.is_empty()
                     || g.from
                         .iter()
-                        .any(|a| f.from.iter().any(|b| a.contains(b) || b.contains(a))));
-            if same {
-                let place = self.place(loc, first_loc);
-                self.err(loc, format!("forward `{}` listens on the same port as forward `{}` ({place}); give them different ports, addresses, interfaces or sources", f.name, g.name));
-            }
+                        .any(|a| f.from.iter().any(|b| a.contains(b) || b.contains(a))))
+        };
+        // One error per forward, naming the first (in file order) it collides with: n forwards
+        // on one port are n errors found in O(n), not n² (8 million lines at 4,000 forwards).
+        // Each group is in file order, so its scan stops at its first collision.
+        let first = index
+            .overlapping(f)
+            .filter_map(|group| group.iter().find(|(i, _)| same(&earlier[*i])))
+            .min_by_key(|(i, _)| *i);
+        if let Some((i, first_loc)) = first {
+            let g = &earlier[*i];
+            let place = self.place(loc, *first_loc);
+            self.err(loc, format!("forward `{}` listens on the same port as forward `{}` ({place}); give them different ports, addresses, interfaces or sources", f.name, g.name));
         }
     }
 
@@ -520,24 +527,17 @@ impl ListenIndex {
         }
     }
 
-    /// Earlier forwards sharing a protocol with `f` whose ports overlap, in file order.
-    fn overlapping(&self, f: &Forward) -> Vec<(usize, Location)> {
-        let mut out: Vec<(usize, Location)> = Vec::new();
-        for p in &f.protos {
-            let Some(w) = self.widest.get(&(f.family, *p)) else {
-                continue;
-            };
-            let from = u32::from(f.port.lo).saturating_sub(w - 1) as u16;
+    /// Earlier forwards sharing a protocol with `f` whose ports may overlap: groups by first
+    /// port, each in file order.
+    fn overlapping<'a>(&'a self, f: &'a Forward) -> impl Iterator<Item = &'a [(usize, Location)]> {
+        f.protos.iter().flat_map(move |p| {
+            let w = self.widest.get(&(f.family, *p)).copied();
+            let from = u32::from(f.port.lo).saturating_sub(w.unwrap_or(1) - 1) as u16;
             let window = (f.family, *p, from)..=(f.family, *p, f.port.hi);
-            out.extend(
-                self.by_start
-                    .range(window)
-                    .flat_map(|(_, l)| l.iter().copied()),
-            );
-        }
-        out.sort_by_key(|(i, _)| *i);
-        out.dedup_by_key(|(i, _)| *i);
-        out
+            w.into_iter()
+                .flat_map(move |_| self.by_start.range(window.clone()))
+                .map(|(_, l)| l.as_slice())
+        })
     }
 }
 

@@ -42,6 +42,9 @@ mod support;
 
 mod ansible_fleet;
 mod apply_netns;
+mod atomic;
+mod atomic_netns;
+mod backends;
 mod boot_persistence;
 mod canonical_values;
 mod cli;
@@ -51,6 +54,8 @@ mod confirm_revert;
 mod engine;
 mod foreign_shapes;
 mod golden_render;
+mod hostile_host;
+mod hostile_input;
 mod json_contract;
 mod kernel_canonical;
 mod offline_enable;

@@ -35,6 +35,9 @@ pub struct Faults(Arc<Mutex<FaultLog>>);
 struct FaultLog {
     steps: Vec<String>,
     fail_at: Option<usize>,
+    /// Steps whose name contains one of these fail every time (a read-only or full file
+    /// system, a broken tool), from the given step index on.
+    fail_matching: Vec<(String, usize)>,
 }
 
 impl Faults {
@@ -43,7 +46,11 @@ impl Faults {
         let mut log = locked(&self.0);
         let n = log.steps.len();
         log.steps.push(name.clone());
-        if log.fail_at == Some(n) {
+        let persistent = log
+            .fail_matching
+            .iter()
+            .any(|(part, from)| n >= *from && name.contains(part.as_str()));
+        if log.fail_at == Some(n) || persistent {
             return Err(HostError::Command {
                 program: "fake host".into(),
                 message: format!("injected failure at step {n} ({name})"),
@@ -55,6 +62,26 @@ impl Faults {
     /// Make the step with this index (0-based, counted over the host's life) fail.
     pub fn fail_at(&self, n: usize) {
         locked(&self.0).fail_at = Some(n);
+    }
+
+    /// From now on, make every step whose name contains `part` fail, rollback steps too
+    /// (`write /etc/pfstate`: a read-only /etc/pfstate; `restore ipv6`: a broken tool).
+    pub fn fail_matching(&self, part: &str) {
+        let mut log = locked(&self.0);
+        let from = log.steps.len();
+        log.fail_matching.push((part.to_string(), from));
+    }
+
+    /// Like [`Faults::fail_matching`], from step `from` (0-based) on.
+    pub fn fail_matching_from(&self, part: &str, from: usize) {
+        locked(&self.0).fail_matching.push((part.to_string(), from));
+    }
+
+    /// No more injected failures (the host came back after a crash, the disk was freed).
+    pub fn clear(&self) {
+        let mut log = locked(&self.0);
+        log.fail_at = None;
+        log.fail_matching.clear();
     }
 
     /// Every write step so far, in order.

@@ -81,6 +81,8 @@ type Table = BTreeMap<String, Chain>;
 pub struct FakeNetfilter {
     tables: Mutex<[BTreeMap<String, Table>; 2]>,
     faults: Faults,
+    /// Families whose save fails (a missing or broken `ip6tables-save`).
+    unreadable: Mutex<Vec<Family>>,
 }
 
 fn index(family: Family) -> usize {
@@ -248,11 +250,19 @@ impl FakeNetfilter {
         FakeNetfilter {
             tables: Mutex::default(),
             faults,
+            unreadable: Mutex::default(),
         }
     }
 
     fn tables(&self) -> std::sync::MutexGuard<'_, [BTreeMap<String, Table>; 2]> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Make every later save of `family` fail.
+    pub fn fail_saves(&self, family: Family) {
+        if let Ok(mut u) = self.unreadable.lock() {
+            u.push(family);
+        }
     }
 
     /// Replace whole tables with those of an `iptables-save` text (a fixture): what
@@ -348,6 +358,12 @@ impl FakeNetfilter {
 
 impl Netfilter for FakeNetfilter {
     fn save(&self, family: Family, table: &str) -> Result<String, HostError> {
+        if self.unreadable.lock().is_ok_and(|u| u.contains(&family)) {
+            return Err(HostError::Command {
+                program: format!("fake {family} save"),
+                message: "cannot read the rules".into(),
+            });
+        }
         Ok(self.dump(family, table, false))
     }
 
