@@ -300,9 +300,6 @@ fn kernel_commands_say_they_need_root() {
         .expect("setpriv (util-linux)");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("needs root (or CAP_NET_ADMIN): run this command with sudo"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("needs root"), "{stderr}");
     assert!(!stderr.contains("Could not fetch"), "{stderr}");
 }
