@@ -120,7 +120,7 @@ pub enum HostError {
     NoSystemBus(String),
     #[error("systemd: {0}")]
     Systemd(String),
-    /// Another pfstate holds the run lock (see `host::fs::RunLock`).
+    /// Another pfstate holds the run lock (see `host::lock::RunLock`).
     #[error("{0}")]
     Locked(String),
 }

@@ -5,6 +5,7 @@ mod apply;
 mod confirm;
 pub mod connections;
 pub mod ctx;
+mod generate;
 pub mod json;
 pub mod output;
 mod plan;
@@ -49,5 +50,6 @@ pub fn run(cli: &Cli, ctx: &Ctx, host: &Host) -> Result<Outcome, Error> {
         Cmd::Status { files } => status::status(ctx, host, files),
         Cmd::Remove { prefix, dry_run } => remove::remove(ctx, host, prefix.as_deref(), *dry_run),
         Cmd::Try { file } => try_lab::try_file(file),
+        Cmd::Generate(what) => generate::run(what),
     }
 }

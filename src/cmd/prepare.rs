@@ -44,10 +44,11 @@ pub(super) fn prepare(
     query_unit: bool,
 ) -> Result<Prepared, Error> {
     let desired = render::render(&model, host.resolver);
-    let files = match files_wanted {
+    let mut files = match files_wanted {
         Some(f) => f,
         None => files::desired_files(&model, &desired, source, &host.binary.unit_binary())?,
     };
+    plan::packaged_unit::defer_to_package(host.files, &mut files)?;
     let scope = Scope {
         files: files.iter().map(|f| f.target).collect(),
         unit: query_unit.then_some(UNIT_NAME),
@@ -90,13 +91,7 @@ pub(super) fn begin<'h>(
     unit: Option<bool>,
 ) -> Result<Transaction<'h>, Error> {
     let files: Vec<&'static str> = p.files.iter().map(|f| f.target).collect();
-    let pre = PreState::capture(
-        &p.desired.prefix,
-        &p.observed,
-        &p.plan.sysctls,
-        &files,
-        unit,
-    );
+    let pre = PreState::capture(&p.desired.prefix, &p.observed, &p.plan, &files, unit);
     Transaction::begin(*host, pre)
 }
 

@@ -4,7 +4,7 @@
 
 use crate::apply::txn;
 use crate::error::Error;
-use crate::host::fs::{self, RunLock};
+use crate::host::lock::{self, RunLock};
 use crate::host::{Files, Host};
 use crate::model::Model;
 use crate::names;
@@ -29,7 +29,7 @@ pub(super) fn remove(
     prefix: Option<&str>,
     dry_run: bool,
 ) -> Result<Outcome, Error> {
-    let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    let _lock = RunLock::acquire(&ctx.root, lock::DEFAULT_LOCK_TIMEOUT)?;
     let recovered = txn::recover(host, false)?;
     if let Some(p) = crate::apply::pending::Pending::load(host.files)? {
         return Err(Error::Usage(p.refusal()));

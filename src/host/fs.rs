@@ -18,8 +18,6 @@ use std::path::{Path, PathBuf};
 use crate::error::HostError;
 use crate::host::confine;
 
-pub use crate::host::lock::{DEFAULT_LOCK_TIMEOUT, LOCK_PATH, RunLock};
-
 /// Where pfstate's absolute paths (`/etc/...`, `/run/...`) land: the real `/`, or `--root DIR`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Root {

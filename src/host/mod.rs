@@ -32,6 +32,7 @@ pub mod systemd;
 pub mod systemd_offline;
 pub mod transient;
 
+use std::io;
 use std::net::IpAddr;
 
 use crate::error::HostError;
@@ -96,13 +97,7 @@ pub trait Conntrack {
     /// `dst_nat_only`.
     fn list(&self, family: Family, dst_nat_only: bool) -> std::io::Result<String>;
     /// Delete the entries of one protocol whose original destination is `port` (and `address`).
-    fn delete(
-        &self,
-        family: Family,
-        proto: &str,
-        port: u16,
-        address: Option<IpAddr>,
-    ) -> std::io::Result<()>;
+    fn delete(&self, family: Family, proto: &str, port: u16, to: Option<IpAddr>) -> io::Result<()>;
 }
 
 /// The files pfstate owns, by their path on the target system (`/etc/...`).

@@ -273,11 +273,11 @@ impl ServiceManager for DbusServiceManager {
         argv: &[String],
         description: &str,
     ) -> Result<String, HostError> {
-        super::transient::start_timer(self, stem, seconds, argv, description)
+        super::transient::start_timer(self.connection(), stem, seconds, argv, description)
     }
 
     fn stop_timer(&self, timer: &str) -> Result<(), HostError> {
-        super::transient::stop_timer(self, timer)
+        super::transient::stop_timer(self.connection(), timer)
     }
 
     /// The unit's `ActiveState` (`active`, `inactive`, `failed`, `activating`, ...).

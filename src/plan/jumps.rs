@@ -99,8 +99,16 @@ pub(super) fn plan(
         let position = placement::insert_position(table, &j.from, &rules, last);
         tp.add_jumps.push((j.clone(), position));
     }
-    // A misplaced jump reads the same as a well placed one: say where it is in the view.
-    let live_view = live_jumps
+    JumpViews {
+        live_view: live_view(&live_jumps, &misplaced),
+        want_view: want_jumps.iter().map(Jump::line).collect(),
+    }
+}
+
+/// The live jumps as the view shows them: a misplaced jump reads the same as a well placed
+/// one, so say where it is.
+fn live_view(live_jumps: &[(String, usize, String)], misplaced: &[String]) -> Vec<String> {
+    live_jumps
         .iter()
         .map(|(chain, i, r)| {
             if misplaced.contains(r) {
@@ -109,11 +117,7 @@ pub(super) fn plan(
                 r.clone()
             }
         })
-        .collect();
-    JumpViews {
-        live_view,
-        want_view: want_jumps.iter().map(Jump::line).collect(),
-    }
+        .collect()
 }
 
 /// pfstate's live jumps: (chain, index in it, line) of every rule outside the owned chains

@@ -6,12 +6,14 @@
 //! - [`coexist`] - warnings about foreign rules that claim the same ports;
 //! - [`backends`] - pfstate's copy in the other iptables backend, removed;
 //! - [`ssh_guard`] - warnings about filter entries that would cut the operator off;
+//! - [`packaged_unit`] - with the package's unit installed, apply enables it, writes no copy;
 //! - [`view`] - the unified diffs a reviewer reads.
 
 pub mod backends;
 pub mod coexist;
 mod jumps;
 pub mod observe;
+pub mod packaged_unit;
 mod payload;
 pub mod placement;
 pub mod rules;

@@ -8,8 +8,8 @@
 //! - [`shapes`] - values the file may spell in more than one way;
 //! - [`span`] - a value with its `FILE:LINE:COL`;
 //! - [`values`] - parsers of single values (port, backend, sysctl key);
-//! - [`validate`] (+ [`validate_rules`], [`validate_filter`] with [`filter_values`]) - `Spec` ->
-//!   `Model`, every problem collected and sorted;
+//! - [`validate`] (+ `validate_forward`, [`validate_rules`], [`validate_filter`] with
+//!   [`filter_values`]) - `Spec` -> `Model`, every problem collected and sorted;
 //! - [`suggest`] - "did you mean";
 //! - [`multi`] - several files (or a directory) making one state.
 
@@ -26,6 +26,7 @@ pub mod syntax;
 pub mod tree;
 pub mod validate;
 pub mod validate_filter;
+mod validate_forward;
 pub mod validate_rules;
 pub mod values;
 pub mod yaml;

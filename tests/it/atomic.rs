@@ -7,8 +7,15 @@ use clap::Parser;
 use pfstate::apply::txn::JOURNAL_PATH;
 use pfstate::cli::Cli;
 use pfstate::cmd::{self, Ctx, output};
-use pfstate::host::fake::{FakeHost, FakeState};
+use pfstate::host::Host;
+use pfstate::host::fake::backends::{WithOther, other_backend};
+use pfstate::host::fake::{FakeHost, FakeNetfilter, FakeState};
 use pfstate::model::Family;
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
 
 fn example(name: &str) -> String {
     let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -67,6 +74,11 @@ impl Machine {
 
     /// `pfstate ARGS [FILE]` in this process against the fake; FILE holds `yaml` if given.
     fn run(&self, args: &[&str], yaml: &str) -> (u8, String) {
+        self.run_on(&self.host.host(), args, yaml)
+    }
+
+    /// The same against `host` (the fake with other parts lent in).
+    fn run_on(&self, host: &Host, args: &[&str], yaml: &str) -> (u8, String) {
         let file = self.dir.path().join("state.yaml");
         std::fs::write(&file, yaml).expect("write state");
         let root = self.dir.path().display().to_string();
@@ -77,7 +89,7 @@ impl Machine {
             argv.push(&file);
         }
         let cli = Cli::try_parse_from(argv).expect("arguments");
-        let result = cmd::run(&cli, &Ctx::new(&cli), &self.host.host());
+        let result = cmd::run(&cli, &Ctx::new(&cli), host);
         let text = match &result {
             Ok(o) => o.notes.join("\n"),
             Err(e) => e.to_string(),
@@ -270,4 +282,72 @@ fn the_boot_run_finishes_a_transaction_without_asking_systemd() {
         m.state().dumps[0].contains("PFSTATE"),
         "the boot run applied the state"
     );
+}
+
+/// The rules of a clean apply of `yaml`, as `iptables-save` of both families.
+fn applied_dumps(yaml: &str) -> [String; 2] {
+    Machine::with(yaml).state().dumps
+}
+
+/// A copy of pfstate's chains in the other backend (the host's rules moved): apply writes the
+/// backend in use and removes that copy in one transaction; a failure at any step, the copy's
+/// removal included, leaves both backends, sysctls and files as before.
+#[test]
+fn the_copy_in_the_other_backend_goes_in_the_same_transaction() {
+    let copy = applied_dumps(&state_a());
+    let setup = || {
+        // The host's rules (Docker's, both families) now live in the backend in use.
+        let m = Machine::new();
+        m.host.netfilter.load(Family::V4, &fixture("docker.rules"));
+        m.host
+            .netfilter
+            .load(Family::V6, &fixture("ipv6-foreign.rules"));
+        let other = other_backend(&m.host);
+        for f in Family::ALL {
+            other.load(f, &copy[f as usize]);
+        }
+        (m, other)
+    };
+    let both_states = |m: &Machine, other: &FakeNetfilter| {
+        (m.state(), Family::ALL.map(|f| other.dump(f, "", false)))
+    };
+    let run = |m: &Machine, other: &FakeNetfilter| {
+        let both = WithOther {
+            main: &m.host.netfilter,
+            other,
+        };
+        let host = Host {
+            netfilter: &both,
+            ..m.host.host()
+        };
+        m.run_on(&host, &["apply"], &state_a())
+    };
+    let (probe, other) = setup();
+    let first = probe.steps();
+    let (code, out) = run(&probe, &other);
+    assert_eq!(code, 0, "{out}");
+    let (after, other_after) = both_states(&probe, &other);
+    assert!(out.contains("applied: 2 rule set(s)"), "{out}");
+    for d in &after.dumps {
+        assert!(
+            d.contains("-A PFSTATE-CANARY") || d.contains(":PFSTATE-CANARY"),
+            "{d}"
+        );
+    }
+    for d in &other_after {
+        assert!(!d.contains("PFSTATE"), "{d}");
+    }
+    let steps = probe.host.faults.steps()[first..].to_vec();
+    assert!(
+        steps.iter().filter(|s| s.starts_with("restore")).count() >= 4,
+        "{steps:?}"
+    );
+    for (i, step) in steps.iter().enumerate() {
+        let (m, other) = setup();
+        let before = both_states(&m, &other);
+        m.host.faults.fail_at(m.steps() + i);
+        let (code, out) = run(&m, &other);
+        assert_eq!(code, 1, "step {i} ({step}): {out}");
+        assert_eq!(both_states(&m, &other), before, "step {i} ({step}): {out}");
+    }
 }

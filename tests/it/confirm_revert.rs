@@ -2,6 +2,7 @@
 //! namespaces with `--root` (the revert is then armed as a detached process; the systemd timer
 //! is proven in the sandbox fleet test, tests/ansible_fleet.rs).
 
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use crate::common::{Host, write_yaml};
@@ -150,6 +151,41 @@ fn unconfirmed_apply_puts_back_only_pfstates_own_objects() {
         late.show()
     );
     assert_eq!(h.run(&["apply", &a]).code, 0, "applies again once settled");
+}
+
+/// What a dying SSH session does to the processes it started: SIGHUP, then SIGKILL to their
+/// process group. The revert process left that group (its own session): it still runs.
+#[test]
+fn the_revert_outlives_the_session_that_applied() {
+    if lab::skip_unless_root("the_revert_outlives_the_session_that_applied") {
+        return;
+    }
+    let Applied {
+        h,
+        _dir,
+        b,
+        rules_a,
+        ..
+    } = applied_a("session");
+    let mut session = std::process::Command::new("ip");
+    session
+        .args(["netns", "exec", h.ns.name(), crate::common::BIN, "--root"])
+        .arg(h.root.path())
+        .args(["apply", "--confirm", "2s", &b])
+        .process_group(0);
+    let child = session.spawn().expect("apply");
+    let group = child.id().to_string();
+    let out = child.wait_with_output().expect("apply ran");
+    assert!(out.status.success(), "{out:?}");
+    for signal in ["-HUP", "-KILL"] {
+        // Fails with "no such process" when the group is empty, as it should be.
+        let _ = std::process::Command::new("kill")
+            .args([signal, "--", &format!("-{group}")])
+            .output();
+    }
+    assert!(owned(&h.save("iptables-save")).contains("pfstate:api"));
+    wait_until_settled(&h, Duration::from_secs(15));
+    assert_eq!(owned(&h.save("iptables-save")), rules_a);
 }
 
 #[test]

@@ -7,9 +7,11 @@
 //! `tests/it/engine.rs` runs the same scenarios against this fake and a real network
 //! namespace, so the kernel judges the fake.
 
+pub mod backends;
 mod netfilter;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -242,17 +244,11 @@ impl Conntrack for FakeConntrack {
         let lines = entries.iter().filter(|(f, _)| *f == family);
         Ok(lines.map(|(_, l)| format!("{l}\n")).collect())
     }
-    fn delete(
-        &self,
-        family: Family,
-        proto: &str,
-        port: u16,
-        address: Option<IpAddr>,
-    ) -> std::io::Result<()> {
+    fn delete(&self, family: Family, proto: &str, port: u16, to: Option<IpAddr>) -> io::Result<()> {
         if locked(&self.entries).is_none() {
             return Err(std::io::ErrorKind::NotFound.into());
         }
-        locked(&self.deleted).push((family, proto.to_string(), port, address));
+        locked(&self.deleted).push((family, proto.to_string(), port, to));
         Ok(())
     }
 }

@@ -1,34 +1,15 @@
 //! What to build: the lab's interfaces, addresses, clients and backends, worked out from the
 //! model alone (pure).
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::model::{Family, Forward, Model, Proto};
+use crate::model::{Family, Forward, Model};
 
 use super::addressing::*;
-use super::sides::{Lan, Wan, backend_hosts, segments};
-
-/// A host on the LAN: one per backend address, plus the LAN client.
-#[derive(Debug, Clone)]
-pub(super) struct LanHost {
-    pub(super) role: String,
-    pub(super) addrs: Vec<IpNet>,
-    /// Servers to start: (protocol, port).
-    pub(super) serve: BTreeSet<(Proto, u16)>,
-}
-
-/// One LAN interface of the gateway with its own switch, addresses and LAN client.
-#[derive(Debug, Clone)]
-pub(super) struct Segment {
-    pub(super) iface: String,
-    /// Gateway addresses on the interface (with the prefix of their net).
-    pub(super) gw: Vec<IpNet>,
-    pub(super) client: LanHost,
-}
+use super::sides::{Lan, LanHost, Segment, Wan, backend_hosts, segments};
 
 #[derive(Debug, Clone)]
 pub(super) struct LabPlan {

@@ -54,6 +54,8 @@ impl Lab {
         Ok(lab)
     }
 
+    // Over 60 lines on purpose: the wiring of the lab in the order it must happen (WAN, each
+    // segment, backends, routes), each step a few `ip` calls on the same handles.
     pub(super) fn wire(&self, p: &LabPlan) -> Result<(), netlab::NetlabError> {
         let (client, gw) = (&self.client, &self.gw);
         Veth::create(client, "eth0", gw, &p.wan_if)?;

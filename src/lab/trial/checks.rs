@@ -10,6 +10,7 @@ use crate::model::{Family, Forward, Hairpin, Model, Proto, SourceNat};
 use super::addressing::*;
 use super::blueprint::*;
 use super::build::*;
+use super::sides::Segment;
 use super::{CLIENT_PORT, FIRST_PROBE_TIMEOUT, GIVE_UP_AFTER, PROBE_TIMEOUT};
 use crate::lab::{self as netlab, ProbeResult};
 
@@ -47,6 +48,9 @@ pub(super) struct Row {
     pub(super) result: String,
 }
 
+// Over 60 lines on purpose: this is the table of checks itself (which side probes which
+// address for each forward, then each snat entry), read top to bottom in the order of the
+// report; its cases share the rows being built.
 pub(super) fn run_probes(p: &LabPlan, m: &Model, lab: &Lab) -> Vec<Row> {
     let mut rows = Vec::new();
     for f in &m.forwards {
@@ -176,6 +180,8 @@ pub(super) fn run_probes(p: &LabPlan, m: &Model, lab: &Lab) -> Vec<Row> {
     rows
 }
 
+// Over 60 lines on purpose: one probe with its retries and the reading of its result into a
+// verdict; the steps share the lab handles and the timeout budget of the row.
 pub(super) fn probe_forward(
     p: &LabPlan,
     f: &Forward,

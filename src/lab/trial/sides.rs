@@ -7,8 +7,25 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 
 use super::addressing::*;
-use super::blueprint::{LanHost, Segment};
-use crate::model::{Family, Model, SourceNat};
+use crate::model::{Family, Model, Proto, SourceNat};
+
+/// A host on the LAN: one per backend address, plus the LAN client.
+#[derive(Debug, Clone)]
+pub(super) struct LanHost {
+    pub(super) role: String,
+    pub(super) addrs: Vec<IpNet>,
+    /// Servers to start: (protocol, port).
+    pub(super) serve: BTreeSet<(Proto, u16)>,
+}
+
+/// One LAN interface of the gateway with its own switch, addresses and LAN client.
+#[derive(Debug, Clone)]
+pub(super) struct Segment {
+    pub(super) iface: String,
+    /// Gateway addresses on the interface (with the prefix of their net).
+    pub(super) gw: Vec<IpNet>,
+    pub(super) client: LanHost,
+}
 
 /// The LAN side: nets and the interface each is on, around the backends of forwards with
 /// `via`, then of the others (default LAN interface unless a `via` forward placed that net),

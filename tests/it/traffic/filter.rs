@@ -3,7 +3,8 @@
 //! namespace lab and must let through exactly the traffic it says, and nothing else.
 //! Root only (namespaces); without root each test prints SKIPPED and passes.
 
-use super::traffic::{CLIENT, GW_LAN, Lab, PUBLIC, SHORT, T, assert_reached, example, sa};
+use super::lab::{Lab, assert_reached};
+use super::{CLIENT, GW_LAN, PUBLIC, SHORT, T, example, sa};
 use pfstate::lab::{ProbeResult, Proto, Topology, ping4, probe_tcp};
 
 /// A lab whose gateway runs services on :2222, :8081 and :8082.

@@ -14,6 +14,9 @@ use pfstate::model::Family;
 use pfstate::render::files::sysctl_d::SYSCTL_CONF_PATH;
 use pfstate::render::files::unit::{STATE_PATH, UNIT_NAME, UNIT_PATH};
 
+mod worlds;
+use worlds::*;
+
 const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
 const MANAGED: [&str; 3] = [STATE_PATH, SYSCTL_CONF_PATH, UNIT_PATH];
 /// The interfaces of both worlds (a veth pair in the namespace).
@@ -91,154 +94,6 @@ fn normalize(save: &str) -> String {
             },
         )
         .collect()
-}
-
-struct FakeWorld {
-    host: FakeHost,
-    dir: tempfile::TempDir,
-}
-
-impl FakeWorld {
-    fn new() -> FakeWorld {
-        let host = FakeHost::new();
-        for k in sysctl_keys() {
-            host.sysctl.insert(&k, "0");
-        }
-        FakeWorld {
-            host,
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-}
-
-impl World for FakeWorld {
-    fn pfstate(&self, args: &[&str]) -> (u8, String) {
-        let root = self.dir.path().display().to_string();
-        let mut argv = vec!["pfstate", "--root", &root, "--color", "never"];
-        argv.extend_from_slice(args);
-        let cli = Cli::try_parse_from(argv).expect("arguments");
-        let ctx = Ctx::new(&cli);
-        let result = cmd::run(&cli, &ctx, &self.host.host());
-        let text = match &result {
-            Ok(o) => format!("{}{}", o.diff, o.notes.join("\n")),
-            Err(e) => e.to_string(),
-        };
-        (output::exit_code(&result), text)
-    }
-    fn load(&self, family: Family, save: &str) {
-        self.host.netfilter.load(family, save);
-    }
-    fn try_restore(&self, family: Family, payload: &str) -> bool {
-        use pfstate::host::Netfilter;
-        self.host.netfilter.restore(family, payload).is_ok()
-    }
-    fn dump(&self, family: Family) -> String {
-        self.host.netfilter.dump(family, "", false)
-    }
-    fn sysctl(&self, key: &str) -> Option<String> {
-        self.host.sysctl.values().get(key).cloned()
-    }
-    fn file(&self, target: &str) -> Option<String> {
-        self.host.files.all().get(target).cloned()
-    }
-    fn write_input(&self, name: &str, text: &str) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).expect("write input");
-        path.display().to_string()
-    }
-}
-
-struct KernelWorld {
-    ns: Netns,
-    dir: tempfile::TempDir,
-}
-
-impl KernelWorld {
-    fn new() -> KernelWorld {
-        let ns = Netns::create(
-            "engine",
-            NetnsOptions {
-                ipv6: true,
-                ..NetnsOptions::default()
-            },
-        )
-        .expect("netns");
-        // A veth pair: this kernel has no dummy devices.
-        let [a, b] = IFACES;
-        ns.ip(&["link", "add", a, "type", "veth", "peer", "name", b])
-            .expect("veth");
-        let zeros: Vec<String> = sysctl_keys();
-        let kv: Vec<(&str, &str)> = zeros.iter().map(|k| (k.as_str(), "0")).collect();
-        ns.set_sysctls(&kv).expect("sysctls");
-        KernelWorld {
-            ns,
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn feed(&self, family: Family, text: &str, noflush: bool) -> bool {
-        let tool = match family {
-            Family::V4 => "iptables-restore",
-            Family::V6 => "ip6tables-restore",
-        };
-        let flag = if noflush { "--noflush" } else { "" };
-        let script = format!("{tool} {flag} <<'EOF'\n{text}EOF\n");
-        let out = self
-            .ns
-            .exec_output("sh", &["-c", &script])
-            .expect("restore");
-        out.status.success()
-    }
-}
-
-impl World for KernelWorld {
-    fn pfstate(&self, args: &[&str]) -> (u8, String) {
-        let root = self.dir.path().display().to_string();
-        let mut argv = vec![
-            "netns",
-            "exec",
-            self.ns.name(),
-            BIN,
-            "--root",
-            &root,
-            "--color",
-            "never",
-        ];
-        argv.extend_from_slice(args);
-        let out = std::process::Command::new("ip")
-            .args(&argv)
-            .output()
-            .expect("pfstate");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code().unwrap_or(-1) as u8, text)
-    }
-    fn load(&self, family: Family, save: &str) {
-        assert!(self.feed(family, save, false), "fixture refused");
-    }
-    fn try_restore(&self, family: Family, payload: &str) -> bool {
-        self.feed(family, payload, true)
-    }
-    fn dump(&self, family: Family) -> String {
-        let tool = match family {
-            Family::V4 => "iptables-save",
-            Family::V6 => "ip6tables-save",
-        };
-        normalize(&self.ns.exec(tool, &[]).expect("save"))
-    }
-    fn sysctl(&self, key: &str) -> Option<String> {
-        self.ns.sysctl(key).expect("sysctl")
-    }
-    fn file(&self, target: &str) -> Option<String> {
-        let path = self.dir.path().join(target.trim_start_matches('/'));
-        let text = std::fs::read_to_string(path).ok()?;
-        Some(text.replace(BIN, "/usr/sbin/pfstate"))
-    }
-    fn write_input(&self, name: &str, text: &str) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).expect("write input");
-        path.display().to_string()
-    }
 }
 
 /// Lines of a dump that are not pfstate's (no owned chain, no pfstate comment).
@@ -435,3 +290,60 @@ root_test!(the_kernel_agrees_with_the_fake, || {
         );
     }
 });
+
+/// With the Debian package's unit installed, apply writes no unit copy and enables the
+/// package's; a host that applied before the package moves over (copy removed, links re-made),
+/// and a failure at any step of that move leaves the host as before, links included.
+#[test]
+fn the_package_unit_replaces_the_own_copy_and_rollback_restores_it() {
+    use pfstate::host::Files;
+    use pfstate::plan::packaged_unit::VENDOR_UNIT_PATH;
+    let vendor = "[Unit]\nDescription=packaged\n[Install]\nWantedBy=multi-user.target\n";
+    let packaged = FakeWorld::new();
+    packaged.host.files.write(VENDOR_UNIT_PATH, vendor).unwrap();
+    let file = packaged.write_input("state.yaml", &example("edge-gateway.yaml"));
+    assert_eq!(packaged.pfstate(&["apply", &file]).0, 0);
+    assert_eq!(packaged.file(UNIT_PATH), None);
+    assert!(packaged.host.services.enabled().contains(UNIT_NAME));
+    assert_eq!(packaged.pfstate(&["plan", &file]).0, 0);
+
+    // Applied before the package existed, then the package was installed.
+    let before_package = || {
+        let w = FakeWorld::new();
+        let file = w.write_input("state.yaml", &example("edge-gateway.yaml"));
+        assert_eq!(w.pfstate(&["apply", &file]).0, 0);
+        assert!(w.file(UNIT_PATH).is_some());
+        w.host.files.write(VENDOR_UNIT_PATH, vendor).unwrap();
+        (w, file)
+    };
+    let (w, file) = before_package();
+    let (code, plan) = w.pfstate(&["plan", &file]);
+    assert_eq!(code, 2, "{plan}");
+    assert!(plan.contains(UNIT_PATH), "{plan}");
+    let from = w.host.faults.steps().len();
+    assert_eq!(w.pfstate(&["apply", &file]).0, 0);
+    assert_eq!(w.file(UNIT_PATH), None);
+    assert!(w.host.services.enabled().contains(UNIT_NAME));
+    let steps = w.host.faults.steps()[from..].to_vec();
+    let disable = format!("disable {UNIT_NAME}");
+    let enable = format!("enable {UNIT_NAME}");
+    let at = |s: &str| steps.iter().position(|x| x == s);
+    assert!(
+        at(&disable) < at(&enable) && at(&disable).is_some(),
+        "{steps:?}"
+    );
+    assert_eq!(w.pfstate(&["plan", &file]).0, 0);
+
+    for (i, step) in steps.iter().enumerate() {
+        let (w, file) = before_package();
+        let before = w.host.state();
+        w.host.faults.fail_at(w.host.faults.steps().len() + i);
+        let (code, out) = w.pfstate(&["apply", &file]);
+        assert_eq!(code, 1, "step {i} ({step}): {out}");
+        assert_eq!(
+            w.host.state(),
+            before,
+            "step {i} ({step}) left changes: {out}"
+        );
+    }
+}
