@@ -112,6 +112,9 @@ pub enum Cmd {
         /// The chain prefix to remove (default: the persisted state's, else PFSTATE).
         #[arg(long)]
         prefix: Option<String>,
+        /// Only show what would be deleted (exit 2 when there is something).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Write the man pages or a shell completion script (for packagers; see docs/packaging.md).
     #[command(hide = true, subcommand)]

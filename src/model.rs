@@ -203,16 +203,74 @@ pub struct FilterRule {
     pub chain: FilterChain,
     pub families: Vec<Family>,
     pub proto: Option<FilterProto>,
-    pub sport: Option<PortRange>,
-    pub dport: Option<PortRange>,
-    pub source: Option<IpNet>,
-    pub destination: Option<IpNet>,
+    /// Empty: any port. Several: any of them (`-m multiport`).
+    pub sports: Vec<PortRange>,
+    pub dports: Vec<PortRange>,
+    /// Empty: any address. Several: any of them (one rule each).
+    pub sources: Vec<AddrMatch>,
+    pub destinations: Vec<AddrMatch>,
     pub in_interface: Option<String>,
     pub out_interface: Option<String>,
     /// conntrack states in the order `iptables-save` prints them.
     pub states: Vec<&'static str>,
+    /// Empty: any type (or not ICMP). Several: any of them (one rule each).
+    pub icmp_types: Vec<IcmpMatch>,
+    pub limit: Option<Limit>,
+    /// The connection's destination before DNAT (`--ctorigdstport`, `--ctorigdst`).
+    pub original_ports: Vec<PortRange>,
+    pub original_addresses: Vec<IpNet>,
     pub action: Action,
     pub log_prefix: Option<String>,
+}
+
+impl FilterRule {
+    /// How many kernel rules the entry becomes (one per combination of listed values that
+    /// one iptables rule cannot hold together).
+    pub fn expansion(&self) -> usize {
+        [
+            self.sources.len(),
+            self.destinations.len(),
+            self.icmp_types.len(),
+            self.original_ports.len(),
+            self.original_addresses.len(),
+        ]
+        .iter()
+        .map(|n| (*n).max(1))
+        .product()
+    }
+}
+
+/// An address a filter rule matches: a network (`-s`/`-d`) or an inclusive range
+/// (`-m iprange`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrMatch {
+    Net(IpNet),
+    Range(IpAddr, IpAddr),
+}
+
+impl AddrMatch {
+    pub fn family(&self) -> Family {
+        match self {
+            AddrMatch::Net(n) => Family::of(&n.addr()),
+            AddrMatch::Range(a, _) => Family::of(a),
+        }
+    }
+}
+
+/// One ICMP type as `iptables-save` prints it per family (`8`, `3/4`, `any`); `None` where
+/// the type does not exist in that family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IcmpMatch {
+    pub v4: Option<String>,
+    pub v6: Option<String>,
+}
+
+/// `-m limit`: the rate as `iptables-save` prints it (`1/sec`, `7/hour`) and the burst when
+/// it is not the default 5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub rate: String,
+    pub burst: Option<u32>,
 }
 
 /// A kernel parameter as path components below /proc/sys, so an interface name with a dot
@@ -284,6 +342,17 @@ pub struct Model {
     pub forwards: Vec<Forward>,
     pub snats: Vec<OutboundSnat>,
     pub filters: Vec<FilterRule>,
+    /// The verdict for packets no rule decided, per built-in chain (`default:`), in an owned
+    /// chain joined at the end of the built-in chain; the chain's policy is left alone.
+    pub defaults: Vec<(FilterChain, Verdict)>,
+}
+
+/// A default verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Reject,
 }
 
 impl Model {
@@ -298,6 +367,7 @@ impl Model {
             forwards: Vec::new(),
             snats: Vec::new(),
             filters: Vec::new(),
+            defaults: Vec::new(),
         }
     }
 }

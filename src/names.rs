@@ -87,6 +87,19 @@ pub fn is_owned(chain: &str, prefix: &str) -> bool {
         && chain.as_bytes()[prefix.len()] == b'-'
 }
 
+/// The owned chain holding the default verdict of a built-in chain (`PREFIX-DEFAULT-INPUT`),
+/// joined at the end of that chain rather than at the top like every other owned chain.
+pub fn default_chain(prefix: &str, hook: &str) -> String {
+    owned_chain(prefix, &format!("DEFAULT-{hook}"))
+}
+
+/// Whether `chain` is one of the default-verdict chains of `prefix`.
+pub fn is_default_chain(chain: &str, prefix: &str) -> bool {
+    ["INPUT", "FORWARD"]
+        .iter()
+        .any(|hook| default_chain(prefix, hook) == chain)
+}
+
 /// Why an entry name (forward, snat, filter) is not acceptable, or `None`.
 pub fn entry_name_problem(name: &str) -> Option<String> {
     let ok_chars = name

@@ -3,6 +3,7 @@
 
 mod apply;
 mod confirm;
+pub mod connections;
 pub mod ctx;
 mod generate;
 pub mod json;
@@ -52,7 +53,7 @@ pub fn run(cli: &Cli, ctx: &Ctx, host: &Host) -> Result<Outcome, Error> {
             wait,
         } => confirm::revert(ctx, host, id, *wait),
         Cmd::Status { files } => status::status(ctx, host, files),
-        Cmd::Remove { prefix } => remove::remove(ctx, host, prefix.as_deref()),
+        Cmd::Remove { prefix, dry_run } => remove::remove(ctx, host, prefix.as_deref(), *dry_run),
         Cmd::Try { file } => try_lab::try_file(file),
         Cmd::Generate(what) => generate::run(what),
         Cmd::Watch { file } => watch::watch(ctx, host, file.as_deref()),

@@ -92,8 +92,8 @@ pub(super) fn plan_diff(ctx: &Ctx, p: &Prepared, want_enabled: bool) -> (String,
         UNIT_NAME,
         want_enabled,
     );
-    let watch = want_enabled && p.model.watch;
-    for line in plan::units::plan_lines(&p.observed.companions, watch, p.observed.legacy) {
+    let (companions, legacy) = (&p.observed.companions, p.observed.legacy);
+    for line in plan::units::plan_lines(companions, want_enabled, p.model.watch, legacy) {
         changed = true;
         d.push_str(&line);
     }

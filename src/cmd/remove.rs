@@ -24,7 +24,12 @@ fn persisted_prefix(files: &dyn Files) -> Option<String> {
     spec::load_str(STATE_PATH, &text).ok().map(|m| m.prefix)
 }
 
-pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Outcome, Error> {
+pub(super) fn remove(
+    ctx: &Ctx,
+    host: &Host,
+    prefix: Option<&str>,
+    dry_run: bool,
+) -> Result<Outcome, Error> {
     let _lock = RunLock::acquire(&ctx.root, lock::DEFAULT_LOCK_TIMEOUT)?;
     let recovered = txn::recover(host, false)?;
     if let Some(p) = crate::apply::pending::Pending::load(host.files)? {
@@ -55,10 +60,19 @@ pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Out
         changed,
         diff: d,
         warnings: p.plan.warnings.clone(),
+        changes_exit_2: dry_run,
         ..Outcome::default()
     };
     super::report::fill(&p, false, &mut out);
     out.warnings.extend(recovered);
+    if dry_run {
+        out.notes.push(if changed {
+            format!("remove would delete the above (prefix {prefix}); nothing was changed")
+        } else {
+            "nothing to remove".into()
+        });
+        return Ok(out);
+    }
     if !changed {
         out.notes.push("nothing to remove".into());
         return Ok(out);

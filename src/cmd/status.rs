@@ -19,6 +19,7 @@ use crate::ruleset::words::split_rule;
 use crate::ruleset::{TABLES, Table, dump};
 use crate::spec::{self, multi};
 
+use super::connections::{self, Connection};
 use super::ctx::{Ctx, Outcome};
 
 pub fn status(ctx: &Ctx, host: &Host, files: &[PathBuf]) -> Result<Outcome, Error> {
@@ -33,7 +34,8 @@ pub fn status(ctx: &Ctx, host: &Host, files: &[PathBuf]) -> Result<Outcome, Erro
     };
     let counters = entry_counters(host, &model);
     let conns = connections_per_forward(host.conntrack, &model);
-    let (text, entries) = entry_rows(&model, &counters, &conns);
+    let (mut text, entries) = entry_rows(&model, &counters, &conns);
+    text.push_str(&connection_lines(&conns));
     let desired = render::render(&model, host.resolver);
     let observed = observe::observe(host, &model, &desired, &Default::default())?;
     let pl = plan::plan(&desired, &observed);
@@ -41,13 +43,11 @@ pub fn status(ctx: &Ctx, host: &Host, files: &[PathBuf]) -> Result<Outcome, Erro
     let mut out = Outcome {
         diff: text,
         changed: drift,
+        // Like plan: 2 when the host is not what the state says.
+        changes_exit_2: true,
         ..Outcome::default()
     };
-    out.notes.push(if drift {
-        "drift: the live rules or sysctls differ from the applied state; run `pfstate plan` to see, `pfstate apply` to repair".into()
-    } else {
-        "in sync".into()
-    });
+    out.notes.push(verdict(applied, drift));
     out.set("drift", json!(drift));
     out.set("applied", json!(applied));
     out.set("entries", Value::Array(entries));
@@ -57,10 +57,36 @@ pub fn status(ctx: &Ctx, host: &Host, files: &[PathBuf]) -> Result<Outcome, Erro
 }
 
 /// The table of entries, as text and as the JSON `entries` records.
+/// The one-line verdict, which also says when there is nothing to compare with.
+fn verdict(applied: bool, drift: bool) -> String {
+    match (applied, drift) {
+        (false, false) => {
+            format!("nothing is applied: no {STATE_PATH}; `pfstate apply FILE` installs a state")
+        }
+        (false, true) => "drift: pfstate's chains are live but no state is applied; `pfstate remove` deletes them".into(),
+        (true, true) => "drift: the live rules or sysctls differ from the applied state; run `pfstate plan` to see, `pfstate apply` to repair".into(),
+        (true, false) => "in sync".into(),
+    }
+}
+
+/// One line per tracked connection: who is connected, through which forward, to which backend.
+fn connection_lines(conns: &BTreeMap<String, Vec<Connection>>) -> String {
+    let mut text = String::new();
+    for (name, list) in conns {
+        for c in list {
+            text.push_str(&format!(
+                "  {name}  {} {} -> {} -> {}  {}\n",
+                c.proto, c.client, c.listen, c.backend, c.state
+            ));
+        }
+    }
+    text
+}
+
 fn entry_rows(
     model: &Model,
     counters: &BTreeMap<String, (u64, u64)>,
-    conns: &BTreeMap<String, usize>,
+    conns: &BTreeMap<String, Vec<Connection>>,
 ) -> (String, Vec<Value>) {
     let mut text = format!(
         "{:<24} {:>12} {:>14} {:>12}\n",
@@ -78,11 +104,12 @@ fn entry_rows(
     for (kind, names) in kinds {
         for n in names {
             let (p, b) = counters.get(n).copied().unwrap_or_default();
-            let c = conns.get(n).copied();
+            let active = conns.get(n);
+            let c = active.map(Vec::len);
             let shown = c.map_or_else(|| "-".to_string(), |c| c.to_string());
             text.push_str(&format!("{n:<24} {p:>12} {b:>14} {shown:>12}\n"));
-            entries
-                .push(json!({"name": n, "kind": kind, "packets": p, "bytes": b, "connections": c}));
+            entries.push(json!({"name": n, "kind": kind, "packets": p, "bytes": b,
+                "connections": c, "active_connections": active}));
         }
     }
     (text, entries)
@@ -150,48 +177,27 @@ fn counted(
     (table == Table::Nat || !forwards.contains(name.as_str())).then_some(name)
 }
 
-/// Active conntrack entries per forward: DNATed flows whose original destination port is the
-/// forward's listen port and whose reply comes from one of its backends.
-fn connections_per_forward(conntrack: &dyn Conntrack, model: &Model) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
+/// The tracked connections of each forward (client, original destination, backend, protocol,
+/// state), from both families' conntrack tables.
+fn connections_per_forward(
+    conntrack: &dyn Conntrack,
+    model: &Model,
+) -> BTreeMap<String, Vec<Connection>> {
+    let mut out: BTreeMap<String, Vec<Connection>> = model
+        .forwards
+        .iter()
+        .map(|f| (f.name.clone(), Vec::new()))
+        .collect();
     for family in Family::ALL {
-        // Forwards by listen port, so each entry is matched against a few candidates rather
-        // than every forward (10,000 forwards x 10,000 connections would be 10^8 checks).
-        let mut by_port: std::collections::HashMap<u16, Vec<&crate::model::Forward>> =
-            std::collections::HashMap::new();
-        for f in model.forwards.iter().filter(|f| f.family == family) {
-            for port in f.port.lo..=f.port.hi {
-                by_port.entry(port).or_default().push(f);
-            }
-        }
-        if by_port.is_empty() {
+        if !model.forwards.iter().any(|f| f.family == family) {
             continue;
         }
         let Ok(listed) = conntrack.list(family, true) else {
             continue;
         };
-        for line in listed.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let proto = fields.first().copied().unwrap_or_default();
-            let get =
-                |key: &str, nth: usize| fields.iter().filter_map(|f| f.strip_prefix(key)).nth(nth);
-            let (Some(dport), Some(reply_src)) = (
-                get("dport=", 0).and_then(|p| p.parse::<u16>().ok()),
-                get("src=", 1),
-            ) else {
-                continue;
-            };
-            for f in by_port.get(&dport).into_iter().flatten() {
-                let proto_ok = f.protos.iter().any(|p| p.name() == proto);
-                let backend_ok = f.backends.iter().any(|b| b.addr.to_string() == reply_src);
-                if proto_ok && backend_ok {
-                    *counts.entry(f.name.clone()).or_insert(0) += 1;
-                }
-            }
+        for (name, list) in connections::by_forward(model, &listed) {
+            out.entry(name.to_string()).or_default().extend(list);
         }
     }
-    for f in &model.forwards {
-        counts.entry(f.name.clone()).or_insert(0);
-    }
-    counts
+    out
 }

@@ -18,7 +18,11 @@ pub(super) fn try_file(path: &Path) -> Result<Outcome, Error> {
         ));
     }
     let t = trial::run(&model, path)?;
-    let mut out = Outcome::default();
+    // An entry that can never act explains many a failed row: say it with the table.
+    let mut out = Outcome {
+        warnings: crate::spec::shadow::warnings(&model),
+        ..Outcome::default()
+    };
     let probes: Vec<serde_json::Value> = t
         .probes
         .iter()

@@ -16,7 +16,12 @@ pub(super) fn validate_files(paths: &[std::path::PathBuf]) -> Result<Outcome, Er
         let result = spec::load(&p);
         files.push(json!({"file": p.display().to_string(), "ok": result.is_ok()}));
         match result {
-            Ok(_) => out.notes.push(format!("{}: ok", p.display())),
+            Ok((model, _)) => {
+                let shadows = spec::shadow::warnings(&model);
+                out.warnings
+                    .extend(shadows.iter().map(|w| format!("{}: {w}", p.display())));
+                out.notes.push(format!("{}: ok", p.display()));
+            }
             Err(e) => failed.push(e),
         }
     }

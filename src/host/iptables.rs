@@ -243,9 +243,18 @@ pub fn is_own_restore(pid: u32) -> bool {
 
 fn checked_output(program: &str, out: std::process::Output) -> Result<String, HostError> {
     if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        // Said in pfstate's words: what needs root, and what does not.
+        let message = if said.contains("Permission denied") || said.contains("you must be root") {
+            "reading the kernel's firewall rules needs root (or CAP_NET_ADMIN): run this command \
+             with sudo; validate, render and diff work as any user"
+                .to_string()
+        } else {
+            said
+        };
         return Err(HostError::Command {
             program: program.to_string(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            message,
         });
     }
     // Foreign rules may hold comments that are not UTF-8. pfstate never writes a foreign rule

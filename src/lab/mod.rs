@@ -43,9 +43,11 @@
 //! and reply parsing), [`topology`] (the ready-made gateway lab), [`trial`] (the lab of
 //! `pfstate try`), [`testing`] (root checks and the root-namespace guard for tests).
 
+pub mod culprit;
 pub mod error;
 pub mod link;
 pub mod netns;
+pub mod ping;
 pub mod probe;
 pub mod server;
 pub mod setns;
@@ -60,6 +62,7 @@ mod tests;
 pub use error::NetlabError;
 pub use link::{Bridge, Veth};
 pub use netns::{Netns, NetnsOptions, PREFIX};
+pub use ping::ping4;
 pub use probe::{HeldTcp, ProbeResult, Reply, Sample, hold_tcp, probe_tcp, probe_udp, sample_tcp};
 pub use server::Proto;
 #[cfg(any(test, feature = "testing"))]

@@ -54,7 +54,12 @@ pub(super) fn plan(
         .jumps
         .iter()
         .map(|j| Jump {
-            from: jump_hook(table, &j.from, have),
+            // A default verdict belongs after everyone's rules, Docker's included.
+            from: if names::is_default_chain(&j.to, prefix) {
+                j.from.clone()
+            } else {
+                jump_hook(table, &j.from, have)
+            },
             to: j.to.clone(),
         })
         .collect();
@@ -64,10 +69,11 @@ pub(super) fn plan(
     for (chain, i, r) in &live_jumps {
         let copies = live_jumps.iter().filter(|(_, _, l)| l == r).count();
         let wanted = want_jumps.iter().any(|j| &j.line() == r);
+        let last = dump::target(r).is_some_and(|to| names::is_default_chain(to, prefix));
         let placed = copies == 1
             && have.and_then(|t| t.chain(chain)).is_some_and(|c| {
                 let rules: Vec<&str> = c.rules.iter().map(String::as_str).collect();
-                placement::well_placed(table, chain, &rules, *i)
+                placement::well_placed(table, chain, &rules, *i, last)
             });
         if wanted && placed {
             kept.push(r.clone());
@@ -89,7 +95,8 @@ pub(super) fn plan(
                     .collect()
             })
             .unwrap_or_default();
-        let position = placement::insert_position(table, &j.from, &rules);
+        let last = names::is_default_chain(&j.to, prefix);
+        let position = placement::insert_position(table, &j.from, &rules, last);
         tp.add_jumps.push((j.clone(), position));
     }
     JumpViews {

@@ -141,11 +141,11 @@ pub fn zone_rejections(model: &Model, zones: &firewalld_zone::Zones) -> Vec<Stri
         }
         match f.chain {
             FilterChain::Input => {
-                let (Some(proto), Some(port)) = (f.proto, f.dport) else {
+                let Some(proto) = f.proto else {
                     continue;
                 };
                 let name = proto_name(proto);
-                if !zone.allows(name, port.lo, port.hi) {
+                for port in f.dports.iter().filter(|p| !zone.allows(name, p.lo, p.hi)) {
                     let spec = port.match_text().replace(':', "-");
                     out.push(format!(
                         "firewalld's zone `{}` does not allow {name} port {spec}: its nftables rules reject what pfstate's INPUT rule `{}` accepts; allow it there too (`firewall-cmd --permanent --zone={} --add-port={spec}/{name}`)",

@@ -78,17 +78,20 @@ fn window(table: Table, chain: &str, others: &[&str]) -> (usize, usize) {
 }
 
 /// The 1-based `-I` position for a new jump into `chain`, given the chain's other rules;
-/// `None` means append.
-pub fn insert_position(table: Table, chain: &str, others: &[&str]) -> Option<usize> {
+/// `None` means append. `last`: the jump of a default verdict, which goes after every other
+/// rule Felix leaves alone (before Calico's trailing rules and any unconditional verdict).
+pub fn insert_position(table: Table, chain: &str, others: &[&str], last: bool) -> Option<usize> {
     let (lo, hi) = window(table, chain, others);
-    if table == Table::Nat && chain == Builtin::Postrouting.name() {
+    if last || (table == Table::Nat && chain == Builtin::Postrouting.name()) {
         return (hi < others.len()).then_some(hi + 1);
     }
     Some(lo + 1)
 }
 
-/// Whether the jump at 0-based `index` of `rules` (the whole live chain) is well placed.
-pub fn well_placed(table: Table, chain: &str, rules: &[&str], index: usize) -> bool {
+/// Whether the jump at 0-based `index` of `rules` (the whole live chain) is well placed; a
+/// `last` jump (default verdict) only at the end of the window: a rule another tool appended
+/// after it would never be reached, so that is drift.
+pub fn well_placed(table: Table, chain: &str, rules: &[&str], index: usize, last: bool) -> bool {
     let others: Vec<&str> = rules
         .iter()
         .enumerate()
@@ -96,6 +99,9 @@ pub fn well_placed(table: Table, chain: &str, rules: &[&str], index: usize) -> b
         .map(|(_, r)| *r)
         .collect();
     let (lo, hi) = window(table, chain, &others);
+    if last {
+        return index == hi;
+    }
     (lo..=hi).contains(&index)
 }
 
@@ -117,23 +123,29 @@ mod tests {
     #[test]
     fn inserts_after_calico_block_and_top_otherwise() {
         assert_eq!(
-            insert_position(Table::Nat, "PREROUTING", &[CALI_PRE, KUBE, DOCKER]),
+            insert_position(Table::Nat, "PREROUTING", &[CALI_PRE, KUBE, DOCKER], false),
             Some(2)
         );
         assert_eq!(
-            insert_position(Table::Nat, "PREROUTING", &[KUBE, DOCKER]),
+            insert_position(Table::Nat, "PREROUTING", &[KUBE, DOCKER], false),
             Some(1)
         );
-        assert_eq!(insert_position(Table::Nat, "PREROUTING", &[]), Some(1));
+        assert_eq!(
+            insert_position(Table::Nat, "PREROUTING", &[], false),
+            Some(1)
+        );
     }
 
     #[test]
     fn postrouting_appends_before_calico_trailing_rule() {
         assert_eq!(
-            insert_position(Table::Nat, "POSTROUTING", &[MASQ, CALI_POST]),
+            insert_position(Table::Nat, "POSTROUTING", &[MASQ, CALI_POST], false),
             Some(2)
         );
-        assert_eq!(insert_position(Table::Nat, "POSTROUTING", &[MASQ]), None);
+        assert_eq!(
+            insert_position(Table::Nat, "POSTROUTING", &[MASQ], false),
+            None
+        );
     }
 
     #[test]
@@ -143,33 +155,38 @@ mod tests {
             Table::Nat,
             "PREROUTING",
             &[CALI_PRE, JUMP, KUBE, DOCKER],
-            1
+            1,
+            false
         ));
         assert!(well_placed(
             Table::Nat,
             "PREROUTING",
             &[CALI_PRE, KUBE, JUMP, DOCKER],
-            2
+            2,
+            false
         ));
         // Above Felix's insert: Felix would move itself above us again and again.
         assert!(!well_placed(
             Table::Nat,
             "PREROUTING",
             &[JUMP, CALI_PRE, KUBE],
-            0
+            0,
+            false
         ));
         // Below Felix's trailing append.
         assert!(!well_placed(
             Table::Nat,
             "POSTROUTING",
             &[MASQ, CALI_POST, PJUMP],
-            2
+            2,
+            false
         ));
         assert!(well_placed(
             Table::Nat,
             "POSTROUTING",
             &[MASQ, PJUMP, CALI_POST],
-            1
+            1,
+            false
         ));
     }
 
@@ -177,10 +194,22 @@ mod tests {
     fn below_an_unconditional_return_is_misplaced() {
         let ret = "-A DOCKER-USER -j RETURN";
         let j = "-A DOCKER-USER -m comment --comment pfstate -j PFSTATE-FORWARD";
-        assert!(!well_placed(Table::Filter, "DOCKER-USER", &[ret, j], 1));
-        assert!(well_placed(Table::Filter, "DOCKER-USER", &[j, ret], 0));
+        assert!(!well_placed(
+            Table::Filter,
+            "DOCKER-USER",
+            &[ret, j],
+            1,
+            false
+        ));
+        assert!(well_placed(
+            Table::Filter,
+            "DOCKER-USER",
+            &[j, ret],
+            0,
+            false
+        ));
         assert_eq!(
-            insert_position(Table::Filter, "DOCKER-USER", &[ret]),
+            insert_position(Table::Filter, "DOCKER-USER", &[ret], false),
             Some(1)
         );
     }
@@ -194,7 +223,8 @@ mod tests {
             insert_position(
                 Table::Filter,
                 "FORWARD",
-                &[cali_fwd, "-A FORWARD -j X", mark]
+                &[cali_fwd, "-A FORWARD -j X", mark],
+                false
             ),
             Some(2)
         );
@@ -202,7 +232,36 @@ mod tests {
             Table::Filter,
             "FORWARD",
             &[cali_fwd, mark, j],
-            2
+            2,
+            false
+        ));
+    }
+
+    #[test]
+    fn a_default_verdict_goes_last_and_must_stay_last() {
+        let accept = "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT";
+        let d = "-A INPUT -m comment --comment pfstate -j PFSTATE-DEFAULT-INPUT";
+        assert_eq!(
+            insert_position(Table::Filter, "INPUT", &[accept], true),
+            None
+        );
+        assert!(well_placed(Table::Filter, "INPUT", &[accept, d], 1, true));
+        // Something appended after it later would never be reached: misplaced.
+        assert!(!well_placed(Table::Filter, "INPUT", &[d, accept], 0, true));
+        // Before Calico's trailing rules, which Felix keeps last.
+        let cali_fwd = "-A FORWARD -m comment --comment \"cali:wUHhoiAYhphO9Mso\" -j cali-FORWARD";
+        let mark = "-A FORWARD -m comment --comment \"cali:mp77cMpurHhyjLrM\" -j MARK --set-xmark 0x10000/0x10000";
+        let fd = "-A FORWARD -m comment --comment pfstate -j PFSTATE-DEFAULT-FORWARD";
+        assert_eq!(
+            insert_position(Table::Filter, "FORWARD", &[cali_fwd, mark], true),
+            Some(2)
+        );
+        assert!(well_placed(
+            Table::Filter,
+            "FORWARD",
+            &[cali_fwd, fd, mark],
+            1,
+            true
         ));
     }
 }

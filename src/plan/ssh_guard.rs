@@ -221,10 +221,17 @@ fn matches(f: &FilterRule, flow: &Flow) -> Match {
             None | Some(FilterProto::Tcp) => Match::Surely,
             Some(_) => Match::Not,
         },
-        port(f.sport.map(|r| (r.lo, r.hi)), flow.sport),
-        port(f.dport.map(|r| (r.lo, r.hi)), flow.dport),
-        net(f.source.as_ref(), flow.source),
-        net(f.destination.as_ref(), flow.destination),
+        port(&f.sports, flow.sport),
+        port(&f.dports, flow.dport),
+        net(&f.sources, flow.source),
+        net(&f.destinations, flow.destination),
+        // A rate limit, or the original destination of a translated connection: not known
+        // for the session, so at most a partial match.
+        if f.limit.is_some() || !f.original_ports.is_empty() || !f.original_addresses.is_empty() {
+            Match::Partly
+        } else {
+            Match::Surely
+        },
         if f.in_interface.is_some() || f.out_interface.is_some() {
             Match::Partly
         } else {
@@ -249,19 +256,25 @@ fn yes_no(b: bool) -> Match {
     if b { Match::Surely } else { Match::Not }
 }
 
-fn port(range: Option<(u16, u16)>, port: Option<u16>) -> Match {
-    match (range, port) {
-        (None, _) => Match::Surely,
-        (Some(_), None) => Match::Partly,
-        (Some((lo, hi)), Some(p)) => yes_no(lo <= p && p <= hi),
+/// Empty: any port. A list matches when one of its ranges holds the port.
+fn port(ranges: &[crate::model::PortRange], port: Option<u16>) -> Match {
+    match (ranges, port) {
+        ([], _) => Match::Surely,
+        (_, None) => Match::Partly,
+        (_, Some(p)) => yes_no(ranges.iter().any(|r| r.lo <= p && p <= r.hi)),
     }
 }
 
-fn net(net: Option<&ipnet::IpNet>, addr: Option<IpAddr>) -> Match {
-    match (net, addr) {
-        (None, _) => Match::Surely,
-        (Some(_), None) => Match::Partly,
-        (Some(n), Some(a)) => yes_no(n.contains(&a)),
+/// Empty: any address. A list matches when one of its networks or ranges holds the address.
+fn net(list: &[crate::model::AddrMatch], addr: Option<IpAddr>) -> Match {
+    use crate::model::AddrMatch;
+    match (list, addr) {
+        ([], _) => Match::Surely,
+        (_, None) => Match::Partly,
+        (_, Some(a)) => yes_no(list.iter().any(|m| match m {
+            AddrMatch::Net(n) => n.contains(&a),
+            AddrMatch::Range(lo, hi) => *lo <= a && a <= *hi,
+        })),
     }
 }
 

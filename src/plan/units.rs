@@ -12,13 +12,19 @@ pub fn query(sm: Option<&dyn ServiceManager>) -> Vec<(&'static str, Option<bool>
         .collect()
 }
 
-/// Plan lines for units whose enablement would change.
-pub fn plan_lines(enabled: &[(&str, Option<bool>)], watch: bool, legacy: bool) -> Vec<String> {
+/// Plan lines for units whose enablement would change. `installed`: false for `remove`, which
+/// wants none of them (whatever `watch` and the backend would pick for an apply).
+pub fn plan_lines(
+    enabled: &[(&str, Option<bool>)],
+    installed: bool,
+    watch: bool,
+    legacy: bool,
+) -> Vec<String> {
     let word = |e: bool| if e { "enabled" } else { "disabled" };
     enabled
         .iter()
         .filter_map(|(name, now)| {
-            let want = wanted(name, watch, legacy);
+            let want = installed && wanted(name, watch, legacy);
             let now = (*now)?;
             (now != want).then(|| format!("unit {name}: {} -> {}\n", word(now), word(want)))
         })
@@ -38,14 +44,19 @@ mod tests {
             (REAPPLY, None),
         ];
         assert_eq!(
-            plan_lines(&now, true, false),
+            plan_lines(&now, true, true, false),
             [
                 "unit pfstate-watch.service: disabled -> enabled\n",
                 "unit pfstate-recheck.timer: enabled -> disabled\n"
             ]
         );
         // Without the watcher the timer stays and the watcher stays off: nothing to change.
-        assert!(plan_lines(&now, false, false).is_empty());
+        assert!(plan_lines(&now, true, false, false).is_empty());
+        // remove wants none of them: the enabled timer goes.
+        assert_eq!(
+            plan_lines(&now, false, false, false),
+            ["unit pfstate-recheck.timer: enabled -> disabled\n"]
+        );
         assert_eq!(
             query(None).len(),
             3,

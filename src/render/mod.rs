@@ -10,6 +10,7 @@
 
 pub mod builder;
 pub mod files;
+pub mod filter;
 pub mod forward;
 pub mod tree;
 
@@ -54,7 +55,8 @@ pub fn render_linear(model: &Model, resolver: &dyn Resolver) -> Desired {
 
 /// Render; chains with more keyed rules than `tree_threshold` become trees.
 fn render_with(model: &Model, resolver: &dyn Resolver, tree_threshold: Option<usize>) -> Desired {
-    let mut warnings = Vec::new();
+    // Entries that can never act are worth a word wherever the render is shown.
+    let mut warnings = crate::spec::shadow::warnings(model);
     let rulesets = Family::ALL
         .iter()
         .map(|f| {
@@ -97,7 +99,9 @@ fn render_family(
             FilterChain::Forward => &n.forward,
             FilterChain::Output => &n.filter_output,
         };
-        filter.push(chain, filter_rule(chain, r, family));
+        for rule in filter::filter_rules(chain, r, family) {
+            filter.push(chain, rule);
+        }
     }
     for f in model.forwards.iter().filter(|f| f.family == family) {
         forward_rules(model, f, &n, &mut nat, &mut filter, resolver, warnings);
@@ -113,9 +117,12 @@ fn render_family(
             .rules
             .sort_by_key(|r| r.destination_net() != Some(loopback));
     }
+    let defaults = filter::default_chains(model, family, &mut filter);
+    let mut filter = filter.finish(p, Table::Filter);
+    filter.jumps.extend(defaults);
     let mut tables = vec![
         (Table::Nat, nat.finish(p, Table::Nat)),
-        (Table::Filter, filter.finish(p, Table::Filter)),
+        (Table::Filter, filter),
     ];
     add_canaries(p, &mut tables);
     tables
@@ -167,54 +174,6 @@ fn snat_rules(s: &OutboundSnat, n: &Names, nat: &mut Builder, filter: &mut Build
             .target("ACCEPT");
         filter.push(&n.forward, back);
     }
-}
-
-fn filter_rule(chain: &str, r: &FilterRule, family: Family) -> Rule {
-    let mut rule = Rule::new(chain)
-        .maybe_in_interface(r.in_interface.as_deref())
-        .maybe_out_interface(r.out_interface.as_deref());
-    if let Some(s) = r.source {
-        rule = rule.source(s);
-    }
-    if let Some(d) = r.destination {
-        rule = rule.destination(d);
-    }
-    let proto = r.proto.map(|p| match (p, family) {
-        (FilterProto::Tcp, _) => "tcp",
-        (FilterProto::Udp, _) => "udp",
-        (FilterProto::Icmp, Family::V4) => "icmp",
-        (FilterProto::Icmp, Family::V6) => "ipv6-icmp",
-    });
-    if let Some(p) = proto {
-        rule = rule.proto(p);
-        let mut ports = Vec::new();
-        if let Some(sp) = r.sport {
-            ports.push(format!("--sport {}", sp.match_text()));
-        }
-        if let Some(dp) = r.dport {
-            ports.push(format!("--dport {}", dp.match_text()));
-        }
-        if !ports.is_empty() {
-            rule = rule.m(p, &ports.join(" "));
-        }
-    }
-    if !r.states.is_empty() {
-        rule = rule.m("conntrack", &format!("--ctstate {}", r.states.join(",")));
-    }
-    let target = match r.action {
-        Action::Accept => "ACCEPT".to_string(),
-        Action::Drop => "DROP".to_string(),
-        Action::Return => "RETURN".to_string(),
-        Action::Reject => match family {
-            Family::V4 => "REJECT --reject-with icmp-port-unreachable".to_string(),
-            Family::V6 => "REJECT --reject-with icmp6-port-unreachable".to_string(),
-        },
-        Action::Log => match &r.log_prefix {
-            Some(p) => format!("LOG --log-prefix {}", crate::ruleset::rule::save_string(p)),
-            None => "LOG".to_string(),
-        },
-    };
-    rule.comment(&comment(&r.name)).target(&target)
 }
 
 /// Implied sysctls first (forwarding per family in use, route_localnet per egress interface

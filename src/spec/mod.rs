@@ -1,20 +1,31 @@
 //! Stage ①: the desired-state file's text -> a validated [`Model`]. Pure, except [`load`],
 //! which reads the file first.
 //!
-//! - [`yaml`] - serde structs mirroring the file, and the YAML error messages;
-//! - [`shapes`] - visitors for values the file may spell in more than one way;
+//! - [`yaml`] - structs mirroring the file, and [`parse`]: text -> `Spec`;
+//! - [`syntax`] (+ [`lines`]) - text -> a spanned YAML [`tree`], syntax errors in pfstate's words;
+//! - [`schema`] (+ [`read`]) - tree -> `Spec`: keys, shapes and keywords checked, every error
+//!   collected, each with what to write instead;
+//! - [`shapes`] - values the file may spell in more than one way;
 //! - [`span`] - a value with its `FILE:LINE:COL`;
 //! - [`values`] - parsers of single values (port, backend, sysctl key);
-//! - [`validate`] (+ `validate_forward`, [`validate_rules`]) - `Spec` -> `Model`, every problem
-//!   collected and sorted;
+//! - [`validate`] (+ `validate_forward`, [`validate_rules`], [`validate_filter`] with
+//!   [`filter_values`]) - `Spec` -> `Model`, every problem collected and sorted;
 //! - [`suggest`] - "did you mean";
 //! - [`multi`] - several files (or a directory) making one state.
 
+pub mod filter_values;
+pub mod lines;
 pub mod multi;
+pub mod read;
+pub mod schema;
+pub mod shadow;
 pub mod shapes;
 pub mod span;
 pub mod suggest;
+pub mod syntax;
+pub mod tree;
 pub mod validate;
+pub mod validate_filter;
 mod validate_forward;
 pub mod validate_rules;
 pub mod values;

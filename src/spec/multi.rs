@@ -101,6 +101,22 @@ fn merge(specs: Vec<Spec>, names: &[String]) -> Result<Spec, Vec<Diagnostic>> {
         }
         once(&mut all.host, part.host, "host", names, &mut diags);
         once(&mut all.prefix, part.prefix, "prefix", names, &mut diags);
+        once(&mut all.watch, part.watch, "watch", names, &mut diags);
+        let (input, forward) = (part.default.input, part.default.forward);
+        once(
+            &mut all.default.input,
+            input,
+            "default.input",
+            names,
+            &mut diags,
+        );
+        once(
+            &mut all.default.forward,
+            forward,
+            "default.forward",
+            names,
+            &mut diags,
+        );
         all.interfaces.0.extend(part.interfaces.0);
         all.sysctl.0.extend(part.sysctl.0);
         all.forwards.extend(part.forwards);
@@ -127,9 +143,9 @@ fn place(names: &[String], l: Location) -> String {
 }
 
 /// `host` and `prefix` are said in one file only.
-fn once(
-    have: &mut Option<Spanned<String>>,
-    more: Option<Spanned<String>>,
+fn once<T>(
+    have: &mut Option<Spanned<T>>,
+    more: Option<Spanned<T>>,
     key: &str,
     names: &[String],
     diags: &mut Vec<Diagnostic>,

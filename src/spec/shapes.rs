@@ -1,10 +1,8 @@
-//! Values the YAML may spell in more than one way, with visitors that keep spans intact.
+//! Values the YAML may spell in more than one way, read from the tree with their spans.
 
-use std::fmt;
-
-use super::span::Spanned;
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use crate::spec::read::{FromNode, Reader};
+use crate::spec::span::Spanned;
+use crate::spec::tree::{Kind, Node};
 
 /// A port or an inclusive range, as written: `80`, `"80"` or `"8000-8010"`.
 /// Checked (1..=65535, low <= high) in `validate.rs`, so the message can say what to write instead.
@@ -14,25 +12,17 @@ pub enum PortSpec {
     Text(String),
 }
 
-impl<'de> Deserialize<'de> for PortSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = PortSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a port (1-65535) or a range like \"8000-8010\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortSpec, E> {
-                Ok(PortSpec::Number(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortSpec, E> {
-                Ok(PortSpec::Number(i64::try_from(v).unwrap_or(i64::MAX)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<PortSpec, E> {
-                Ok(PortSpec::Text(v.to_string()))
+impl FromNode for PortSpec {
+    fn read(r: &mut Reader, key: &str, node: &Node, example: &str) -> Option<Self> {
+        match &node.kind {
+            Kind::Int(i) => Some(PortSpec::Number(*i)),
+            Kind::Str(s) => Some(PortSpec::Text(s.clone())),
+            _ => {
+                let what = "a port (1-65535) or a range like \"8000-8010\"";
+                r.wrong(key, node, what, example);
+                None
             }
         }
-        d.deserialize_any(V)
     }
 }
 
@@ -40,28 +30,16 @@ impl<'de> Deserialize<'de> for PortSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scalar(pub String);
 
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number or a string")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(if v { "1" } else { "0" }.to_string()))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
+impl FromNode for Scalar {
+    fn read(r: &mut Reader, key: &str, node: &Node, _example: &str) -> Option<Self> {
+        match &node.kind {
+            Kind::Bool(b) => Some(Scalar(if *b { "1" } else { "0" }.to_string())),
+            Kind::Int(_) | Kind::Float(_) | Kind::Str(_) => node.kind.scalar_text().map(Scalar),
+            _ => {
+                r.wrong(key, node, "one value, a number or a text", "1");
+                None
             }
         }
-        d.deserialize_any(V)
     }
 }
 
@@ -78,63 +56,44 @@ pub struct BackendItem {
     pub weight: Option<Spanned<i64>>,
 }
 
-impl<'de> Deserialize<'de> for Backends {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Backends;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a backend \"address[:port]\" or a list of backends")
+impl FromNode for Backends {
+    fn read(r: &mut Reader, key: &str, node: &Node, example: &str) -> Option<Self> {
+        match &node.kind {
+            Kind::Seq(items) => {
+                let before = r.diags.len();
+                let items: Vec<_> = items
+                    .iter()
+                    .filter_map(|item| r.value::<BackendItem>(key, item, example))
+                    .collect();
+                (r.diags.len() == before).then_some(Backends::Many(items))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Backends, E> {
-                Ok(Backends::One(v.to_string()))
+            Kind::Map(_) => {
+                let one = r.value::<BackendItem>(key, node, example)?;
+                Some(Backends::Many(vec![one]))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Backends, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<Spanned<BackendItem>>()? {
-                    items.push(item);
-                }
-                Ok(Backends::Many(items))
-            }
+            _ => String::read(r, key, node, example).map(Backends::One),
         }
-        d.deserialize_any(V)
     }
 }
 
-impl<'de> Deserialize<'de> for BackendItem {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = BackendItem;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("\"address[:port]\" or {address: \"address[:port]\", weight: N}")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<BackendItem, E> {
-                Ok(BackendItem {
-                    address: v.to_string(),
-                    weight: None,
-                })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BackendItem, A::Error> {
-                let mut address: Option<String> = None;
-                let mut weight = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "address" if address.is_none() => address = Some(map.next_value()?),
-                        "weight" if weight.is_none() => weight = Some(map.next_value()?),
-                        "address" | "weight" => {
-                            return Err(de::Error::custom(format!("duplicate field `{key}`")));
-                        }
-                        other => {
-                            return Err(de::Error::unknown_field(other, &["address", "weight"]));
-                        }
-                    }
-                }
-                let address = address.ok_or_else(|| de::Error::missing_field("address"))?;
-                Ok(BackendItem { address, weight })
-            }
+impl FromNode for BackendItem {
+    fn read(r: &mut Reader, key: &str, node: &Node, example: &str) -> Option<Self> {
+        if let Kind::Map(_) = node.kind {
+            let what = format!("this backend of `{key}`");
+            let example = "`{address: 192.168.1.3:80, weight: 2}`";
+            let e = r.entry(node, what, &["address", "weight"], example)?;
+            let address = r.req::<String>(&e, "address", "192.168.1.3:80");
+            let weight = r.opt::<i64>(&e, "weight", "2");
+            return Some(BackendItem {
+                address: address?.value,
+                weight,
+            });
         }
-        d.deserialize_any(V)
+        let address = String::read(r, key, node, example)?;
+        Some(BackendItem {
+            address,
+            weight: None,
+        })
     }
 }
 
@@ -145,31 +104,38 @@ pub enum Hairpin {
     Networks(Vec<Spanned<String>>),
 }
 
-impl<'de> Deserialize<'de> for Hairpin {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Hairpin;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("true, false, or a list of internal networks (CIDR)")
+impl FromNode for Hairpin {
+    fn read(r: &mut Reader, key: &str, node: &Node, _example: &str) -> Option<Self> {
+        match &node.kind {
+            Kind::Bool(b) => Some(Hairpin::Flag(*b)),
+            Kind::Seq(_) => {
+                let OneOrMany(nets) = OneOrMany::read(r, key, node, "[192.168.1.0/24]")?;
+                Some(Hairpin::Networks(nets))
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Hairpin, E> {
-                Ok(Hairpin::Flag(v))
+            Kind::Str(s) if ["yes", "no", "on", "off"].contains(&s.to_lowercase().as_str()) => {
+                let meant = if ["yes", "on"].contains(&s.to_lowercase().as_str()) {
+                    "true"
+                } else {
+                    "false"
+                };
+                r.wrong(key, node, "true, false or a list of networks", meant);
+                None
             }
-            fn visit_str<E: de::Error>(self, _v: &str) -> Result<Hairpin, E> {
-                Err(de::Error::custom(
-                    "hairpin takes true, false or a list of networks such as [192.168.1.0/24]",
-                ))
+            Kind::Str(s) if s.contains(['.', ':']) => {
+                r.wrong(
+                    key,
+                    node,
+                    "true, false or a list of networks",
+                    &format!("[{s}]"),
+                );
+                None
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Hairpin, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<Spanned<String>>()? {
-                    items.push(item);
-                }
-                Ok(Hairpin::Networks(items))
+            _ => {
+                let what = "true, false or a list of networks";
+                r.wrong(key, node, what, "[192.168.1.0/24]");
+                None
             }
         }
-        d.deserialize_any(V)
     }
 }
 
@@ -183,27 +149,29 @@ impl<T> Default for OneOrMany<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = OneOrMany<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a value or a list of values")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<T>()? {
-                    items.push(item);
+impl<T: FromNode> FromNode for OneOrMany<Spanned<T>> {
+    fn read(r: &mut Reader, key: &str, node: &Node, example: &str) -> Option<Self> {
+        let one_example = example
+            .trim_start_matches('[')
+            .split(',')
+            .next()
+            .unwrap_or(example)
+            .trim_end_matches(']');
+        match &node.kind {
+            Kind::Seq(items) => {
+                let before = r.diags.len();
+                let mut values = Vec::with_capacity(items.len());
+                for item in items {
+                    if let Kind::Seq(_) | Kind::Map(_) = item.kind {
+                        r.wrong(key, item, "a list of single values", example);
+                    } else if let Some(v) = r.value::<T>(key, item, one_example) {
+                        values.push(v);
+                    }
                 }
-                Ok(OneOrMany(items))
+                (r.diags.len() == before).then_some(OneOrMany(values))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                let one = T::deserialize(de::value::StrDeserializer::<E>::new(v))?;
-                Ok(OneOrMany(vec![one]))
-            }
+            _ => Some(OneOrMany(vec![r.value::<T>(key, node, one_example)?])),
         }
-        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -217,23 +185,38 @@ impl<V> Default for Entries<V> {
     }
 }
 
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Vis<V>(std::marker::PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for Vis<V> {
-            type Value = Entries<V>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a mapping")
+impl<V: FromNode> FromNode for Entries<Spanned<V>> {
+    fn read(r: &mut Reader, key: &str, node: &Node, example: &str) -> Option<Self> {
+        let Kind::Map(pairs) = &node.kind else {
+            r.wrong(key, node, "a mapping of names to values", example);
+            return None;
+        };
+        let before = r.diags.len();
+        let mut items: Vec<(Spanned<String>, Spanned<V>)> = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            let Some(name) = r.value::<String>(key, k, example) else {
+                continue;
+            };
+            if let Some((first, _)) = items.iter().find(|(f, _)| f.value == name.value) {
+                let (line, column) = (first.location.line, first.location.column);
+                r.err(
+                    name.location,
+                    format!(
+                        "`{}` is given twice in `{key}` (first at {line}:{column}); keep one",
+                        name.value
+                    ),
+                );
+                continue;
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::new();
-                while let Some(key) = map.next_key::<Spanned<String>>()? {
-                    let value = map.next_value::<V>()?;
-                    items.push((key, value));
-                }
-                Ok(Entries(items))
+            let value_example = example
+                .split(": ")
+                .nth(1)
+                .unwrap_or("1")
+                .trim_end_matches('}');
+            if let Some(value) = r.value::<V>(&name.value, v, value_example) {
+                items.push((name, value));
             }
         }
-        d.deserialize_map(Vis(std::marker::PhantomData))
+        (r.diags.len() == before).then_some(Entries(items))
     }
 }

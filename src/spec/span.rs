@@ -1,8 +1,6 @@
 //! A value with the place in the file where it was written, so every later check can point at
 //! `FILE:LINE:COL`.
 
-use serde::Deserialize;
-
 use crate::error::Location;
 
 thread_local! {
@@ -29,18 +27,6 @@ pub fn in_file<T>(index: u16, f: impl FnOnce() -> T) -> T {
 pub struct Spanned<T> {
     pub value: T,
     pub location: Location,
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
-        let location =
-            Location::new(s.referenced.line(), s.referenced.column()).in_file(current_file());
-        Ok(Spanned {
-            value: s.value,
-            location,
-        })
-    }
 }
 
 impl<T> std::ops::Deref for Spanned<T> {

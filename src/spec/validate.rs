@@ -154,6 +154,7 @@ impl Validator {
             forwards,
             snats,
             filters,
+            defaults: defaults(spec),
         }
     }
 
@@ -276,4 +277,21 @@ impl Validator {
             accept: s.accept.as_ref().is_none_or(|a| a.value),
         })
     }
+}
+
+/// `default: {input: drop, forward: reject}`, in that order.
+fn defaults(spec: &spec::Spec) -> Vec<(FilterChain, Verdict)> {
+    let verdict = |v: &Spanned<spec::VerdictSpec>| match v.value {
+        spec::VerdictSpec::Accept => Verdict::Accept,
+        spec::VerdictSpec::Drop => Verdict::Drop,
+        spec::VerdictSpec::Reject => Verdict::Reject,
+    };
+    let d = &spec.default;
+    [
+        (FilterChain::Input, &d.input),
+        (FilterChain::Forward, &d.forward),
+    ]
+    .into_iter()
+    .filter_map(|(chain, v)| v.as_ref().map(|v| (chain, verdict(v))))
+    .collect()
 }

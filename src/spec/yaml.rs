@@ -1,39 +1,48 @@
-//! The desired-state file as written: serde structs that mirror the YAML and nothing more.
+//! The desired-state file as written: structs that mirror the YAML and nothing more.
 //!
 //! Every value a later check may complain about is wrapped in [`Spanned`], so that the
 //! validation in `validate.rs` can point at `FILE:LINE:COL` even for errors that only show up
 //! when several entries are compared (duplicate names, two forwards on one port).
-//! Shapes YAML allows in more than one way (a port as `80` or `"8000-8010"`, one backend or a
-//! list) have small hand-written visitors in `shapes.rs`; untagged enums would lose spans.
+//! Reading: text -> YAML tree (`syntax.rs`) -> these structs (`schema.rs`, with the helpers of
+//! `read.rs`; shapes YAML allows in more than one way in `shapes.rs`).
 
-use serde::Deserialize;
-
+use super::read::Reader;
+use super::schema::read_spec;
 pub use super::shapes::{BackendItem, Backends, Entries, Hairpin, OneOrMany, PortSpec, Scalar};
 use super::span::Spanned;
-use crate::error::{Location, SpecError};
+use crate::error::SpecError;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct Spec {
     pub version: Spanned<u32>,
     pub host: Option<Spanned<String>>,
     pub prefix: Option<Spanned<String>>,
     /// Install pfstate-watch.service (default true).
     pub watch: Option<Spanned<bool>>,
-    #[serde(default)]
     pub interfaces: Entries<Spanned<String>>,
-    #[serde(default)]
     pub sysctl: Entries<Spanned<Scalar>>,
-    #[serde(default)]
     pub forwards: Vec<Spanned<ForwardSpec>>,
-    #[serde(default)]
     pub snat: Vec<Spanned<SnatSpec>>,
-    #[serde(default)]
     pub filter: Vec<Spanned<FilterSpec>>,
+    /// The verdict per built-in chain for packets nothing else decided.
+    pub default: DefaultSpec,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `default: {input: drop, forward: drop}`.
+#[derive(Debug, Default)]
+pub struct DefaultSpec {
+    pub input: Option<Spanned<VerdictSpec>>,
+    pub forward: Option<Spanned<VerdictSpec>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictSpec {
+    Accept,
+    Drop,
+    Reject,
+}
+
+#[derive(Debug)]
 pub struct ForwardSpec {
     pub name: Spanned<String>,
     pub proto: Option<Spanned<ProtoSpec>>,
@@ -47,33 +56,28 @@ pub struct ForwardSpec {
     pub accept: Option<Spanned<bool>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct ListenSpec {
     pub port: Spanned<PortSpec>,
     pub address: Option<Spanned<String>>,
     pub interface: Option<Spanned<String>>,
-    #[serde(default)]
     pub from: OneOrMany<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtoSpec {
     Tcp,
     Udp,
     Both,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BalanceSpec {
     Random,
     RoundRobin,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct SnatSpec {
     pub name: Spanned<String>,
     pub source: Spanned<String>,
@@ -84,20 +88,28 @@ pub struct SnatSpec {
     pub accept: Option<Spanned<bool>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct FilterSpec {
     pub name: Spanned<String>,
     pub chain: Spanned<FilterChainSpec>,
-    pub proto: Option<Spanned<String>>,
-    pub dport: Option<Spanned<PortSpec>>,
-    pub sport: Option<Spanned<PortSpec>>,
-    pub source: Option<Spanned<String>>,
-    pub destination: Option<Spanned<String>>,
+    pub proto: Option<Spanned<FilterProtoSpec>>,
+    /// A port, a range, or a list of them (`[80, 443, "8000-8010"]`).
+    pub dport: OneOrMany<Spanned<PortSpec>>,
+    pub sport: OneOrMany<Spanned<PortSpec>>,
+    /// An address, a network, a range `a-b`, or a list of them.
+    pub source: OneOrMany<Spanned<String>>,
+    pub destination: OneOrMany<Spanned<String>>,
     pub in_interface: Option<Spanned<String>>,
     pub out_interface: Option<Spanned<String>>,
-    #[serde(default)]
     pub state: OneOrMany<Spanned<StateSpec>>,
+    /// ICMP types by name (`echo-request`) or number (`8`, `3/4`), with `proto: icmp`.
+    pub icmp_type: OneOrMany<Spanned<Scalar>>,
+    /// At most this many matches per time unit (`10/minute`), optionally with a burst.
+    pub limit: Option<Spanned<LimitSpec>>,
+    /// The destination port / address of the connection before any DNAT (conntrack's
+    /// original tuple): what a client asked for, even in FORWARD after translation.
+    pub original_port: OneOrMany<Spanned<PortSpec>>,
+    pub original_address: OneOrMany<Spanned<String>>,
     pub action: Spanned<ActionSpec>,
     /// Extension: the `--log-prefix` of a `log` action.
     pub log_prefix: Option<Spanned<String>>,
@@ -105,16 +117,29 @@ pub struct FilterSpec {
     pub family: Option<Spanned<FamilySpec>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterProtoSpec {
+    Tcp,
+    Udp,
+    Icmp,
+    All,
+}
+
+/// `limit: 10/minute` or `limit: {rate: 10/minute, burst: 20}`.
+#[derive(Debug)]
+pub struct LimitSpec {
+    pub rate: Spanned<String>,
+    pub burst: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterChainSpec {
     Input,
     Forward,
     Output,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StateSpec {
     Invalid,
     New,
@@ -125,8 +150,7 @@ pub enum StateSpec {
     Dnat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionSpec {
     Accept,
     Drop,
@@ -135,88 +159,40 @@ pub enum ActionSpec {
     Return,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FamilySpec {
     Ipv4,
     Ipv6,
     Both,
 }
 
-/// The largest desired-state file accepted; a real one is a few hundred kilobytes at 10,000
-/// forwards. Refusing more keeps a stray `pfstate apply /dev/zero` from eating memory.
-pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+pub use super::syntax::MAX_FILE_BYTES;
 
-/// How every desired-state text is read: strict booleans, and budgets sized for the largest
-/// accepted file.
+/// How every desired-state text is read (also for the joined copy of several files).
 pub(crate) fn saphyr_options() -> serde_saphyr::Options {
-    let mut options = serde_saphyr::Options::default();
-    options.with_snippet = false;
-    // YAML 1.1's yes/no/on/off are a classic source of surprises in a security-relevant file.
-    options.strict_booleans = true;
-    // Node and event budgets sized for the largest accepted file: the defaults (250,000
-    // nodes, about 6 per forward) refuse files of more than about 40,000 forwards.
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_nodes = budget.max_nodes.max(MAX_FILE_BYTES / 8);
-    budget.max_events = budget.max_events.max(MAX_FILE_BYTES / 4);
-    options.budget = Some(budget);
-    options
+    super::syntax::options()
 }
 
-/// Parse the text of a desired-state file. `file` is only used in error messages.
+/// Parse the text of a desired-state file: every syntax error is reported alone (the reader
+/// cannot go on after it), every schema error at once. `file` is only used in error messages.
 pub fn parse(file: &str, text: &str) -> Result<Spec, SpecError> {
-    if text.len() > MAX_FILE_BYTES {
-        return Err(SpecError::one(
-            file,
-            Location::start(),
-            format!("the file is larger than {} MiB", MAX_FILE_BYTES >> 20),
-        ));
+    let tree = super::syntax::parse_tree(file, text)?;
+    let mut r = Reader::default();
+    let spec = read_spec(&mut r, &tree);
+    match spec {
+        Some(spec) if r.diags.is_empty() => Ok(spec),
+        _ => {
+            r.diags.sort_by_key(|d| d.location);
+            Err(SpecError {
+                file: file.to_string(),
+                diagnostics: r.diags,
+                more_files: Vec::new(),
+            })
+        }
     }
-    let options = saphyr_options();
-    serde_saphyr::from_str_with_options::<Spec>(text, options)
-        .map_err(|e| SpecError::one(file, location_of(&e), yaml_message(&e)))
-}
-
-fn location_of(e: &serde_saphyr::Error) -> Location {
-    e.location()
-        .map(|l| Location::new(l.line(), l.column()))
-        .unwrap_or_else(Location::start)
-        .in_file(super::span::current_file())
 }
 
 /// Parse file number `index` of a state made of several: its locations carry the index.
 pub fn parse_nth(index: u16, file: &str, text: &str) -> Result<Spec, SpecError> {
     super::span::in_file(index, || parse(file, text))
-}
-
-/// The parser's message without its own "line L column C:" prefix, plus a "did you mean"
-/// for a misspelt key.
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    let text = e.without_snippet().to_string();
-    let first = text.lines().next().unwrap_or("invalid YAML").trim();
-    let first = first.strip_prefix("error:").unwrap_or(first).trim();
-    let message = strip_location_suffix(strip_location_prefix(first));
-    match super::suggest::unknown_field_hint(message) {
-        Some(hint) => format!("{message}; {hint}"),
-        None => message.to_string(),
-    }
-}
-
-fn strip_location_suffix(message: &str) -> &str {
-    match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(", column ") || message[i..].contains(" column ") => {
-            &message[..i]
-        }
-        _ => message,
-    }
-}
-
-fn strip_location_prefix(message: &str) -> &str {
-    let Some(rest) = message.strip_prefix("line ") else {
-        return message;
-    };
-    match rest.find(": ") {
-        Some(i) if rest[..i].contains(" column ") => &rest[i + 2..],
-        _ => message,
-    }
 }

@@ -138,6 +138,19 @@ root_test!(apply_is_idempotent_and_remove_cleans_up, || {
     assert_eq!(st.code, 0, "{}", st.show());
     assert!(st.stdout.lines().any(|l| l == "in sync"), "{}", st.show());
 
+    // remove --dry-run shows what would go, changes nothing, exits 2.
+    let dry = h.run(&["remove", "--dry-run"]);
+    assert_eq!(dry.code, 2, "{}", dry.show());
+    assert!(dry.stdout.contains("--A PFSTATE-"), "{}", dry.show());
+    assert!(
+        h.save("iptables-save").contains("PFSTATE"),
+        "dry run deleted rules"
+    );
+    assert!(
+        h.file("/etc/pfstate/host.yaml").exists(),
+        "dry run deleted the state"
+    );
+
     // remove: back to the foreign rules only, files and unit gone.
     let rm = h.run(&["remove"]);
     assert_eq!(rm.code, 0, "{}", rm.show());
@@ -155,6 +168,12 @@ root_test!(apply_is_idempotent_and_remove_cleans_up, || {
     }
     let rm2 = h.run(&["remove"]);
     assert_eq!(rm2.code, 0, "{}", rm2.show());
+    let dry = h.run(&["remove", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.show());
+    assert!(dry.stdout.contains("nothing to remove"), "{}", dry.show());
+    let st = h.run(&["status"]);
+    assert_eq!(st.code, 0, "{}", st.show());
+    assert!(st.stdout.contains("nothing is applied"), "{}", st.show());
 });
 
 root_test!(failure_in_a_later_family_rolls_everything_back, || {
@@ -265,6 +284,12 @@ root_test!(drift_is_shown_and_repaired, || {
     );
     let st = h.run(&["status"]);
     assert!(st.stdout.contains("drift"), "{}", st.show());
+    assert_eq!(
+        st.code,
+        2,
+        "status exits 2 on drift, like plan: {}",
+        st.show()
+    );
     assert_eq!(h.run(&["apply", &a]).code, 0);
     assert_eq!(h.save("iptables-save"), good);
     assert_eq!(h.sysctl("net.ipv4.ip_forward"), "1");

@@ -19,7 +19,7 @@ fn errors_name_file_line_and_column() {
     );
     assert_eq!(
         e.trim(),
-        "host.yaml:6:5: unknown field `prot`, expected one of name, proto, listen, to, balance, snat, hairpin, local, via, accept; did you mean `proto`?"
+        "host.yaml:6:5: `prot` is not a key of forward `web`; did you mean `proto`? (keys: `name`, `proto`, `listen`, `to`, `balance`, `snat`, `hairpin`, `local`, `via` and `accept`)"
     );
 }
 
@@ -110,10 +110,16 @@ fn injection_and_foreign_prefixes_are_refused() {
         ("version: 2\n", "unsupported version 2"),
         (
             "version: 1\nforwards:\n  - {name: a, listen: {port: 80}, to: 10.0.0.1, local: yes}\n",
-            "strict mode expects true/false",
+            "`local` takes true or false, not `yes`; write `local: true`",
         ),
-        ("version: 1\nforwards: [\n", "2:11: unclosed bracket"),
-        ("forwards: []\n", "missing field `version`"),
+        (
+            "version: 1\nforwards: [\n",
+            "2:11: this `[` is never closed",
+        ),
+        (
+            "forwards: []\n",
+            "1:1: the file has no `version`; add it, e.g. `version: 1`",
+        ),
     ];
     for (yaml, want) in cases {
         let e = errors_of(yaml);
@@ -249,4 +255,51 @@ fn every_example_validates_and_renders() {
         );
     }
     assert!(seen >= 1, "no examples found");
+}
+
+#[test]
+fn validate_and_render_warn_about_a_shadowed_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_yaml(
+        dir.path(),
+        "host.yaml",
+        "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.0.0.2:8080}\nfilter:\n  - {name: block, chain: forward, action: drop}\n",
+    );
+    let want = "filter entry `block` drops every new connection of forward `web`";
+    let r = pfstate(&["validate", &f]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    assert!(r.stderr.contains(want), "{}", r.show());
+    let r = pfstate(&["render", &f]);
+    assert!(
+        r.stdout.contains(&format!("# warning: {want}")),
+        "{}",
+        r.show()
+    );
+}
+
+/// As an unprivileged user, the kernel commands say in pfstate's words that they need root.
+#[test]
+fn kernel_commands_say_they_need_root() {
+    if !pfstate::lab::have_root() {
+        eprintln!("SKIPPED kernel_commands_say_they_need_root: needs root to switch users");
+        return;
+    }
+    // A copy nobody can run wherever the checkout is (CI clones into a private home).
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("pfstate");
+    std::fs::copy(env!("CARGO_BIN_EXE_pfstate"), &bin).unwrap();
+    for p in [dir.path(), bin.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("status")
+        .output()
+        .expect("setpriv (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(!stderr.contains("Could not fetch"), "{stderr}");
 }

@@ -137,7 +137,15 @@ fn entry_names(model: &Model) -> Vec<String> {
     let forwards = model.forwards.iter().map(|f| f.name.clone());
     let snats = model.snats.iter().map(|s| s.name.clone());
     let filters = model.filters.iter().map(|r| r.name.clone());
-    forwards.chain(snats).chain(filters).collect()
+    let defaults = model.defaults.iter().map(|(chain, _)| match chain {
+        pfstate::model::FilterChain::Forward => "default-forward".to_string(),
+        _ => "default-input".to_string(),
+    });
+    forwards
+        .chain(snats)
+        .chain(filters)
+        .chain(defaults)
+        .collect()
 }
 
 /// The restore payloads of a golden file: the text under each `# ipvN: ...-restore` header.

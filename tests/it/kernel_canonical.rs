@@ -138,6 +138,39 @@ shape!(
     "filter:\n  - {name: closed, chain: input, proto: tcp, dport: 23, action: reject}\n  - {name: ping6, chain: input, proto: icmp, family: ipv6, action: accept}\n"
 );
 shape!(
+    filter_port_lists_and_ranges,
+    "filter:\n  - {name: web, chain: input, proto: tcp, dport: [80, 443, \"8000-8010\"], action: accept}\n  - {name: both, chain: input, proto: udp, sport: [53, 123], dport: [\"1024-2000\", 3000], action: accept}\n  - {name: mixed, chain: forward, proto: tcp, sport: 1000, dport: [22, 2222], action: drop}\n  - {name: one, chain: input, proto: tcp, sport: \"1-1023\", dport: 22, action: accept}\n"
+);
+shape!(
+    filter_address_lists_and_ranges,
+    "filter:\n  - {name: admins, chain: input, source: [10.0.0.5, 10.1.0.0/16, \"10.2.0.10-10.2.0.20\"], destination: [192.0.2.1, \"192.0.2.10-192.0.2.12\"], action: accept}\n  - {name: v6, chain: input, source: [\"2001:db8::1-2001:db8::9\", \"2001:db8:1::/48\"], action: drop}\n"
+);
+shape!(
+    filter_icmp_types_v4,
+    "filter:\n  - {name: ping, chain: input, proto: icmp, family: ipv4, icmp_type: [echo-reply, destination-unreachable, port-unreachable, fragmentation-needed, redirect, echo-request, router-advertisement, router-solicitation, time-exceeded, parameter-problem, any, \"3/4\", 13], action: accept}\n"
+);
+shape!(
+    filter_icmp_types_v6,
+    "filter:\n  - {name: ping, chain: input, proto: icmp, family: ipv6, icmp_type: [echo-reply, destination-unreachable, port-unreachable, packet-too-big, redirect, echo-request, router-advertisement, router-solicitation, time-exceeded, parameter-problem, neighbour-solicitation, neighbor-advertisement, any, \"1/4\", 143], action: accept}\n"
+);
+shape!(
+    filter_icmp_names_in_both_families,
+    "filter:\n  - {name: ping, chain: input, proto: icmp, icmp_type: [echo-request, time-exceeded], state: [new], action: accept}\n"
+);
+shape!(
+    filter_rate_limits,
+    "filter:\n  - {name: a, chain: input, proto: tcp, dport: 22, state: [new], limit: 60/minute, action: accept}\n  - {name: b, chain: input, limit: {rate: 7/hour, burst: 5}, action: log}\n  - {name: c, chain: input, limit: {rate: 100/second, burst: 10}, action: accept}\n  - {name: d, chain: input, limit: 3/day, action: accept}\n  - {name: e, chain: input, limit: 2000/min, action: accept}\n  - {name: f, chain: input, limit: 10000/s, action: accept}\n"
+);
+shape!(
+    filter_original_destination,
+    "filter:\n  - {name: pub, chain: forward, proto: tcp, source: [198.51.100.0/24, 203.0.113.7], original_port: [8080, \"9000-9010\"], state: [new], action: accept}\n  - {name: pub-addr, chain: forward, proto: udp, original_address: [192.0.2.1, 192.0.2.128/25], original_port: 53, action: drop}\n  - {name: pub6, chain: forward, proto: tcp, original_address: \"2001:db8::1\", original_port: 443, limit: 5/second, action: accept}\n"
+);
+shape!(
+    default_verdicts,
+    "filter:\n  - {name: ssh, chain: input, proto: tcp, dport: 22, action: accept}\ndefault: {input: drop, forward: reject}\n"
+);
+shape!(default_accept_only, "default: {forward: accept}\n");
+shape!(
     long_names_and_prefix,
     "prefix: EDGEGATEWAY1\nforwards:\n  - {name: a-rather-long-forward-name-for-a-balancer, listen: {port: 80}, to: [10.77.0.11:8080, 10.77.0.12:8080]}\n"
 );

@@ -9,8 +9,9 @@
 //! - every rule in an owned chain carries exactly one comment, `pfstate:ENTRY` of an entry of
 //!   the file (or the port-tree comment), and a target;
 //! - a built-in chain holds exactly one rule of pfstate: `-m comment --comment pfstate -j
-//!   PREFIX-HOOK`, into the owned chain named after it; every owned chain except the canary is
-//!   reached from such a jump.
+//!   PREFIX-HOOK`, into the owned chain named after it, plus at most one into its default
+//!   verdict `PREFIX-DEFAULT-HOOK`; every owned chain except the canary is reached from such a
+//!   jump.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -227,13 +228,15 @@ fn check_hooks(
     out: &mut Vec<String>,
 ) {
     for (from, tos) in jumped {
-        if tos.len() != 1 {
+        let default = format!("{owned_prefix}DEFAULT-{from}");
+        let (defaults, hooks): (Vec<&&str>, Vec<&&str>) = tos.iter().partition(|t| **t == default);
+        if hooks.len() > 1 || defaults.len() > 1 || tos.is_empty() {
             out.push(format!(
                 "{table}: {from} has {} jumps of pfstate",
                 tos.len()
             ));
         }
-        for to in tos {
+        for to in hooks {
             if *to != format!("{owned_prefix}{from}") {
                 out.push(format!(
                     "{table}: {from} jumps to {to}, not {owned_prefix}{from}"

@@ -181,6 +181,39 @@ root_test!(try_gives_the_probe_table_as_records, || {
     assert_cleaned_up(pid);
 });
 
+// A filter entry that drops a forward's traffic: `try` names it in the failing row.
+root_test!(try_names_the_entry_that_dropped_a_probe, || {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blocked.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\n\
+         interfaces: {wan: ext0, lan: int0}\n\
+         forwards:\n\
+         \x20 - {name: web, listen: {port: 80, address: 198.51.100.7}, to: 10.20.30.40:8080}\n\
+         filter:\n\
+         \x20 - {name: no-web, chain: forward, proto: tcp, dport: 8080, action: drop}\n",
+    )
+    .unwrap();
+    let (out, pid) = run_try(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let wan = stdout
+        .lines()
+        .find(|l| l.starts_with("web") && l.contains("WAN client"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        wan.contains("FAIL") && wan.contains("dropped by filter entry `no-web`"),
+        "{wan}"
+    );
+    assert!(
+        stderr.contains("filter entry `no-web` drops every new connection of forward `web`"),
+        "{stderr}"
+    );
+    assert_cleaned_up(pid);
+});
+
 #[test]
 fn try_needs_a_valid_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -209,6 +209,7 @@ pub(super) fn probe_forward(
     let mut failures: BTreeMap<String, usize> = BTreeMap::new();
     let mut peers: BTreeSet<IpAddr> = BTreeSet::new();
     let mut in_a_row = 0;
+    let drops_before = crate::lab::culprit::drop_counters(&lab.gw, f.family);
     for i in 0..attempts {
         let timeout = if i == 0 {
             FIRST_PROBE_TIMEOUT
@@ -270,8 +271,12 @@ pub(super) fn probe_forward(
     }
     if !failures.is_empty() || !wrong.is_empty() || reached.is_empty() {
         row.verdict = Verdict::Fail;
+        let drops_after = crate::lab::culprit::drop_counters(&lab.gw, f.family);
+        let dropped_by = crate::lab::culprit::culprit(&drops_before, &drops_after);
         let why = if !wrong.is_empty() {
             "answered by a backend of another forward (overlapping listen ports?)".to_string()
+        } else if let Some(entry) = dropped_by {
+            crate::lab::culprit::explain(&entry)
         } else {
             likely_reason(f, from, target, &failures)
         };

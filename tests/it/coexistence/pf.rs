@@ -54,6 +54,7 @@ impl Pf<'_> {
         let p = self.plan(file);
         assert_eq!(p.code, 2, "{why}: plan should report drift\n{}", p.show());
         let s = self.run(&["status"]);
+        assert_eq!(s.code, 2, "{why}: status exits 2 on drift\n{}", s.show());
         assert!(
             s.stdout.lines().any(|l| l.starts_with("drift:")),
             "{why}: status should say drift\n{}",

@@ -26,7 +26,7 @@ pub(super) fn check_distribution(lab: &Lab, file: &str, weights: &[(&str, f64)])
     }
 }
 
-// S5 (seeds 001, 003): random balancing 2 and 3 ways and weighted, over 300 connections each.
+// S5 (seed 001; 003's three backends): random balancing 2 and 3 ways and weighted, over 300 connections each.
 root_test!(load_balancing_random_and_weighted, || {
     let lab = Lab::switch(false);
     check_distribution(
@@ -48,7 +48,7 @@ root_test!(load_balancing_random_and_weighted, || {
     lab.done();
 });
 
-// S5: round-robin in the nat table counts connections: exactly 100/100/100, in order.
+// S5 (seed 003's nth scheme, per connection): round-robin in the nat table counts connections: exactly 100/100/100, in order.
 root_test!(round_robin_is_exact, || {
     let lab = Lab::switch(false);
     lab.apply(&example("seed-round-robin.yaml"));

@@ -181,6 +181,19 @@ root_test!(conntrack_entry_and_status, || {
         row[1].parse::<u64>().unwrap() >= 1,
         "packets counted: {text}"
     );
+    // Who is connected: client, what it asked for, the backend, the state.
+    let who = format!("  web  tcp {CLIENT}:{sport} -> {PUBLIC}:80 -> 10.77.0.11:8080  ESTABLISHED");
+    assert!(text.lines().any(|l| l == who), "want {who:?} in:\n{text}");
+    let json = lab.pfstate(&["--format", "json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let c = &v["entries"][0]["active_connections"][0];
+    assert_eq!(c["client"], format!("{CLIENT}:{sport}"), "{v}");
+    assert_eq!(c["backend"], "10.77.0.11:8080", "{v}");
+    assert_eq!(
+        (c["proto"].as_str(), c["state"].as_str()),
+        (Some("tcp"), Some("ESTABLISHED"))
+    );
+    assert_eq!(out.status.code(), Some(0), "in sync: {text}");
     drop(held);
     lab.done();
 });

@@ -23,6 +23,7 @@ use pfstate::lab::{
 };
 
 mod balancing;
+mod filter;
 mod forwards;
 mod lab;
 
@@ -93,7 +94,7 @@ root_test!(port_forward_keeps_client_address, || {
     lab.done();
 });
 
-// S2 (seeds 000, 002, 004): FORWARD policy DROP set by someone else; pfstate accepts both
+// S2 (seeds 000, 004; 002 accepts both directions): FORWARD policy DROP set by someone else; pfstate accepts both
 // directions of its own translated connections and leaves the policy alone.
 root_test!(forward_policy_drop, || {
     let lab = Lab::switch(false);
