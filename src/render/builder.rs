@@ -6,15 +6,44 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::ruleset::rule::Rule;
+use crate::ruleset::rule::{Key, Rule};
 use crate::ruleset::table::{self, Builtin, Table};
 use crate::ruleset::{Chain, Jump, TableRules};
 
-/// An owned chain of typed rules: what the render works on until it prints.
+/// A rule of an owned chain as the render keeps it until the chain is printed: its text
+/// without the chain (so it can move to another chain), its key for the tree layout, and the
+/// destination it requires.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) spec: String,
+    pub(crate) key: Option<Key>,
+    pub(crate) dst: Option<IpNet>,
+}
+
+impl Entry {
+    /// The `-A CHAIN ...` line of this rule in `chain`.
+    pub(crate) fn line(&self, chain: &str) -> String {
+        if self.spec.is_empty() {
+            format!("-A {chain}")
+        } else {
+            format!("-A {chain} {}", self.spec)
+        }
+    }
+
+    pub(crate) fn of(rule: &Rule) -> Entry {
+        Entry {
+            spec: rule.spec(),
+            key: rule.key(),
+            dst: rule.destination_net(),
+        }
+    }
+}
+
+/// An owned chain of rules: what the render works on until it prints.
 #[derive(Debug, Clone)]
 pub(crate) struct RuleChain {
     pub(crate) name: String,
-    pub(crate) rules: Vec<Rule>,
+    pub(crate) rules: Vec<Entry>,
 }
 
 /// One table of typed chains, and the jumps into them.
@@ -30,9 +59,12 @@ impl RuleTable {
         let chains = self
             .chains
             .into_iter()
-            .map(|c| Chain {
-                name: c.name,
-                rules: c.rules.iter().map(Rule::line).collect(),
+            .map(|c| {
+                let rules = c.rules.iter().map(|e| e.line(&c.name)).collect();
+                Chain {
+                    name: c.name,
+                    rules,
+                }
             })
             .collect();
         TableRules {
@@ -46,22 +78,26 @@ impl RuleTable {
 #[derive(Default)]
 pub(crate) struct Builder {
     pub(super) chains: Vec<RuleChain>,
-    /// Every rule pushed so far (rules name their chain), for the duplicate check.
-    seen: HashSet<Rule>,
+    /// Every rule pushed so far, by chain index and text, for the duplicate check.
+    seen: HashSet<(usize, String)>,
 }
 
 impl Builder {
     pub(crate) fn push(&mut self, chain: &str, rule: Rule) {
+        let i = match self.chains.iter().position(|c| c.name == chain) {
+            Some(i) => i,
+            None => {
+                self.chains.push(RuleChain {
+                    name: chain.to_string(),
+                    rules: Vec::new(),
+                });
+                self.chains.len() - 1
+            }
+        };
+        let e = Entry::of(&rule);
         // Identical rules (e.g. one guard rule wanted by two forwards) are kept once.
-        if !self.seen.insert(rule.clone()) {
-            return;
-        }
-        match self.chains.iter_mut().find(|c| c.name == chain) {
-            Some(c) => c.rules.push(rule),
-            None => self.chains.push(RuleChain {
-                name: chain.to_string(),
-                rules: vec![rule],
-            }),
+        if self.seen.insert((i, e.spec.clone())) {
+            self.chains[i].rules.push(e);
         }
     }
 

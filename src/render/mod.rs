@@ -113,9 +113,7 @@ fn render_family(
     // The route_localnet guard (`-d 127.0.0.0/8`) must come before any accepting input rule.
     let loopback: IpNet = "127.0.0.0/8".parse().expect("literal");
     if let Some(input) = filter.chains.iter_mut().find(|c| c.name == n.input) {
-        input
-            .rules
-            .sort_by_key(|r| r.destination_net() != Some(loopback));
+        input.rules.sort_by_key(|r| r.dst != Some(loopback));
     }
     let defaults = filter::default_chains(model, family, &mut filter);
     let mut filter = filter.finish(p, Table::Filter);

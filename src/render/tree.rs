@@ -25,7 +25,7 @@
 //!   stack of nf_tables stays shallow whatever the depth). Dispatch rules carry the comment
 //!   `pfstate:[tree]`, which cannot be an entry name.
 
-use super::builder::{RuleChain, RuleTable};
+use super::builder::{Entry, RuleChain, RuleTable};
 use crate::model::Proto;
 use crate::ruleset::rule::{Key, Rule};
 use crate::ruleset::table::{self, Table, TreeKey};
@@ -63,10 +63,10 @@ pub(crate) fn layout(prefix: &str, tables: &mut [(Table, RuleTable)], threshold:
 
 /// The longest run of keyed rules in a chain, as a range of indices: the rules around it stay
 /// where they are.
-fn keyed_run(rules: &[Rule]) -> (usize, usize) {
+fn keyed_run(rules: &[Entry]) -> (usize, usize) {
     let (mut best, mut start) = ((0, 0), 0);
     for (i, r) in rules.iter().enumerate() {
-        if r.key().is_none() {
+        if r.key.is_none() {
             start = i + 1;
         } else if i + 1 - start > best.1 - best.0 {
             best = (start, i + 1);
@@ -87,11 +87,11 @@ fn treeify(
         return None;
     }
     let mut out = Vec::new();
-    let mut dispatch: Vec<Rule> = Vec::new();
+    let mut dispatch: Vec<Entry> = Vec::new();
     for proto in [Proto::Tcp, Proto::Udp] {
-        let items: Vec<&Rule> = chain.rules[from..to]
+        let items: Vec<&Entry> = chain.rules[from..to]
             .iter()
-            .filter(|r| r.key().is_some_and(|k| k.proto == proto))
+            .filter(|r| r.key.is_some_and(|k| k.proto == proto))
             .collect();
         if items.is_empty() {
             continue;
@@ -159,7 +159,7 @@ impl Tree<'_> {
 
     /// The rule in `parent` that sends the child's ports on: `-j` from the base chain, `-g`
     /// below it.
-    fn dispatch(&self, parent: &str, c: &Child, goto: bool) -> Rule {
+    fn dispatch(&self, parent: &str, c: &Child, goto: bool) -> Entry {
         let range = if c.lo == c.hi {
             c.lo.to_string()
         } else {
@@ -176,18 +176,18 @@ impl Tree<'_> {
             )
         };
         let r = r.comment(TREE_COMMENT);
-        if goto {
+        Entry::of(&if goto {
             r.goto(&c.name)
         } else {
             r.target(&c.name)
-        }
+        })
     }
 
     /// The node covering `[lo, lo + 2^bits)`: a leaf when small enough, else the children to
     /// dispatch to. Chains of the subtrees are pushed to `out`.
     fn build(
         &self,
-        items: &[&Rule],
+        items: &[&Entry],
         lo: u32,
         bits: u32,
         out: &mut Vec<(u32, u32, RuleChain)>,
@@ -197,14 +197,14 @@ impl Tree<'_> {
         }
         let step = FANOUT_BITS.min(bits);
         let child_bits = bits - step;
-        let parts: Vec<(u32, Vec<&Rule>)> = (0..1u32 << step)
+        let parts: Vec<(u32, Vec<&Entry>)> = (0..1u32 << step)
             .map(|c| {
                 let clo = lo + (c << child_bits);
                 let chi = clo + (1 << child_bits) - 1;
-                let sub: Vec<&Rule> = items
+                let sub: Vec<&Entry> = items
                     .iter()
                     .copied()
-                    .filter(|r| overlaps(r.key(), clo, chi))
+                    .filter(|r| overlaps(r.key, clo, chi))
                     .collect();
                 (clo, sub)
             })
@@ -225,7 +225,7 @@ impl Tree<'_> {
     /// The chain to dispatch to for a node: its leaf, its only child, or a chain of its own.
     fn subtree(
         &self,
-        items: &[&Rule],
+        items: &[&Entry],
         lo: u32,
         bits: u32,
         out: &mut Vec<(u32, u32, RuleChain)>,
@@ -234,7 +234,7 @@ impl Tree<'_> {
         let name = self.name(lo, hi);
         let rules = match self.build(items, lo, bits, out) {
             // A leaf holds the rules themselves, moved into it.
-            Built::Leaf => items.iter().map(|r| (*r).clone().in_chain(&name)).collect(),
+            Built::Leaf => items.iter().map(|r| (*r).clone()).collect(),
             Built::Children(children) => match <[Child; 1]>::try_from(children) {
                 Ok([only]) => return only,
                 Err(children) => children

@@ -243,13 +243,13 @@ fn typed_keys_are_the_keys_the_printed_rules_show() {
                 .filter(|c| c.name == base)
                 .flat_map(|c| &c.rules)
             {
-                let text = key_of(&r.line(), tree.option);
-                let typed = r.key().map(|k| TextKey {
+                let text = key_of(&r.line(&base), tree.option);
+                let typed = r.key.map(|k| TextKey {
                     proto: k.proto.name(),
                     lo: k.port.lo,
                     hi: k.port.hi,
                 });
-                assert_eq!(typed, text, "{}", r.line());
+                assert_eq!(typed, text, "{}", r.line(&base));
                 keyed += usize::from(typed.is_some());
             }
         }

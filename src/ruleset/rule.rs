@@ -111,14 +111,6 @@ impl Rule {
         self.key = Some(Key { proto, port });
         self
     }
-    /// The same rule in another chain.
-    pub fn in_chain(mut self, chain: &str) -> Rule {
-        self.chain = chain.to_string();
-        self
-    }
-    pub fn chain(&self) -> &str {
-        &self.chain
-    }
     pub fn key(&self) -> Option<Key> {
         self.key
     }
@@ -129,43 +121,50 @@ impl Rule {
 
     /// The `-A CHAIN ...` line as `iptables-save` prints it.
     pub fn line(&self) -> String {
-        let mut out = format!("-A {}", self.chain);
-        let mut push = |s: &str| {
-            out.push(' ');
-            out.push_str(s);
-        };
-        if let Some((neg, net)) = &self.source {
-            push(&format!(
-                "{}-s {}",
-                if *neg { "! " } else { "" },
-                net_text(*net)
-            ));
+        let spec = self.spec();
+        if spec.is_empty() {
+            format!("-A {}", self.chain)
+        } else {
+            format!("-A {} {spec}", self.chain)
         }
-        if let Some((neg, net)) = &self.destination {
-            push(&format!(
-                "{}-d {}",
-                if *neg { "! " } else { "" },
-                net_text(*net)
-            ));
+    }
+
+    /// What follows `-A CHAIN ` in the line: the same rule in any chain.
+    pub fn spec(&self) -> String {
+        let mut out = String::with_capacity(160);
+        let part = |out: &mut String, pieces: &[&str]| {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            pieces.iter().for_each(|p| out.push_str(p));
+        };
+        let neg = |n: bool| if n { "! " } else { "" };
+        if let Some((n, net)) = &self.source {
+            part(&mut out, &[neg(*n), "-s ", &net_text(*net)]);
+        }
+        if let Some((n, net)) = &self.destination {
+            part(&mut out, &[neg(*n), "-d ", &net_text(*net)]);
         }
         if let Some(i) = &self.in_interface {
-            push(&format!("-i {i}"));
+            part(&mut out, &["-i ", i]);
         }
         if let Some(o) = &self.out_interface {
-            push(&format!("-o {o}"));
+            part(&mut out, &["-o ", o]);
         }
         if let Some(p) = &self.proto {
-            push(&format!("-p {p}"));
+            part(&mut out, &["-p ", p]);
         }
         for m in &self.matches {
-            push(m);
+            part(&mut out, &[m]);
         }
         if let Some(c) = &self.comment {
-            push(&format!("-m comment --comment {}", save_string(c)));
+            part(&mut out, &["-m comment --comment ", &save_string(c)]);
         }
         if !self.target.is_empty() {
-            let verb = if self.goto { "-g" } else { "-j" };
-            push(&format!("{verb} {}", self.target));
+            part(
+                &mut out,
+                &[if self.goto { "-g " } else { "-j " }, &self.target],
+            );
         }
         out
     }
