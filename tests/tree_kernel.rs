@@ -3,7 +3,6 @@
 //! the rendered rules, and a plan against what the kernel holds must be empty. Needs root;
 //! skipped otherwise. No timing assertions.
 
-use pfstate::host::resolve::NoLookup;
 use pfstate::lab::{Netns, NetnsOptions, skip_unless_root};
 use pfstate::model::Family;
 use pfstate::plan::plan_family;
@@ -36,7 +35,7 @@ fn tree_layout_round_trips_through_the_kernel() {
         return;
     }
     let model = pfstate::spec::load_str("t.yaml", &state(400)).expect("valid");
-    let desired = render(&model, &NoLookup);
+    let desired = render(&model);
     let rs = desired.ruleset(Family::V4);
     let nat = rs.table("nat").expect("nat");
     assert!(

@@ -107,7 +107,7 @@ fn engine(n: usize) {
     let model = pfstate::spec::load_str("state.yaml", &text).expect("valid");
     let load = t.elapsed();
     let t = Instant::now();
-    let desired = pfstate::render::render(&model, &pfstate::host::resolve::NoLookup);
+    let desired = pfstate::render::render(&model);
     let render = t.elapsed();
     let rs = desired.ruleset(pfstate::model::Family::V4);
     let t = Instant::now();
@@ -753,7 +753,7 @@ fn connect_rate(ns: &Netns, dst: SocketAddr, secs: f64) -> Result<(f64, usize), 
 fn linear_payload(n: usize, last: &str) -> Result<String, String> {
     let model = pfstate::spec::load_str("linear.yaml", &state_yaml(n, Some(last), None))
         .map_err(|e| e.to_string())?;
-    let desired = pfstate::render::render_linear(&model, &pfstate::host::resolve::NoLookup);
+    let desired = pfstate::render::render_linear(&model);
     let rs = desired.ruleset(pfstate::model::Family::V4);
     let plan = pfstate::plan::plan_family(&desired.prefix, rs, &Default::default());
     Ok(plan.payload())

@@ -4,7 +4,7 @@
 use crate::error::{Error, HostError};
 use crate::host::fs::{self, Root};
 use crate::host::iptables::Iptables;
-use crate::host::resolve::SystemResolver;
+use crate::host::facts::Facts;
 use crate::host::sysctl::ProcSys;
 use crate::host::systemd::{DbusServiceManager, OfflineServiceManager};
 use crate::host::{Host, ServiceManager};
@@ -43,12 +43,17 @@ pub(super) fn prepare(
     files_wanted: Option<Vec<ManagedFile>>,
     query_unit: bool,
 ) -> Result<Prepared, Error> {
-    let desired = render::render(&model, &SystemResolver);
+    let desired = render::render(&model);
     let observed = observe::observe(host, &desired)?;
     let mut plan = plan::plan(host, &desired, &observed)?;
     // Port conflicts with foreign DNATs and nftables tables iptables-save cannot show.
     plan.warnings
         .extend(plan::coexist::warnings(&model, &observed));
+    // What the live host says about the facts the file states: warnings only.
+    if let Some(facts) = Facts::read() {
+        plan.warnings
+            .extend(plan::host_facts::warnings(&model, &facts));
+    }
     let files = match files_wanted {
         Some(f) => f,
         None => files::desired_files(&model, &desired, source)?,

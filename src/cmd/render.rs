@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use crate::error::Error;
-use crate::host::resolve::SystemResolver;
 use crate::model::{Family, Model};
 use crate::plan::view;
 use crate::render::files::unit::STATE_PATH;
@@ -15,7 +14,7 @@ use super::ctx::Outcome;
 
 /// The full text `render` prints for a state: what apply would install on an empty host.
 pub fn render_text(model: &Model, source: &str) -> Result<String, Error> {
-    let desired = render::render(model, &SystemResolver);
+    let desired = render::render(model);
     let mut out = String::new();
     for rs in &desired.rulesets {
         let plan = crate::plan::rules::plan_family(&desired.prefix, rs, &Default::default());
@@ -38,9 +37,6 @@ pub fn render_text(model: &Model, source: &str) -> Result<String, Error> {
                 out.push('\n');
             }
         }
-    }
-    for w in &desired.warnings {
-        out.push_str(&format!("# warning: {w}\n"));
     }
     Ok(out)
 }

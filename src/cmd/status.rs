@@ -7,7 +7,6 @@ use crate::error::Error;
 use crate::host::Host;
 use crate::host::conntrack;
 use crate::host::iptables::Iptables;
-use crate::host::resolve::SystemResolver;
 use crate::host::sysctl::ProcSys;
 use crate::model::{Family, Model};
 use crate::names;
@@ -88,7 +87,7 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
             .unwrap_or_else(|| "-".into());
         text.push_str(&format!("{n:<24} {p:>12} {b:>14} {c:>12}\n"));
     }
-    let desired = render::render(&model, &SystemResolver);
+    let desired = render::render(&model);
     let observed = observe::observe(&host, &desired)?;
     let pl = plan::plan(&host, &desired, &observed)?;
     let drift = pl.kernel_changes() || pl.sysctl_changes();

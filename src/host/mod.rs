@@ -10,15 +10,15 @@
 //! - [`fs`] - the root directory, atomic file writes, the run lock, reading a managed file;
 //! - [`binary`] - the binary the boot unit runs, and whether that is safe;
 //! - [`conntrack`] - the `conntrack` tool (list, delete);
-//! - [`resolve`] - machine facts the renderer may ask for (interface addresses).
+//! - [`facts`] - interfaces, addresses and routes, read for the warnings of plan and apply.
 
 pub mod binary;
 pub mod conntrack;
+pub mod facts;
 pub mod fs;
 pub mod iptables;
 pub mod nfnetlink;
 pub mod nft_tables;
-pub mod resolve;
 pub mod save_cache;
 pub mod sysctl;
 pub mod systemd;

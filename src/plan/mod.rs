@@ -4,9 +4,11 @@
 //! - [`rules`] - the per-family rule diff and its restore payload;
 //! - [`placement`] - where a jump goes relative to other systems' rules;
 //! - [`coexist`] - warnings about foreign rules that claim the same ports;
+//! - [`host_facts`] - warnings where the live host contradicts what the file states;
 //! - [`view`] - the unified diffs a reviewer reads.
 
 pub mod coexist;
+pub mod host_facts;
 pub mod observe;
 pub mod placement;
 pub mod rules;
@@ -52,7 +54,6 @@ pub fn plan(host: &Host, desired: &Desired, observed: &Observed) -> Result<Plan,
         .map(|f| rules::plan_family(&desired.prefix, desired.ruleset(*f), observed.saved(*f)))
         .collect();
     let mut warnings = observed.warnings.clone();
-    warnings.extend(desired.warnings.iter().cloned());
     let mut changes = Vec::new();
     let (mut live_view, mut want_view) = (String::new(), String::new());
     for s in &desired.sysctls {

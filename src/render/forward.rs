@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::builder::{Builder, Names, comment, host};
-use crate::host::resolve::Resolver;
 use crate::model::*;
 use crate::names;
 use crate::ruleset::rule::{Rule, addr_text, probability_text};
@@ -88,21 +87,13 @@ pub(crate) fn forward_rules(
     n: &Names,
     nat: &mut Builder,
     filter: &mut Builder,
-    resolver: &dyn Resolver,
-    warnings: &mut Vec<String>,
 ) {
     let c = comment(&f.name);
     let lb_chain = (f.backends.len() > 1)
         .then(|| names::owned_chain(&model.prefix, &format!("LB-{}", f.name)));
+    // The interface towards the backends comes from the file alone (validate requires it
+    // where a rule needs it), so the same file renders the same rules on any machine.
     let via = f.via.clone();
-    // Asking the routing table costs a process per forward: only when something needs it
-    // (local access, hairpin).
-    let needs_egress = f.local || f.hairpin != Hairpin::Off;
-    let egress = via.clone().or_else(|| {
-        needs_egress
-            .then(|| resolver.egress_interface(f.backends[0].addr))
-            .flatten()
-    });
 
     for proto in &f.protos {
         let pn = proto.name();
@@ -145,9 +136,9 @@ pub(crate) fn forward_rules(
             nat,
         );
         // A forward bound to the WAN interface still has to catch LAN clients for hairpin
-        // (the LAN interface: `via`, else the route to the first backend).
+        // (the LAN interface: `via`).
         if f.hairpin != Hairpin::Off
-            && let (Some(wan), Some(lan)) = (&f.interface, &egress)
+            && let (Some(wan), Some(lan)) = (&f.interface, &via)
             && wan != lan
         {
             dispatch(&n.prerouting, &sources, Some(lan), f.address, nat);
@@ -200,16 +191,8 @@ pub(crate) fn forward_rules(
                     dnatted(to_backend(), &this_address).target(t),
                 ),
                 None => {
-                    for net in hairpin_networks(
-                        f,
-                        via.as_deref().or(egress.as_deref()),
-                        resolver,
-                        warnings,
-                    ) {
-                        let r = match net {
-                            Some(net) => to_backend().source(net),
-                            None => to_backend(),
-                        };
+                    for net in hairpin_networks(f) {
+                        let r = to_backend().source(net);
                         nat.push(
                             &n.postrouting,
                             dnatted(r, &this_address).target("MASQUERADE"),
@@ -250,65 +233,28 @@ pub(crate) fn forward_rules(
         }
     }
 
-    if f.local && f.family == Family::V4 {
-        match &egress {
-            Some(dev) => {
-                let lo: IpNet = "127.0.0.0/8".parse().expect("literal");
-                let guard = Rule::new(&n.input)
-                    .not_source(lo)
-                    .destination(lo)
-                    .in_interface(dev)
-                    .m("conntrack", "! --ctstate RELATED,ESTABLISHED,DNAT")
-                    .comment(&c)
-                    .target("DROP");
-                filter.push(&n.input, guard);
-            }
-            None => warnings.push(format!(
-                "forward `{}`: local access through 127.0.0.1 needs route_localnet on the interface towards the backends; set `via:` (no route to {} here)",
-                f.name, f.backends[0].addr
-            )),
-        }
+    // route_localnet is set on `via` (validate requires it for IPv4 `local`); the guard
+    // drops packets to 127.0.0.0/8 that arrive from outside through it (CVE-2020-8558).
+    if f.local
+        && f.family == Family::V4
+        && let Some(dev) = &via
+    {
+        let lo: IpNet = "127.0.0.0/8".parse().expect("literal");
+        let guard = Rule::new(&n.input)
+            .not_source(lo)
+            .destination(lo)
+            .in_interface(dev)
+            .m("conntrack", "! --ctstate RELATED,ESTABLISHED,DNAT")
+            .comment(&c)
+            .target("DROP");
+        filter.push(&n.input, guard);
     }
 }
 
-/// The client networks hairpin masquerades: `None` stands for "any source" when the networks
-/// of the LAN interface are unknown (correct, but WAN clients are then masqueraded too).
-fn hairpin_networks(
-    f: &Forward,
-    lan: Option<&str>,
-    resolver: &dyn Resolver,
-    warnings: &mut Vec<String>,
-) -> Vec<Option<IpNet>> {
-    if f.hairpin != Hairpin::Off
-        && let Some(bridge) = lan.filter(|l| resolver.is_bridge(l))
-    {
-        let msg = format!(
-            "forward `{}`: {bridge} is a bridge; for a backend to reach itself through the forward, its bridge port needs hairpin mode (`bridge link set dev PORT hairpin on`)",
-            f.name
-        );
-        if !warnings.contains(&msg) {
-            warnings.push(msg);
-        }
-    }
+/// The client networks hairpin masquerades, as the file states them.
+fn hairpin_networks(f: &Forward) -> Vec<IpNet> {
     match &f.hairpin {
         Hairpin::Off => Vec::new(),
-        Hairpin::Networks(nets) => nets.iter().copied().map(Some).collect(),
-        Hairpin::Auto => {
-            let nets = lan
-                .map(|l| resolver.networks(l, f.family))
-                .unwrap_or_default();
-            if nets.is_empty() {
-                let msg = format!(
-                    "forward `{}`: hairpin networks unknown (give `hairpin: [CIDR]` or `via:`); masquerading every client of this forward",
-                    f.name
-                );
-                if !warnings.contains(&msg) {
-                    warnings.push(msg);
-                }
-                vec![None]
-            } else {
-                nets.into_iter().map(Some).collect()
-            }
-        }
+        Hairpin::Networks(nets) => nets.clone(),
     }
 }

@@ -1,5 +1,6 @@
 //! Model -> the rules pfstate owns, in the canonical text `iptables-save` prints, plus the
-//! sysctls the state needs. Pure: the only outside facts come through a [`Resolver`].
+//! sysctls the state needs. Pure: a function of the file alone, the same bytes on any machine
+//! (facts about the host the rules need, such as `via`, are stated in the file).
 //!
 //! Layout per family (chains exist only when they hold rules):
 //!
@@ -20,7 +21,6 @@ pub mod files;
 pub mod forward;
 pub mod tree;
 
-use crate::host::resolve::Resolver;
 use crate::model::*;
 use crate::names;
 use crate::ruleset::rule::{Rule, addr_text};
@@ -33,7 +33,6 @@ pub struct Desired {
     pub prefix: String,
     pub rulesets: Vec<Ruleset>,
     pub sysctls: Vec<Sysctl>,
-    pub warnings: Vec<String>,
 }
 
 impl Desired {
@@ -48,8 +47,8 @@ impl Desired {
 /// Render a model. Both families are always present (possibly empty), so stale chains of a
 /// family the file no longer uses are found and removed. Large rule sets get the port-range
 /// tree layout of [`crate::render::tree`]; small ones render exactly as [`render_linear`].
-pub fn render(model: &Model, resolver: &dyn Resolver) -> Desired {
-    let mut desired = render_linear(model, resolver);
+pub fn render(model: &Model) -> Desired {
+    let mut desired = render_linear(model);
     for rs in &mut desired.rulesets {
         crate::render::tree::layout(&desired.prefix, rs, crate::render::tree::THRESHOLD);
     }
@@ -57,27 +56,20 @@ pub fn render(model: &Model, resolver: &dyn Resolver) -> Desired {
 }
 
 /// Render with every owned chain linear, whatever its size (the layout of small files).
-pub fn render_linear(model: &Model, resolver: &dyn Resolver) -> Desired {
-    let mut warnings = Vec::new();
+pub fn render_linear(model: &Model) -> Desired {
     let rulesets = Family::ALL
         .iter()
-        .map(|f| render_family(model, *f, resolver, &mut warnings))
+        .map(|f| render_family(model, *f))
         .collect();
-    let sysctls = sysctls(model, resolver);
+    let sysctls = sysctls(model);
     Desired {
         prefix: model.prefix.clone(),
         rulesets,
         sysctls,
-        warnings,
     }
 }
 
-fn render_family(
-    model: &Model,
-    family: Family,
-    resolver: &dyn Resolver,
-    warnings: &mut Vec<String>,
-) -> Ruleset {
+fn render_family(model: &Model, family: Family) -> Ruleset {
     let p = model.prefix.as_str();
     let n = Names {
         prerouting: names::owned_chain(p, "PREROUTING"),
@@ -103,7 +95,7 @@ fn render_family(
         filter.push(chain, filter_rule(chain, r, family));
     }
     for f in model.forwards.iter().filter(|f| f.family == family) {
-        forward_rules(model, f, &n, &mut nat, &mut filter, resolver, warnings);
+        forward_rules(model, f, &n, &mut nat, &mut filter);
     }
     for s in model.snats.iter().filter(|s| s.family == family) {
         snat_rules(s, &n, &mut nat, &mut filter);
@@ -232,7 +224,7 @@ fn filter_rule(chain: &str, r: &FilterRule, family: Family) -> Rule {
 
 /// Implied sysctls first (forwarding per family in use, route_localnet per egress interface
 /// of `local` forwards), then the file's own; a key given in the file wins.
-fn sysctls(model: &Model, resolver: &dyn Resolver) -> Vec<Sysctl> {
+fn sysctls(model: &Model) -> Vec<Sysctl> {
     let mut out: Vec<Sysctl> = Vec::new();
     let mut add = |key: SysctlKey, value: &str| {
         if !out.iter().any(|s| s.key == key) {
@@ -260,13 +252,9 @@ fn sysctls(model: &Model, resolver: &dyn Resolver) -> Vec<Sysctl> {
         .iter()
         .filter(|f| f.local && f.family == Family::V4)
     {
-        if let Some(dev) = f
-            .via
-            .clone()
-            .or_else(|| resolver.egress_interface(f.backends[0].addr))
-        {
+        if let Some(dev) = &f.via {
             add(
-                SysctlKey::from_parts(&["net", "ipv4", "conf", &dev, "route_localnet"]),
+                SysctlKey::from_parts(&["net", "ipv4", "conf", dev, "route_localnet"]),
                 "1",
             );
         }

@@ -353,7 +353,6 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::host::resolve::NoLookup;
     use crate::model::Family;
     use crate::render::{Desired, render, render_linear};
 
@@ -393,7 +392,7 @@ mod tests {
 
     fn desired(n: usize, changed: Option<usize>) -> (Desired, Desired) {
         let model = crate::spec::validate::load_str("t.yaml", &yaml(n, changed)).expect("valid");
-        (render(&model, &NoLookup), render_linear(&model, &NoLookup))
+        (render(&model), render_linear(&model))
     }
 
     fn chains<'a>(d: &'a Desired, table: &str) -> HashMap<&'a str, &'a Vec<String>> {
@@ -531,7 +530,7 @@ mod tests {
             ));
         }
         let model = crate::spec::validate::load_str("t.yaml", &s).expect("valid");
-        assert_eq!(render(&model, &NoLookup), render_linear(&model, &NoLookup));
+        assert_eq!(render(&model), render_linear(&model));
     }
 
     #[test]

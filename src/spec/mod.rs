@@ -8,10 +8,12 @@
 //! - [`validate`] (+ [`validate_rules`]) - `Spec` -> `Model`, every problem collected and sorted;
 //! - [`suggest`] - "did you mean".
 
+pub mod iface;
 pub mod shapes;
 pub mod span;
 pub mod suggest;
 pub mod validate;
+pub mod validate_iface;
 pub mod validate_rules;
 pub mod values;
 pub mod yaml;

@@ -18,6 +18,7 @@ pub fn load_str(file: &str, text: &str) -> Result<Model, SpecError> {
     let mut v = Validator {
         diags: Vec::new(),
         interfaces: BTreeMap::new(),
+        networks: BTreeMap::new(),
     };
     let model = v.model(&spec);
     if v.diags.is_empty() {
@@ -33,7 +34,9 @@ pub fn load_str(file: &str, text: &str) -> Result<Model, SpecError> {
 
 pub(crate) struct Validator {
     pub(crate) diags: Vec<Diagnostic>,
-    interfaces: BTreeMap<String, String>,
+    pub(crate) interfaces: BTreeMap<String, String>,
+    /// The networks an alias states (`lan: {name: eth1, networks: [...]}`), by alias.
+    pub(crate) networks: BTreeMap<String, Vec<IpNet>>,
 }
 
 const MAX_BACKENDS: usize = 256;
@@ -82,22 +85,7 @@ impl Validator {
             }
             h.value.clone()
         });
-        for (alias, device) in &spec.interfaces.0 {
-            if names::entry_name_problem(alias).is_some() {
-                self.err(
-                    at(alias),
-                    format!(
-                        "interface alias `{}` must be lowercase letters, digits, '-' or '_'",
-                        alias.escape_debug()
-                    ),
-                );
-            }
-            if let Some(p) = names::interface_problem(device) {
-                self.err(at(device), p);
-            }
-            self.interfaces
-                .insert(alias.value.clone(), device.value.clone());
-        }
+        self.aliases(&spec.interfaces);
         let mut seen: HashMap<String, Location> = HashMap::new();
         let mut check_name = |v: &mut Validator, name: &Spanned<String>| {
             if let Some(p) = names::entry_name_problem(name) {
@@ -238,18 +226,11 @@ impl Validator {
             None => SourceNat::None,
             Some(s) => self.source_nat(s, family, false),
         };
-        let hairpin = match f.hairpin.as_ref().map(|h| &h.value) {
-            None | Some(spec::Hairpin::Flag(false)) => Hairpin::Off,
-            Some(spec::Hairpin::Flag(true)) => Hairpin::Auto,
-            Some(spec::Hairpin::Networks(nets)) => {
-                let nets: Vec<IpNet> = nets
-                    .iter()
-                    .filter_map(|n| self.network_of(n, family))
-                    .collect();
-                Hairpin::Networks(nets)
-            }
-        };
-        let via = f.via.as_ref().and_then(|v| self.interface(v));
+        let via = f.via.as_ref().and_then(|v| self.concrete_interface(v, "via"));
+        let hairpin = self.hairpin(f, family, via.is_some());
+        if let Some(family) = family {
+            self.check_needs_via(f, family);
+        }
         if self.diags.len() != before {
             return None;
         }
@@ -359,7 +340,7 @@ impl Validator {
         Some(net)
     }
 
-    fn network_of(&mut self, n: &Spanned<String>, family: Option<Family>) -> Option<IpNet> {
+    pub(crate) fn network_of(&mut self, n: &Spanned<String>, family: Option<Family>) -> Option<IpNet> {
         let net = self.network(n)?;
         if let Some(family) = family
             && Family::of(&net.addr()) != family

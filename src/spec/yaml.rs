@@ -9,6 +9,7 @@
 use serde::Deserialize;
 
 pub use super::shapes::{BackendItem, Backends, Entries, Hairpin, OneOrMany, PortSpec, Scalar};
+pub use super::iface::InterfaceSpec;
 use super::span::Spanned;
 use crate::error::{Location, SpecError};
 
@@ -19,7 +20,7 @@ pub struct Spec {
     pub host: Option<Spanned<String>>,
     pub prefix: Option<Spanned<String>>,
     #[serde(default)]
-    pub interfaces: Entries<Spanned<String>>,
+    pub interfaces: Entries<InterfaceSpec>,
     #[serde(default)]
     pub sysctl: Entries<Spanned<Scalar>>,
     #[serde(default)]
