@@ -424,12 +424,12 @@ fn check_hairpin(lab: &Lab, file: &Path) {
 
 fn hairpin_files(lab: &Lab) -> Vec<PathBuf> {
     let file = example("seed-hairpin.yaml");
-    // The looked-up form: `hairpin: true` without `via` (networks of the route to the backend).
+    // The listed form: `hairpin: [CIDR]` instead of `hairpin: true` with the alias's networks.
     let text = std::fs::read_to_string(&file)
         .unwrap()
-        .replace("hairpin: [10.77.0.0/24]", "hairpin: true")
-        .replace("    via: lan\n", "");
-    assert!(text.contains("hairpin: true"), "{text}");
+        .replace("lan: {name: lan0, networks: [10.77.0.0/24]}", "lan: lan0")
+        .replace("hairpin: true", "hairpin: [10.77.0.0/24]");
+    assert!(text.contains("hairpin: [10.77.0.0/24]"), "{text}");
     let nets = lab.root.path().join("hairpin-auto.yaml");
     std::fs::write(&nets, text).unwrap();
     vec![file, nets]
@@ -805,8 +805,8 @@ fn source_nat_stays_with_its_forward() {
 }
 
 /// Seed 004's forward bound to the WAN interface (`-i wan0`) never matches LAN clients; with
-/// `hairpin: true` pfstate also catches them on the LAN interface (here found from the route to
-/// the backend, no `via`), so the LAN client and the backend itself reach it too.
+/// hairpin pfstate also catches them on the LAN interface (`via`), so the LAN client and the
+/// backend itself reach it too.
 #[test]
 fn hairpin_with_a_wan_bound_forward() {
     if skip_unless_root("hairpin_with_a_wan_bound_forward") {
@@ -817,9 +817,10 @@ fn hairpin_with_a_wan_bound_forward() {
         .unwrap()
         .replace(
             "      interface: wan\n",
-            "      interface: wan\n    hairpin: true\n",
-        );
-    assert!(text.contains("hairpin: true"), "{text}");
+            "      interface: wan\n    hairpin: true\n    via: lan\n",
+        )
+        .replace("lan: lan0", "lan: {name: lan0, networks: [10.77.0.0/24]}");
+    assert!(text.contains("networks: [10.77.0.0/24]"), "{text}");
     lab.apply_text("wan-bound-hairpin.yaml", &text);
     let public = sa(PUBLIC, 80);
     let r = probe_tcp(lab.client(), public, T);
@@ -907,7 +908,7 @@ fn local_and_balanced_hairpin_on_a_bridge() {
     lab.apply_text(
         "lb-hairpin.yaml",
         "version: 1\n\
-         interfaces: {wan: wan0, lan: lan0}\n\
+         interfaces: {wan: wan0, lan: {name: lan0, networks: [10.77.0.0/24]}}\n\
          forwards:\n\
          \x20 - name: web\n\
          \x20   proto: both\n\

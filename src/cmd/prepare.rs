@@ -2,9 +2,9 @@
 //! plan, files, unit state) and the diff a reviewer reads.
 
 use crate::error::{Error, HostError};
+use crate::host::facts::Facts;
 use crate::host::fs::{self, Root};
 use crate::host::iptables::Iptables;
-use crate::host::facts::Facts;
 use crate::host::sysctl::ProcSys;
 use crate::host::systemd::{DbusServiceManager, OfflineServiceManager};
 use crate::host::{Host, ServiceManager};

@@ -83,7 +83,12 @@ fn parse_links(v: &Value) -> Option<Vec<Link>> {
         };
         let kind = l.pointer("/linkinfo/info_kind").and_then(Value::as_str);
         let mut addrs = Vec::new();
-        for a in l.get("addr_info").and_then(Value::as_array).into_iter().flatten() {
+        for a in l
+            .get("addr_info")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if a.get("scope").and_then(Value::as_str) == Some("link") {
                 continue;
             }
@@ -111,7 +116,11 @@ fn parse_routes(v: &Value) -> Option<Vec<Route>> {
             continue;
         };
         let dst = match dst {
-            "default" if r.get("gateway").and_then(Value::as_str).is_some_and(|g| g.contains(':')) => {
+            "default"
+                if r.get("gateway")
+                    .and_then(Value::as_str)
+                    .is_some_and(|g| g.contains(':')) =>
+            {
                 "::/0".parse().ok()
             }
             "default" => r
@@ -124,7 +133,10 @@ fn parse_routes(v: &Value) -> Option<Vec<Route>> {
                 .or_else(|| d.parse::<IpAddr>().ok().map(IpNet::from)),
         };
         let Some(dst) = dst else { continue };
-        let sends = r.get("type").and_then(Value::as_str).is_none_or(|t| t == "unicast");
+        let sends = r
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(|t| t == "unicast");
         let dev = r.get("dev").and_then(Value::as_str).filter(|_| sends);
         routes.push(Route {
             dst,
@@ -169,7 +181,10 @@ mod tests {
         .unwrap();
         let links = parse_links(&v).unwrap();
         assert!(links[0].bridge && !links[1].bridge);
-        assert_eq!(links[0].addrs, vec!["10.0.0.1/24".parse::<IpNet>().unwrap()]);
+        assert_eq!(
+            links[0].addrs,
+            vec!["10.0.0.1/24".parse::<IpNet>().unwrap()]
+        );
         let facts = Facts {
             links,
             routes: Vec::new(),

@@ -145,19 +145,32 @@ mod tests {
 
     #[test]
     fn a_host_that_matches_the_file_gives_no_warning() {
-        let m = model("version: 1\ninterfaces: {wan: eth0, lan: br0}\nforwards:\n  - {name: web, listen: {port: 80, address: 203.0.113.10, interface: wan}, to: 192.168.1.2:8080, local: true, via: lan}\n");
+        let m = model(
+            "version: 1\ninterfaces: {wan: eth0, lan: br0}\nforwards:\n  - {name: web, listen: {port: 80, address: 203.0.113.10, interface: wan}, to: 192.168.1.2:8080, local: true, via: lan}\n",
+        );
         assert_eq!(warnings(&m, &gateway()), Vec::<String>::new());
     }
 
     #[test]
     fn each_fact_the_host_contradicts_is_one_warning() {
-        let m = model("version: 1\ninterfaces: {wan: eth9, lan: br0}\nforwards:\n  - {name: web, listen: {port: 80, address: 198.51.100.1, interface: wan}, to: 10.0.0.2:8080, hairpin: [192.168.1.0/24], via: lan}\n  - {name: db, listen: {port: 81}, to: 203.0.113.5, via: lan}\n");
+        let m = model(
+            "version: 1\ninterfaces: {wan: eth9, lan: br0}\nforwards:\n  - {name: web, listen: {port: 80, address: 198.51.100.1, interface: wan}, to: 10.0.0.2:8080, hairpin: [192.168.1.0/24], via: lan}\n  - {name: db, listen: {port: 81}, to: 203.0.113.5, via: lan}\n",
+        );
         let w = warnings(&m, &gateway());
         let has = |s: &str| w.iter().any(|x| x.contains(s));
-        assert!(has("interface eth9 (forward `web`) does not exist"), "{w:?}");
-        assert!(has("listen address 198.51.100.1 is not an address"), "{w:?}");
+        assert!(
+            has("interface eth9 (forward `web`) does not exist"),
+            "{w:?}"
+        );
+        assert!(
+            has("listen address 198.51.100.1 is not an address"),
+            "{w:?}"
+        );
         assert!(has("no route to backend 10.0.0.2"), "{w:?}");
-        assert!(has("203.0.113.5 is routed through eth0, not through `via` br0"), "{w:?}");
+        assert!(
+            has("203.0.113.5 is routed through eth0, not through `via` br0"),
+            "{w:?}"
+        );
         assert!(has("br0 is a bridge"), "{w:?}");
         assert_eq!(w.len(), 5, "{w:?}");
     }
@@ -166,7 +179,10 @@ mod tests {
     fn many_warnings_of_one_kind_are_counted_not_listed() {
         let mut yaml = String::from("version: 1\nforwards:\n");
         for i in 0..40 {
-            yaml.push_str(&format!("  - {{name: f{i}, listen: {{port: {}}}, to: 10.0.0.{i}}}\n", 1000 + i));
+            yaml.push_str(&format!(
+                "  - {{name: f{i}, listen: {{port: {}}}, to: 10.0.0.{i}}}\n",
+                1000 + i
+            ));
         }
         let w = warnings(&model(&yaml), &gateway());
         assert_eq!(w.len(), MAX_PER_KIND + 1, "{w:?}");

@@ -226,7 +226,10 @@ impl Validator {
             None => SourceNat::None,
             Some(s) => self.source_nat(s, family, false),
         };
-        let via = f.via.as_ref().and_then(|v| self.concrete_interface(v, "via"));
+        let via = f
+            .via
+            .as_ref()
+            .and_then(|v| self.concrete_interface(v, "via"));
         let hairpin = self.hairpin(f, family, via.is_some());
         if let Some(family) = family {
             self.check_needs_via(f, family);
@@ -340,7 +343,11 @@ impl Validator {
         Some(net)
     }
 
-    pub(crate) fn network_of(&mut self, n: &Spanned<String>, family: Option<Family>) -> Option<IpNet> {
+    pub(crate) fn network_of(
+        &mut self,
+        n: &Spanned<String>,
+        family: Option<Family>,
+    ) -> Option<IpNet> {
         let net = self.network(n)?;
         if let Some(family) = family
             && Family::of(&net.addr()) != family

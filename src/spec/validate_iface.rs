@@ -130,3 +130,105 @@ fn alias_for(given: &str, aliases: &std::collections::BTreeMap<String, String>) 
         "lan".to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Hairpin;
+    use crate::spec::load_str;
+
+    /// The one error of a file, as `LINE:COL: message`.
+    fn error(yaml: &str) -> String {
+        let e = load_str("t.yaml", yaml).expect_err("must be refused");
+        assert_eq!(e.diagnostics.len(), 1, "{e}");
+        let d = &e.diagnostics[0];
+        format!("{}:{}: {}", d.location.line, d.location.column, d.message)
+    }
+
+    #[test]
+    fn hairpin_true_takes_the_networks_the_via_alias_states() {
+        let m = load_str("t.yaml", "version: 1\ninterfaces:\n  lan: {name: eth1, networks: [192.168.1.0/24, 'fd00::/64']}\nforwards:\n  - {name: web, listen: {port: 80}, to: 192.168.1.2, hairpin: true, via: lan}\n").unwrap();
+        let f = &m.forwards[0];
+        assert_eq!(
+            f.hairpin,
+            Hairpin::Networks(vec!["192.168.1.0/24".parse().unwrap()])
+        );
+        assert_eq!(f.via.as_deref(), Some("eth1"));
+        assert_eq!(m.interfaces["lan"], "eth1");
+    }
+
+    #[test]
+    fn a_rule_that_needs_a_host_fact_names_the_key_to_add() {
+        let e = error(
+            "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.0.0.2, local: true}\n",
+        );
+        assert!(e.starts_with("3:58: `local: true` needs `via:`"), "{e}");
+        assert!(
+            e.contains("add `via: lan` (with `interfaces: {lan: eth1}`)"),
+            "{e}"
+        );
+        let e = error(
+            "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.0.0.2, hairpin: true}\n",
+        );
+        assert!(e.starts_with("3:60: `hairpin: true` masquerades"), "{e}");
+        assert!(e.contains("networks: [192.168.1.0/24]"), "{e}");
+        let e = error(
+            "version: 1\ninterfaces: {lan: eth1}\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.0.0.2, hairpin: true, via: lan}\n",
+        );
+        assert!(e.contains("states no ipv4 networks for `lan`: write `interfaces: {lan: {name: eth1, networks: [192.168.1.0/24]}}`"), "{e}");
+        let e = error(
+            "version: 1\ninterfaces: {wan: eth0}\nforwards:\n  - {name: web, listen: {port: 80, interface: wan}, to: 10.0.0.2, hairpin: [10.0.0.0/24]}\n",
+        );
+        assert!(
+            e.contains("hairpin with `listen.interface` needs `via:`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ipv6_local_needs_no_via() {
+        load_str("t.yaml", "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: '[fd00::2]:80', local: true}\n").unwrap();
+    }
+
+    #[test]
+    fn wildcards_are_refused_where_one_interface_is_needed_only() {
+        let e = error(
+            "version: 1\ninterfaces: {lan: eth+}\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.0.0.2, local: true, via: lan}\n",
+        );
+        assert!(
+            e.contains("`eth+` (alias `lan`) is a wildcard; `via` needs one interface by name"),
+            "{e}"
+        );
+        let e = error(
+            "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.0.0.2, via: lan+}\n",
+        );
+        assert!(e.contains("`lan+` is a wildcard"), "{e}");
+        let ok = "version: 1\ninterfaces: {wan: ppp+}\nforwards:\n  - {name: web, listen: {port: 80, interface: wan}, to: 10.0.0.2}\nsnat:\n  - {name: out, source: 10.0.0.0/24, out_interface: ppp+}\nfilter:\n  - {name: f, chain: forward, in_interface: veth+, out_interface: wan, action: accept}\n";
+        let m = load_str("t.yaml", ok).unwrap();
+        assert_eq!(m.forwards[0].interface.as_deref(), Some("ppp+"));
+    }
+
+    #[test]
+    fn sysctls_outside_net_and_route_localnet_are_refused_with_the_reason() {
+        let e = error("version: 1\nsysctl:\n  kernel.core_pattern: '|/tmp/x'\n");
+        assert!(e.starts_with("3:3: `kernel.core_pattern` is outside net.: pfstate keeps a host's networking state"), "{e}");
+        let e = error("version: 1\nsysctl:\n  net.ipv4.conf.eth+.rp_filter: 1\n");
+        assert!(e.contains("interface wildcard `eth+`"), "{e}");
+        let e = error("version: 1\nsysctl:\n  net.ipv4.conf.eth1.route_localnet: 1\n");
+        assert!(e.contains("write `local: true` and `via:`"), "{e}");
+    }
+
+    #[test]
+    fn an_alias_map_needs_a_name_and_valid_networks() {
+        let e = load_str(
+            "t.yaml",
+            "version: 1\ninterfaces:\n  lan: {networks: [10.0.0.0/24]}\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("name"), "{e}");
+        let e = error("version: 1\ninterfaces:\n  lan: {name: eth1, networks: [10.0.0.1/24]}\n");
+        assert!(
+            e.contains("host bits set; did you mean 10.0.0.0/24?"),
+            "{e}"
+        );
+    }
+}

@@ -8,8 +8,8 @@
 
 use serde::Deserialize;
 
-pub use super::shapes::{BackendItem, Backends, Entries, Hairpin, OneOrMany, PortSpec, Scalar};
 pub use super::iface::InterfaceSpec;
+pub use super::shapes::{BackendItem, Backends, Entries, Hairpin, OneOrMany, PortSpec, Scalar};
 use super::span::Spanned;
 use crate::error::{Location, SpecError};
 
