@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::host::Host;
 use crate::host::binary;
 use crate::host::fs::{self, RunLock};
+use crate::host::sysctl_before::FileMemory;
 use crate::render::files::unit::{UNIT_NAME, UNIT_PATH};
 use crate::spec::load;
 
@@ -19,9 +20,13 @@ pub(super) fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, 
     // Under the lock, the live rules are read while the file is parsed and rendered.
     let nf = nf.prefetch(&ctx.root);
     let (model, source) = load(path)?;
+    let memory = FileMemory {
+        root: ctx.root.clone(),
+    };
     let host = Host {
         netfilter: &nf,
         sysctl: &sc,
+        memory: &memory,
     };
     // At boot the unit applies the persisted copy: files and unit are already as they should be.
     let files_wanted = boot.then(Vec::new);
@@ -46,8 +51,8 @@ pub(super) fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, 
         out.notes.push("in sync: nothing to change".into());
         return Ok(out);
     }
-    let report = apply::apply(&host, &p.model, &p.desired, &p.observed, &p.plan)?;
-    out.warnings.extend(report.warnings);
+    let mut report = apply::apply(&host, &p.model, &p.desired, &p.observed, &p.plan)?;
+    out.warnings.extend(report.warnings.iter().cloned());
     if !boot {
         let mut journal = FileJournal::default();
         let result = write_files_and_enable(ctx, &p, &mut journal);
@@ -56,7 +61,7 @@ pub(super) fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, 
             let back = journal
                 .rollback()
                 .map_err(Error::from)
-                .and_then(|_| apply::undo(&host, &p.desired.prefix, &p.observed, &p.plan));
+                .and_then(|_| apply::undo(&host, &p.desired.prefix, &p.observed, &mut report));
             return Err(apply::rolled_back(cause, back));
         }
     }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::host::Host;
+use crate::host::sysctl_before::FileMemory;
 use crate::spec::load;
 
 use super::ctx::{Ctx, Outcome};
@@ -14,9 +15,13 @@ pub(super) fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
     // The live rules are read while the file is parsed and rendered.
     let nf = nf.prefetch(&ctx.root);
     let (model, source) = load(path)?;
+    let memory = FileMemory {
+        root: ctx.root.clone(),
+    };
     let host = Host {
         netfilter: &nf,
         sysctl: &sc,
+        memory: &memory,
     };
     let p = prepare(ctx, &host, model, &source, None, true)?;
     let (d, changed) = plan_diff(ctx, &p, true)?;

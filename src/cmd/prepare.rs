@@ -90,7 +90,7 @@ pub(super) fn plan_diff(
         changed |= !fp.is_empty();
         out.push_str(&d);
     }
-    let (live, want) = &p.plan.sysctl_view;
+    let (live, want) = &p.plan.sysctls.view;
     if p.plan.sysctl_changes() {
         changed = true;
         out.push_str(&view::unified(

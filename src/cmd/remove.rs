@@ -4,6 +4,7 @@ use crate::apply::journal::FileJournal;
 use crate::error::Error;
 use crate::host::Host;
 use crate::host::fs::{self, Root, RunLock};
+use crate::host::sysctl_before::FileMemory;
 use crate::model::Model;
 use crate::names;
 use crate::render::files::{
@@ -31,9 +32,13 @@ pub(super) fn remove(ctx: &Ctx, prefix: Option<&str>) -> Result<Outcome, Error> 
         return Err(Error::Usage(problem));
     }
     let (nf, sc) = live_host();
+    let memory = FileMemory {
+        root: ctx.root.clone(),
+    };
     let host = Host {
         netfilter: &nf,
         sysctl: &sc,
+        memory: &memory,
     };
     let p = prepare(
         ctx,

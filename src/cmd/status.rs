@@ -8,6 +8,7 @@ use crate::host::Host;
 use crate::host::conntrack;
 use crate::host::iptables::Iptables;
 use crate::host::sysctl::ProcSys;
+use crate::host::sysctl_before::FileMemory;
 use crate::model::{Family, Model};
 use crate::names;
 use crate::plan::{self, observe, rules};
@@ -32,9 +33,13 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
     };
     let nf = Iptables::detect();
     let sc = ProcSys;
+    let memory = FileMemory {
+        root: ctx.root.clone(),
+    };
     let host = Host {
         netfilter: &nf,
         sysctl: &sc,
+        memory: &memory,
     };
     let mut text = String::new();
     let mut counters: BTreeMap<String, (u64, u64)> = BTreeMap::new();

@@ -6,6 +6,7 @@
 //! - [`iptables`] - `iptables-save` / `iptables-restore` (with [`save_cache`], keyed by the
 //!   nf_tables generation that [`nfnetlink`] reads, and [`nft_tables`], the nf_tables table list);
 //! - [`sysctl`] - the runtime parameters under /proc/sys;
+//! - [`sysctl_before`] - what each sysctl held before pfstate changed it (persisted);
 //! - [`systemd`] - the service manager over D-Bus, or offline under `--root`;
 //! - [`fs`] - the root directory, atomic file writes, the run lock, reading a managed file;
 //! - [`binary`] - the binary the boot unit runs, and whether that is safe;
@@ -21,6 +22,7 @@ pub mod nfnetlink;
 pub mod nft_tables;
 pub mod save_cache;
 pub mod sysctl;
+pub mod sysctl_before;
 pub mod systemd;
 
 use crate::error::HostError;
@@ -30,6 +32,7 @@ use crate::model::Family;
 pub struct Host<'a> {
     pub netfilter: &'a dyn Netfilter,
     pub sysctl: &'a dyn Sysctl,
+    pub memory: &'a dyn SysctlMemory,
 }
 
 /// The kernel's packet filter, as `iptables-save` / `iptables-restore` see it.
@@ -46,6 +49,13 @@ pub trait Sysctl {
     /// The current value, or `None` when the key does not exist (an interface not yet present).
     fn get(&self, key: &str) -> Result<Option<String>, HostError>;
     fn set(&self, key: &str, value: &str) -> Result<(), HostError>;
+}
+
+/// What each sysctl held before pfstate first changed it (key: path below /proc/sys).
+pub trait SysctlMemory {
+    fn load(&self) -> Result<sysctl_before::Record, HostError>;
+    /// Replace the record; an empty one removes it.
+    fn store(&self, record: &sysctl_before::Record) -> Result<(), HostError>;
 }
 
 /// The service manager that makes the state come back at boot.

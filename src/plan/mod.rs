@@ -5,6 +5,7 @@
 //! - [`placement`] - where a jump goes relative to other systems' rules;
 //! - [`coexist`] - warnings about foreign rules that claim the same ports;
 //! - [`host_facts`] - warnings where the live host contradicts what the file states;
+//! - [`sysctls`] - runtime sysctls to set, and to put back as pfstate found them;
 //! - [`view`] - the unified diffs a reviewer reads.
 
 pub mod coexist;
@@ -12,30 +13,23 @@ pub mod host_facts;
 pub mod observe;
 pub mod placement;
 pub mod rules;
+pub mod sysctls;
 pub mod view;
 
 use crate::error::HostError;
 use crate::host::Host;
-use crate::model::{Family, Sysctl as SysctlSetting};
+use crate::model::Family;
 use crate::render::Desired;
 use observe::Observed;
 use rules::FamilyPlan;
 
 pub use rules::plan_family;
-
-/// One runtime sysctl that differs (or whose interface is missing: `live == None`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SysctlChange {
-    pub setting: SysctlSetting,
-    pub live: Option<String>,
-}
+pub use sysctls::{SysctlChange, SysctlPlan};
 
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub families: Vec<FamilyPlan>,
-    pub sysctls: Vec<SysctlChange>,
-    /// Every desired sysctl with its live value, for the plan's view.
-    pub sysctl_view: (String, String),
+    pub sysctls: SysctlPlan,
     pub warnings: Vec<String>,
 }
 
@@ -44,7 +38,7 @@ impl Plan {
         self.families.iter().any(|f| !f.is_empty())
     }
     pub fn sysctl_changes(&self) -> bool {
-        self.sysctls.iter().any(|c| c.live.is_some())
+        self.sysctls.has_changes()
     }
 }
 
@@ -54,50 +48,16 @@ pub fn plan(host: &Host, desired: &Desired, observed: &Observed) -> Result<Plan,
         .map(|f| rules::plan_family(&desired.prefix, desired.ruleset(*f), observed.saved(*f)))
         .collect();
     let mut warnings = observed.warnings.clone();
-    let mut changes = Vec::new();
-    let (mut live_view, mut want_view) = (String::new(), String::new());
-    for s in &desired.sysctls {
-        let live = host.sysctl.get(&s.key.proc_path())?;
-        match &live {
-            None => {
-                let what = s
-                    .key
-                    .interface()
-                    .map(|i| format!("interface {i} does not exist (yet)"))
-                    .unwrap_or_else(|| "no such key here".into());
-                warnings.push(format!(
-                    "sysctl {}: {what}; it is written to sysctl.d and applies when it appears",
-                    s.key
-                ));
-                live_view.push_str(&format!("# {} (absent)\n", s.key));
-            }
-            Some(v) => live_view.push_str(&format!("{} = {v}\n", s.key)),
-        }
-        want_view.push_str(&format!("{} = {}\n", s.key, s.value));
-        let differs = live
-            .as_deref()
-            .is_none_or(|v| normalize(v) != normalize(&s.value));
-        if differs {
-            changes.push(SysctlChange {
-                setting: s.clone(),
-                live,
-            });
-        }
-    }
+    let sysctls = sysctls::plan_sysctls(host, desired)?;
+    warnings.extend(sysctls.warnings.iter().cloned());
     if observed_forwarding_off(host, desired)? {
         warnings.push("an interface has forwarding=0 although ip_forward=1: writing ip_forward resets the per-interface flags only on a 0->1 change; check `sysctl net.ipv4.conf`".into());
     }
     Ok(Plan {
         families,
-        sysctls: changes,
-        sysctl_view: (live_view, want_view),
+        sysctls,
         warnings,
     })
-}
-
-/// Kernel sysctl values print tabs between fields; compare them by their words.
-fn normalize(v: &str) -> String {
-    v.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A plan also reports an interface whose own `forwarding` flag is 0 (notes: S3) when
