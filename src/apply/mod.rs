@@ -25,6 +25,8 @@ pub struct Report {
     pub restored_families: Vec<Family>,
     pub sysctls_set: Vec<String>,
     pub warnings: Vec<String>,
+    /// Active connections cut by the conntrack flush, per entry.
+    pub cut: Vec<(String, usize)>,
     /// Every step taken, in order, with what it replaced: undone newest first.
     done: Vec<Done>,
 }
@@ -56,6 +58,9 @@ pub fn apply(
         return Err(rolled_back(cause, back));
     }
     let listens = conntrack::stale_listens(model, observed, plan);
+    if !listens.is_empty() {
+        report.cut = conntrack::count_cut(&listens).unwrap_or_default();
+    }
     report.warnings.extend(conntrack::flush_all(&listens));
     Ok(report)
 }

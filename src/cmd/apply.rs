@@ -65,6 +65,8 @@ pub(super) fn apply_file(ctx: &Ctx, path: &Path, boot: bool) -> Result<Outcome, 
             return Err(apply::rolled_back(cause, back));
         }
     }
+    out.notes
+        .extend(apply::conntrack::cut_notes(&report.cut, "were"));
     let fams: Vec<&str> = report.restored_families.iter().map(|f| f.name()).collect();
     out.notes.push(format!(
         "applied: {} rule set(s) rewritten{}, {} sysctl(s) set",

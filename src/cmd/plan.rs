@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::apply::conntrack;
 use crate::error::Error;
 use crate::host::Host;
 use crate::host::sysctl_before::FileMemory;
@@ -34,6 +35,13 @@ pub(super) fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
     };
     if !changed {
         out.notes.push("in sync: nothing to change".into());
+    }
+    // Connections of changed or removed forwards lose their conntrack entries on apply.
+    let listens = conntrack::stale_listens(&p.model, &p.observed, &p.plan);
+    if !listens.is_empty()
+        && let Some(cut) = conntrack::count_cut(&listens)
+    {
+        out.notes.extend(conntrack::cut_notes(&cut, "will be"));
     }
     if p.unit_enabled.is_none() && !ctx.root.is_offline() {
         out.warnings

@@ -63,7 +63,9 @@ pub(super) fn remove(ctx: &Ctx, prefix: Option<&str>) -> Result<Outcome, Error> 
                 .push(format!("could not disable {UNIT_NAME}: {e}")),
         }
     }
-    crate::apply::apply(&host, &p.model, &p.desired, &p.observed, &p.plan)?;
+    let report = crate::apply::apply(&host, &p.model, &p.desired, &p.observed, &p.plan)?;
+    out.notes
+        .extend(crate::apply::conntrack::cut_notes(&report.cut, "were"));
     let mut journal = FileJournal::default();
     for f in &p.files {
         journal.converge(&ctx.root, f)?;
