@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use pfstate::cli::Cli;
 use pfstate::cmd::{self, Ctx, output};
+use pfstate::host::live::LiveHost;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = Ctx::new(&cli);
-    let result = cmd::run(&cli, &ctx);
+    let live = LiveHost::new(&ctx.root);
+    let result = cmd::run(&cli, &ctx, &live.host());
     ExitCode::from(output::print(&ctx, &result))
 }

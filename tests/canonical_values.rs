@@ -44,7 +44,7 @@ const CASES: &[(&str, &str, &str)] = &[
         "forwards",
         "  - {name: v6-long, listen: {port: 1004, address: \"2001:0DB8:0000:0000:0001:0000:0000:0001\"}, to: \"[FD00:77:0:0:0:0:0:13]:8080\", snat: \"2001:db8:0:1:1:1:1:1\"}
   - {name: v6-compat, listen: {port: 1005, address: \"::192.0.2.1\", from: [\"::198.51.100.0/120\"]}, to: \"[::10.77.0.11]:8080\", snat: \"::10.77.0.1\", hairpin: [\"::10.77.0.0/120\"]}
-  - {name: v6-mapped, listen: {port: 1006, address: \"::ffff:192.0.2.1\"}, to: \"[::ffff:10.77.0.11]:8080\"}",
+  - {name: v6-mapped, listen: {port: 1006, address: \"::ffff:192.0.2.1\"}, to: \"[::ffff:10.77.0.11]:8080\", hairpin: [\"::ffff:10.77.0.0/120\"]}",
     ),
     (
         "the unspecified address as a listen address",

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pfstate::model::Model;
+use pfstate::render;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
 const BLESS: &str = "PFSTATE_BLESS";
@@ -166,6 +167,33 @@ fn every_golden_payload_is_consistent() {
                 problems.push(format!("{}: {p}", example.display()));
             }
         }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The port-range tree layout of large files (dispatch chains joined by `-g`, the tree's own
+/// comment) passes the same checks, in both families.
+#[test]
+fn a_tree_layout_payload_is_consistent() {
+    let mut yaml = String::from("version: 1\nprefix: BIG\nforwards:\n");
+    for i in 0..300u32 {
+        let (port, a, b) = (20000 + i * 3, i / 200, i % 200 + 1);
+        yaml.push_str(&format!(
+            "  - {{name: f{i}, proto: both, listen: {{port: {port}}}, to: [10.9.{a}.{b}:80, 10.8.{a}.{b}:80]}}\n  - {{name: g{i}, listen: {{port: {port}}}, to: \"[fd00::{i:x}]:80\"}}\n"
+        ));
+    }
+    let model = pfstate::spec::load_str("big.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let desired = render::render(&model);
+    let mut problems = Vec::new();
+    for rs in &desired.rulesets {
+        let payload =
+            pfstate::plan::plan_family(&desired.prefix, rs, &Default::default()).payload();
+        assert!(
+            payload.contains(" -g BIG-"),
+            "no tree in the {} render",
+            rs.family
+        );
+        problems.extend(payload_check::check(&payload, "BIG", &entry_names(&model)));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
-use crate::host::conntrack as tool;
+use crate::host::Conntrack;
 use crate::model::{Family, Forward, Model, PortRange, Proto};
 use crate::names;
 use crate::plan::Plan;
@@ -72,7 +72,7 @@ impl Listen {
 /// How many active connections the flush of these listens cuts, per entry name (entries with
 /// none left out; a connection counted once per entry). `None` when the conntrack table
 /// cannot be listed. One `conntrack -L` per family in use.
-pub fn count_cut(listens: &[Listen]) -> Option<Vec<(String, usize)>> {
+pub fn count_cut(tool: &dyn Conntrack, listens: &[Listen]) -> Option<Vec<(String, usize)>> {
     let mut out: BTreeMap<String, usize> = BTreeMap::new();
     for family in [Family::V4, Family::V6] {
         let of_family: Vec<&Listen> = listens
@@ -82,7 +82,7 @@ pub fn count_cut(listens: &[Listen]) -> Option<Vec<(String, usize)>> {
         if of_family.is_empty() {
             continue;
         }
-        let listed = tool::list(family, false).ok()?;
+        let listed = tool.list(family, false).ok()?;
         for (proto, port, dst) in listed.lines().filter_map(entry_of_line) {
             let names: BTreeSet<&str> = of_family
                 .iter()
@@ -119,7 +119,7 @@ const NO_TOOL: &str = "conntrack tool not found: existing connections keep their
 
 /// [`flush`] for several listens at once: one `conntrack -D` per port when there are few,
 /// otherwise one `conntrack -L` per family and a delete only for the ports that have entries.
-pub fn flush_all(listens: &[Listen]) -> Vec<String> {
+pub fn flush_all(tool: &dyn Conntrack, listens: &[Listen]) -> Vec<String> {
     let deletes: usize = listens
         .iter()
         .filter(|l| l.port.width() <= MAX_PORTS_TO_FLUSH)
@@ -133,7 +133,7 @@ pub fn flush_all(listens: &[Listen]) -> Vec<String> {
     };
     if deletes <= MAX_BLIND_DELETES {
         for l in listens {
-            for w in flush(l) {
+            for w in flush(tool, l) {
                 note(w, &mut warnings);
             }
         }
@@ -144,7 +144,7 @@ pub fn flush_all(listens: &[Listen]) -> Vec<String> {
         if of_family.is_empty() {
             continue;
         }
-        let Ok(listed) = tool::list(family, false) else {
+        let Ok(listed) = tool.list(family, false) else {
             return vec![NO_TOOL.to_string()];
         };
         // (proto, port, original destination) of every entry; usually few, often none.
@@ -169,7 +169,7 @@ pub fn flush_all(listens: &[Listen]) -> Vec<String> {
                 let hit = l.catches(proto, *port, dst);
                 let key = (proto.clone(), *port, l.address);
                 if hit && !done.contains(&key) {
-                    let _ = tool::delete(family, proto, *port, l.address);
+                    let _ = tool.delete(family, proto, *port, l.address);
                     done.push(key);
                 }
             }
@@ -192,7 +192,7 @@ fn entry_of_line(line: &str) -> Option<(String, u16, String)> {
 
 /// Delete the entries whose original destination is this forward's listen port (and address).
 /// Returns warnings; a missing `conntrack` tool is a warning, not an error.
-pub fn flush(f: &Listen) -> Vec<String> {
+pub fn flush(tool: &dyn Conntrack, f: &Listen) -> Vec<String> {
     let mut warnings = Vec::new();
     if f.port.width() > MAX_PORTS_TO_FLUSH {
         warnings.push(format!(
@@ -204,7 +204,10 @@ pub fn flush(f: &Listen) -> Vec<String> {
     }
     for proto in &f.protos {
         for port in f.port.lo..=f.port.hi {
-            if tool::delete(f.family, proto.name(), port, f.address).is_err() {
+            if tool
+                .delete(f.family, proto.name(), port, f.address)
+                .is_err()
+            {
                 warnings.push(NO_TOOL.to_string());
                 return warnings;
             }

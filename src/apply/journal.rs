@@ -1,46 +1,42 @@
 //! Files written with rollback: apply keeps each file's previous content until everything
 //! succeeded.
 
-use std::path::PathBuf;
-
 use crate::error::HostError;
-use crate::host::fs::{self, FILE_MODE, Root, read};
+use crate::host::Files;
 use crate::render::files::ManagedFile;
 
 /// Files written so far, with what they held before, for rollback.
 #[derive(Default)]
 pub struct FileJournal {
-    before: Vec<(PathBuf, Option<String>)>,
+    before: Vec<(&'static str, Option<String>)>,
 }
 
 impl FileJournal {
     /// Make a file hold `want`; returns whether anything changed.
-    pub fn converge(&mut self, root: &Root, f: &ManagedFile) -> Result<bool, HostError> {
-        let path = root.path(f.target);
-        let old = read(root, f.target)?;
+    pub fn converge(&mut self, files: &dyn Files, f: &ManagedFile) -> Result<bool, HostError> {
+        let old = files.read(f.target)?;
         if old == f.content {
             return Ok(false);
         }
-        self.before.push((path.clone(), old));
-        match &f.content {
-            Some(c) => fs::write_atomic(&path, c.as_bytes(), FILE_MODE)?,
-            None => {
-                fs::remove_if_exists(&path)?;
-            }
-        }
+        // Recorded before the write: a write that fails half-way is put back too.
+        self.before.push((f.target, old));
+        put(files, f.target, f.content.as_deref())?;
         Ok(true)
     }
 
     /// Put every written file back as it was, newest first.
-    pub fn rollback(self) -> Result<(), HostError> {
-        for (path, old) in self.before.into_iter().rev() {
-            match old {
-                Some(c) => fs::write_atomic(&path, c.as_bytes(), FILE_MODE)?,
-                None => {
-                    fs::remove_if_exists(&path)?;
-                }
-            }
+    pub fn rollback(self, files: &dyn Files) -> Result<(), HostError> {
+        for (target, old) in self.before.into_iter().rev() {
+            put(files, target, old.as_deref())?;
         }
         Ok(())
+    }
+}
+
+/// Write `content`, or remove the file for `None`.
+fn put(files: &dyn Files, target: &str, content: Option<&str>) -> Result<(), HostError> {
+    match content {
+        Some(c) => files.write(target, c),
+        None => files.remove(target).map(|_| ()),
     }
 }

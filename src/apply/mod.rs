@@ -11,7 +11,7 @@ pub mod journal;
 
 use crate::error::Error;
 use crate::host::Host;
-use crate::host::sysctl_before::Record;
+use crate::host::sysctl_before::{self, Record, SYSCTL_BEFORE_PATH};
 use crate::model::{Family, Model};
 use crate::plan::observe::Observed;
 use crate::plan::rules;
@@ -59,9 +59,11 @@ pub fn apply(
     }
     let listens = conntrack::stale_listens(model, observed, plan);
     if !listens.is_empty() {
-        report.cut = conntrack::count_cut(&listens).unwrap_or_default();
+        report.cut = conntrack::count_cut(host.conntrack, &listens).unwrap_or_default();
     }
-    report.warnings.extend(conntrack::flush_all(&listens));
+    report
+        .warnings
+        .extend(conntrack::flush_all(host.conntrack, &listens));
     Ok(report)
 }
 
@@ -91,8 +93,19 @@ fn store_record(
 ) -> Result<(), Error> {
     if current != want {
         report.done.push(Done::Record(current.clone()));
-        host.memory.store(want)?;
+        store(host, want)?;
         *current = want.clone();
+    }
+    Ok(())
+}
+
+/// Write the record of values pfstate found; an empty one removes the file.
+fn store(host: &Host, record: &Record) -> Result<(), Error> {
+    if record.is_empty() {
+        host.files.remove(SYSCTL_BEFORE_PATH)?;
+    } else {
+        host.files
+            .write(SYSCTL_BEFORE_PATH, &sysctl_before::render(record))?;
     }
     Ok(())
 }
@@ -148,7 +161,7 @@ fn undo_steps(
     let mut first: Result<(), Error> = Ok(());
     while let Some(step) = done.pop() {
         let r = match step {
-            Done::Record(old) => host.memory.store(&old).map_err(Error::from),
+            Done::Record(old) => store(host, &old),
             Done::Sysctl { key, old } => host.sysctl.set(&key, &old).map_err(Error::from),
             Done::Rules(family) => rules_back(host, prefix, before, family),
         };

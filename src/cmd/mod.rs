@@ -14,24 +14,26 @@ mod validate;
 
 use crate::cli::{Cli, Cmd};
 use crate::error::Error;
+use crate::host::Host;
 
 pub use ctx::{Ctx, Outcome};
 pub use render::render_text;
 
-pub fn run(cli: &Cli, ctx: &Ctx) -> Result<Outcome, Error> {
+/// Run the command `cli` names against `host`.
+pub fn run(cli: &Cli, ctx: &Ctx, host: &Host) -> Result<Outcome, Error> {
     match &cli.command {
         Cmd::Validate { files } => validate::validate_files(files),
-        Cmd::Render { file } => render::render_file(file),
-        Cmd::Diff { old, new } => render::diff_files(old, new),
-        Cmd::Plan { file } => plan::plan_file(ctx, file),
+        Cmd::Render { file } => render::render_file(host, file),
+        Cmd::Diff { old, new } => render::diff_files(host, old, new),
+        Cmd::Plan { file } => plan::plan_file(ctx, host, file),
         Cmd::Apply {
             file,
             dry_run: true,
             ..
-        } => plan::plan_file(ctx, file),
-        Cmd::Apply { file, boot, .. } => apply::apply_file(ctx, file, *boot),
-        Cmd::Status { file } => status::status(ctx, file.as_deref()),
-        Cmd::Remove { prefix } => remove::remove(ctx, prefix.as_deref()),
+        } => plan::plan_file(ctx, host, file),
+        Cmd::Apply { file, boot, .. } => apply::apply_file(ctx, host, file, *boot),
+        Cmd::Status { file } => status::status(ctx, host, file.as_deref()),
+        Cmd::Remove { prefix } => remove::remove(ctx, host, prefix.as_deref()),
         Cmd::Try { file } => try_lab::try_file(ctx, file),
     }
 }

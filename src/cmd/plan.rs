@@ -5,27 +5,17 @@ use std::path::Path;
 use crate::apply::conntrack;
 use crate::error::Error;
 use crate::host::Host;
-use crate::host::sysctl_before::FileMemory;
 use crate::spec::load;
 
 use super::ctx::{Ctx, Outcome};
-use super::prepare::{live_host, plan_diff, prepare};
+use super::prepare::{plan_diff, prepare};
 
-pub(super) fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
-    let (nf, sc) = live_host();
+pub(super) fn plan_file(ctx: &Ctx, host: &Host, path: &Path) -> Result<Outcome, Error> {
     // The live rules are read while the file is parsed and rendered.
-    let nf = nf.prefetch(&ctx.root);
+    host.netfilter.prefetch();
     let (model, source) = load(path)?;
-    let memory = FileMemory {
-        root: ctx.root.clone(),
-    };
-    let host = Host {
-        netfilter: &nf,
-        sysctl: &sc,
-        memory: &memory,
-    };
-    let p = prepare(ctx, &host, model, &source, None, true)?;
-    let (d, changed) = plan_diff(ctx, &p, true)?;
+    let p = prepare(host, model, &source, None, true)?;
+    let (d, changed) = plan_diff(ctx, &p, true);
     let mut out = Outcome {
         changed,
         diff: d,
@@ -39,11 +29,11 @@ pub(super) fn plan_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
     // Connections of changed or removed forwards lose their conntrack entries on apply.
     let listens = conntrack::stale_listens(&p.model, &p.observed, &p.plan);
     if !listens.is_empty()
-        && let Some(cut) = conntrack::count_cut(&listens)
+        && let Some(cut) = conntrack::count_cut(host.conntrack, &listens)
     {
         out.notes.extend(conntrack::cut_notes(&cut, "will be"));
     }
-    if p.unit_enabled.is_none() && !ctx.root.is_offline() {
+    if p.unit_enabled().is_none() && !ctx.root.is_offline() {
         out.warnings
             .push("cannot ask systemd whether the unit is enabled (no system bus?)".into());
     }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::error::Error;
+use crate::host::Host;
 use crate::model::{Family, Model};
 use crate::plan::view;
 use crate::render::files::unit::STATE_PATH;
@@ -13,7 +14,8 @@ use crate::spec::load;
 use super::ctx::Outcome;
 
 /// The full text `render` prints for a state: what apply would install on an empty host.
-pub fn render_text(model: &Model, source: &str) -> Result<String, Error> {
+/// Only the binary path (the unit's ExecStart) comes from `host`: the rules are the file's.
+pub fn render_text(host: &Host, model: &Model, source: &str) -> Result<String, Error> {
     let desired = render::render(model);
     let mut out = String::new();
     for rs in &desired.rulesets {
@@ -30,7 +32,7 @@ pub fn render_text(model: &Model, source: &str) -> Result<String, Error> {
             ));
         }
     }
-    for f in files::desired_files(model, &desired, source)? {
+    for f in files::desired_files(model, &desired, source, &host.binary.unit_binary())? {
         if let Some(c) = f.content.filter(|_| f.target != STATE_PATH) {
             out.push_str(&format!("# {}\n{c}", f.target));
             if !c.ends_with('\n') {
@@ -41,19 +43,19 @@ pub fn render_text(model: &Model, source: &str) -> Result<String, Error> {
     Ok(out)
 }
 
-pub(super) fn render_file(path: &Path) -> Result<Outcome, Error> {
+pub(super) fn render_file(host: &Host, path: &Path) -> Result<Outcome, Error> {
     let (model, source) = load(path)?;
     Ok(Outcome {
-        diff: render_text(&model, &source)?,
+        diff: render_text(host, &model, &source)?,
         ..Outcome::default()
     })
 }
 
-pub(super) fn diff_files(old: &Path, new: &Path) -> Result<Outcome, Error> {
+pub(super) fn diff_files(host: &Host, old: &Path, new: &Path) -> Result<Outcome, Error> {
     let (m_old, s_old) = load(old)?;
     let (m_new, s_new) = load(new)?;
-    let a = render_text(&m_old, &s_old)?;
-    let b = render_text(&m_new, &s_new)?;
+    let a = render_text(host, &m_old, &s_old)?;
+    let b = render_text(host, &m_new, &s_new)?;
     let d = view::unified(
         &a,
         &b,

@@ -4,11 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::Error;
-use crate::host::Host;
-use crate::host::conntrack;
-use crate::host::iptables::Iptables;
-use crate::host::sysctl::ProcSys;
-use crate::host::sysctl_before::FileMemory;
+use crate::host::{Conntrack, Host};
 use crate::model::{Family, Model};
 use crate::names;
 use crate::plan::{self, observe, rules};
@@ -19,7 +15,7 @@ use crate::spec;
 
 use super::ctx::{Ctx, Outcome};
 
-pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
+pub fn status(ctx: &Ctx, host: &Host, file: Option<&Path>) -> Result<Outcome, Error> {
     let (model, _source) = match file {
         Some(f) => spec::load(f)?,
         None => {
@@ -31,23 +27,13 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
             }
         }
     };
-    let nf = Iptables::detect();
-    let sc = ProcSys;
-    let memory = FileMemory {
-        root: ctx.root.clone(),
-    };
-    let host = Host {
-        netfilter: &nf,
-        sysctl: &sc,
-        memory: &memory,
-    };
     let mut text = String::new();
     let mut counters: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let forward_names: std::collections::HashSet<&str> =
         model.forwards.iter().map(|f| f.name.as_str()).collect();
     for family in Family::ALL {
         for table in TABLES {
-            let Ok(save) = nf.save_with_counters(family, table) else {
+            let Ok(save) = host.netfilter.save_counters(family, table) else {
                 continue;
             };
             for line in save.lines().filter(|l| l.starts_with('[')) {
@@ -76,7 +62,7 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
             }
         }
     }
-    let conns = connections_per_forward(&model);
+    let conns = connections_per_forward(host.conntrack, &model);
     text.push_str(&format!(
         "{:<24} {:>12} {:>14} {:>12}\n",
         "entry", "packets", "bytes", "connections"
@@ -93,8 +79,8 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
         text.push_str(&format!("{n:<24} {p:>12} {b:>14} {c:>12}\n"));
     }
     let desired = render::render(&model);
-    let observed = observe::observe(&host, &desired)?;
-    let pl = plan::plan(&host, &desired, &observed)?;
+    let observed = observe::observe(host, &model, &desired, &Default::default())?;
+    let pl = plan::plan(&desired, &observed);
     let drift = pl.kernel_changes() || pl.sysctl_changes();
     let mut out = Outcome {
         diff: text,
@@ -111,7 +97,7 @@ pub fn status(ctx: &Ctx, file: Option<&Path>) -> Result<Outcome, Error> {
 
 /// Active conntrack entries per forward: DNATed flows whose original destination port is the
 /// forward's listen port and whose reply comes from one of its backends.
-fn connections_per_forward(model: &Model) -> BTreeMap<String, usize> {
+fn connections_per_forward(conntrack: &dyn Conntrack, model: &Model) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for family in Family::ALL {
         // Forwards by listen port, so each entry is matched against a few candidates rather
@@ -126,7 +112,7 @@ fn connections_per_forward(model: &Model) -> BTreeMap<String, usize> {
         if by_port.is_empty() {
             continue;
         }
-        let Ok(listed) = conntrack::list(family, true) else {
+        let Ok(listed) = conntrack.list(family, true) else {
             continue;
         };
         for line in listed.lines() {

@@ -2,6 +2,21 @@
 
 use std::path::PathBuf;
 
+use crate::host::Binary;
+
+/// The binary of this process.
+pub struct RunningBinary;
+
+impl Binary for RunningBinary {
+    fn unit_binary(&self) -> String {
+        unit_binary()
+    }
+
+    fn problem(&self, binary: &str) -> Option<String> {
+        unit_binary_problem(binary)
+    }
+}
+
 /// Where packages install pfstate; the unit names one of these when it is the running binary.
 const INSTALLED_PATHS: [&str; 4] = [
     "/usr/sbin/pfstate",

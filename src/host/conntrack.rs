@@ -6,10 +6,30 @@ use std::io;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
+use crate::host::Conntrack;
 use crate::model::Family;
 
+/// The `conntrack` tool of conntrack-tools.
+pub struct ConntrackTool;
+
+impl Conntrack for ConntrackTool {
+    fn list(&self, family: Family, dst_nat_only: bool) -> io::Result<String> {
+        list(family, dst_nat_only)
+    }
+
+    fn delete(
+        &self,
+        family: Family,
+        proto: &str,
+        port: u16,
+        address: Option<IpAddr>,
+    ) -> io::Result<()> {
+        delete(family, proto, port, address)
+    }
+}
+
 /// `conntrack -L -f FAMILY` (only DNATed flows with `dst_nat_only`): one entry per line.
-pub fn list(family: Family, dst_nat_only: bool) -> io::Result<String> {
+fn list(family: Family, dst_nat_only: bool) -> io::Result<String> {
     let mut cmd = Command::new("conntrack");
     cmd.args(["-L", "-f", family.name()]);
     if dst_nat_only {
@@ -21,7 +41,7 @@ pub fn list(family: Family, dst_nat_only: bool) -> io::Result<String> {
 
 /// `conntrack -D`: the entries of one protocol whose original destination is `port` (and
 /// `address`, when given).
-pub fn delete(family: Family, proto: &str, port: u16, address: Option<IpAddr>) -> io::Result<()> {
+fn delete(family: Family, proto: &str, port: u16, address: Option<IpAddr>) -> io::Result<()> {
     let mut cmd = Command::new("conntrack");
     cmd.args([
         "-D",

@@ -9,6 +9,8 @@ use std::process::Command;
 use ipnet::IpNet;
 use serde_json::Value;
 
+use crate::host::{InterfaceFacts, LocalAddresses};
+
 /// One interface: its name, whether it is a Linux bridge, its (non link-local) addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -64,6 +66,33 @@ impl Facts {
             .filter(|r| r.dst.contains(&addr))
             .max_by_key(|r| r.dst.prefix_len())
             .and_then(|r| r.dev.as_deref())
+    }
+}
+
+/// The real adapter: `ip` in this network namespace (no privileges needed).
+pub struct IpTool;
+
+impl InterfaceFacts for IpTool {
+    fn read(&self) -> Option<Facts> {
+        Facts::read()
+    }
+}
+
+impl LocalAddresses for IpTool {
+    /// `ip -o addr`: every address of this network namespace (link-local ones too).
+    fn local_addresses(&self) -> Vec<IpAddr> {
+        let Ok(out) = Command::new("ip").args(["-o", "addr", "show"]).output() else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let i = w.iter().position(|x| *x == "inet" || *x == "inet6")?;
+                let addr = w.get(i + 1)?.split('/').next()?;
+                addr.parse().ok()
+            })
+            .collect()
     }
 }
 

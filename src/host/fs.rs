@@ -217,6 +217,25 @@ impl RunLock {
     }
 }
 
+/// The managed files of the target system under a [`Root`].
+pub struct RootFiles {
+    pub root: Root,
+}
+
+impl crate::host::Files for RootFiles {
+    fn read(&self, target: &str) -> Result<Option<String>, HostError> {
+        read(&self.root, target)
+    }
+
+    fn write(&self, target: &str, content: &str) -> Result<(), HostError> {
+        write_atomic(&self.root.path(target), content.as_bytes(), FILE_MODE)
+    }
+
+    fn remove(&self, target: &str) -> Result<bool, HostError> {
+        remove_if_exists(&self.root.path(target))
+    }
+}
+
 /// A file's live content (`None` when absent).
 pub fn read(root: &Root, target: &str) -> Result<Option<String>, HostError> {
     let path = root.path(target);

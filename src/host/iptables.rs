@@ -7,6 +7,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 
 use crate::error::HostError;
 use crate::host::Netfilter;
@@ -14,6 +15,7 @@ use crate::host::fs::Root;
 use crate::host::save_cache;
 use crate::model::Family;
 
+#[derive(Debug, Clone, Copy)]
 pub struct Iptables {
     /// "" (the distribution's default), "-nft" or "-legacy".
     variant: &'static str,
@@ -59,19 +61,14 @@ impl Iptables {
         };
         format!("{base}{}-{what}", self.variant)
     }
-
-    /// Save with counters (`-c`), used by `status`.
-    pub fn save_with_counters(&self, family: Family, table: &str) -> Result<String, HostError> {
-        run_save(&self.tool(family, "save"), &["-c", "-t", table])
-    }
 }
 
 /// An `iptables-save` started ahead of time, read by the first [`Netfilter::save`] of its
 /// family; later saves run afresh.
 type SaveThread = std::thread::JoinHandle<std::io::Result<std::process::Output>>;
 
-pub struct Prefetched<'a> {
-    inner: &'a Iptables,
+pub struct Prefetched {
+    inner: Iptables,
     /// Threads draining each save's output (a pipe holds only 64 KiB: unread, the save stalls).
     pending: std::sync::Mutex<Vec<(Family, SaveThread)>>,
     /// Saves taken from the cache of an unchanged generation (see `save_cache`), served once.
@@ -87,7 +84,7 @@ impl Iptables {
     /// Start the full save of both families now, so that it runs while the caller parses and
     /// renders (at 10,000 forwards each takes about as long as the other). Only use this
     /// while holding the run lock: the state read must be the state the plan is made against.
-    pub fn prefetch(&self, root: &Root) -> Prefetched<'_> {
+    pub fn prefetch(&self, root: &Root) -> Prefetched {
         // Only the nf_tables backend has a generation id; legacy rules are always read.
         let generation = if self.variant.is_empty() {
             save_cache::Generation::current()
@@ -113,7 +110,7 @@ impl Iptables {
             }
         }
         Prefetched {
-            inner: self,
+            inner: *self,
             pending: std::sync::Mutex::new(pending),
             cached: std::sync::Mutex::new(cached),
             collected: std::sync::Mutex::new(Vec::new()),
@@ -123,7 +120,7 @@ impl Iptables {
     }
 }
 
-impl Prefetched<'_> {
+impl Prefetched {
     /// Keep a fresh save; with both families in and the generation unchanged since before
     /// they started, the texts are exactly that generation's rule set: cache them.
     fn collect(&self, family: Family, text: &str) {
@@ -140,7 +137,7 @@ impl Prefetched<'_> {
     }
 }
 
-impl Netfilter for Prefetched<'_> {
+impl Netfilter for Prefetched {
     fn save(&self, family: Family, table: &str) -> Result<String, HostError> {
         if table.is_empty() {
             let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
@@ -170,12 +167,16 @@ impl Netfilter for Prefetched<'_> {
         Ok(text)
     }
 
+    fn save_counters(&self, family: Family, table: &str) -> Result<String, HostError> {
+        self.inner.save_counters(family, table)
+    }
+
     fn restore(&self, family: Family, payload: &str) -> Result<(), HostError> {
         self.inner.restore(family, payload)
     }
 }
 
-impl Drop for Prefetched<'_> {
+impl Drop for Prefetched {
     /// Reap saves nobody read (e.g. the file did not validate).
     fn drop(&mut self) {
         let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -192,10 +193,9 @@ fn checked_output(program: &str, out: std::process::Output) -> Result<String, Ho
             message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    String::from_utf8(out.stdout).map_err(|_| HostError::Command {
-        program: program.to_string(),
-        message: "printed text that is not UTF-8".into(),
-    })
+    // Foreign rules may hold comments that are not UTF-8. pfstate never writes a foreign rule
+    // back, and its own rules are ASCII, so a lossy read changes nothing it acts on.
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn run_save(program: &str, args: &[&str]) -> Result<String, HostError> {
@@ -215,6 +215,10 @@ impl Netfilter for Iptables {
             return run_save(&self.tool(family, "save"), &[]);
         }
         run_save(&self.tool(family, "save"), &["-t", table])
+    }
+
+    fn save_counters(&self, family: Family, table: &str) -> Result<String, HostError> {
+        run_save(&self.tool(family, "save"), &["-c", "-t", table])
     }
 
     fn restore(&self, family: Family, payload: &str) -> Result<(), HostError> {
@@ -249,6 +253,55 @@ impl Netfilter for Iptables {
             program,
             message: explain_restore_error(&stderr, payload),
         })
+    }
+}
+
+/// The [`Netfilter`] of a command on this machine: the backend is detected on first use (a
+/// command that never reads the rules starts no process), and [`Netfilter::prefetch`] starts
+/// the saves early.
+pub struct LiveNetfilter {
+    root: Root,
+    tools: OnceLock<Iptables>,
+    prefetched: Mutex<Option<Prefetched>>,
+}
+
+impl LiveNetfilter {
+    pub fn new(root: Root) -> LiveNetfilter {
+        LiveNetfilter {
+            root,
+            tools: OnceLock::new(),
+            prefetched: Mutex::new(None),
+        }
+    }
+
+    fn tools(&self) -> Iptables {
+        *self.tools.get_or_init(Iptables::detect)
+    }
+
+    fn prefetched(&self) -> std::sync::MutexGuard<'_, Option<Prefetched>> {
+        self.prefetched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Netfilter for LiveNetfilter {
+    fn save(&self, family: Family, table: &str) -> Result<String, HostError> {
+        match self.prefetched().as_ref() {
+            Some(p) => p.save(family, table),
+            None => self.tools().save(family, table),
+        }
+    }
+
+    fn save_counters(&self, family: Family, table: &str) -> Result<String, HostError> {
+        self.tools().save_counters(family, table)
+    }
+
+    fn restore(&self, family: Family, payload: &str) -> Result<(), HostError> {
+        self.tools().restore(family, payload)
+    }
+
+    fn prefetch(&self) {
+        let p = self.tools().prefetch(&self.root);
+        *self.prefetched() = Some(p);
     }
 }
 

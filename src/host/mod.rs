@@ -6,18 +6,21 @@
 //! - [`iptables`] - `iptables-save` / `iptables-restore` (with [`save_cache`], keyed by the
 //!   nf_tables generation that [`nfnetlink`] reads, and [`nft_tables`], the nf_tables table list);
 //! - [`sysctl`] - the runtime parameters under /proc/sys;
-//! - [`sysctl_before`] - what each sysctl held before pfstate changed it (persisted);
 //! - [`systemd`] - the service manager over D-Bus, or offline under `--root`;
 //! - [`fs`] - the root directory, atomic file writes, the run lock, reading a managed file;
 //! - [`binary`] - the binary the boot unit runs, and whether that is safe;
 //! - [`conntrack`] - the `conntrack` tool (list, delete);
-//! - [`facts`] - interfaces, addresses and routes, read for the warnings of plan and apply.
+//! - [`facts`] - interfaces, addresses and routes, read for the warnings of plan and apply;
+//! - [`sysctl_before`] - the record of what each sysctl held before pfstate changed it.
 
 pub mod binary;
 pub mod conntrack;
 pub mod facts;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
 pub mod fs;
 pub mod iptables;
+pub mod live;
 pub mod nfnetlink;
 pub mod nft_tables;
 pub mod save_cache;
@@ -25,23 +28,90 @@ pub mod sysctl;
 pub mod sysctl_before;
 pub mod systemd;
 
+use std::net::IpAddr;
+
 use crate::error::HostError;
 use crate::model::Family;
 
-/// The machine as pfstate reaches it.
+/// The machine as pfstate reaches it: every read and write of a command goes through one of
+/// these. `main` builds the real one ([`live::LiveHost`]); tests build fakes.
+#[derive(Clone, Copy)]
 pub struct Host<'a> {
     pub netfilter: &'a dyn Netfilter,
+    pub nft: &'a dyn NftTables,
     pub sysctl: &'a dyn Sysctl,
-    pub memory: &'a dyn SysctlMemory,
+    pub services: &'a dyn ServiceManager,
+    pub conntrack: &'a dyn Conntrack,
+    pub files: &'a dyn Files,
+    pub addresses: &'a dyn LocalAddresses,
+    pub facts: &'a dyn InterfaceFacts,
+    pub binary: &'a dyn Binary,
 }
 
 /// The kernel's packet filter, as `iptables-save` / `iptables-restore` see it.
 pub trait Netfilter {
-    /// The canonical text of `ip(6)tables-save` for one table (`-t TABLE`).
+    /// The canonical text of `ip(6)tables-save` for one table (`-t TABLE`; `""`: all tables).
     fn save(&self, family: Family, table: &str) -> Result<String, HostError>;
+    /// The same with packet and byte counters (`-c`): `[packets:bytes] -A ...` lines.
+    fn save_counters(&self, family: Family, table: &str) -> Result<String, HostError>;
     /// Feed a payload to `ip(6)tables-restore --noflush --wait`. The payload may hold several
     /// tables; each `COMMIT` is atomic on its own.
     fn restore(&self, family: Family, payload: &str) -> Result<(), HostError>;
+    /// Start reading both families' full saves now, for the next `save(family, "")` of each:
+    /// they run while the caller parses and renders. Only while holding the run lock (the
+    /// state read must be the state the plan is made against). Nothing by default.
+    fn prefetch(&self) {}
+}
+
+/// The nf_tables tables of this network namespace (`nft list tables` text), or `None` when
+/// they cannot be listed: tables `iptables-save` cannot show still filter packets.
+pub trait NftTables {
+    fn list(&self) -> Option<String>;
+}
+
+/// Interfaces, addresses and routes of this network namespace: read for warnings only, never
+/// for rendering (the rules are a function of the file alone).
+pub trait InterfaceFacts {
+    /// `None` when they cannot be read.
+    fn read(&self) -> Option<facts::Facts>;
+}
+
+/// The addresses configured on this network namespace's interfaces.
+pub trait LocalAddresses {
+    fn local_addresses(&self) -> Vec<IpAddr>;
+}
+
+/// The connection tracking table. `Err` means the tool is missing or cannot run.
+pub trait Conntrack {
+    /// The entries of one family, one per line (`conntrack -L`); only DNATed ones with
+    /// `dst_nat_only`.
+    fn list(&self, family: Family, dst_nat_only: bool) -> std::io::Result<String>;
+    /// Delete the entries of one protocol whose original destination is `port` (and `address`).
+    fn delete(
+        &self,
+        family: Family,
+        proto: &str,
+        port: u16,
+        address: Option<IpAddr>,
+    ) -> std::io::Result<()>;
+}
+
+/// The files pfstate owns, by their path on the target system (`/etc/...`).
+pub trait Files {
+    /// The content, or `None` when the file does not exist.
+    fn read(&self, target: &str) -> Result<Option<String>, HostError>;
+    /// Replace the content atomically and durably.
+    fn write(&self, target: &str, content: &str) -> Result<(), HostError>;
+    /// Remove the file; `false` when it did not exist.
+    fn remove(&self, target: &str) -> Result<bool, HostError>;
+}
+
+/// The pfstate binary the boot unit runs.
+pub trait Binary {
+    /// Its path, as the unit names it.
+    fn unit_binary(&self) -> String;
+    /// Why running it as root at every boot is unsafe, if it is.
+    fn problem(&self, binary: &str) -> Option<String>;
 }
 
 /// Runtime kernel parameters under /proc/sys.
@@ -49,13 +119,9 @@ pub trait Sysctl {
     /// The current value, or `None` when the key does not exist (an interface not yet present).
     fn get(&self, key: &str) -> Result<Option<String>, HostError>;
     fn set(&self, key: &str, value: &str) -> Result<(), HostError>;
-}
-
-/// What each sysctl held before pfstate first changed it (key: path below /proc/sys).
-pub trait SysctlMemory {
-    fn load(&self) -> Result<sysctl_before::Record, HostError>;
-    /// Replace the record; an empty one removes it.
-    fn store(&self, record: &sysctl_before::Record) -> Result<(), HostError>;
+    /// The IPv4 interfaces that have sysctls (`/proc/sys/net/ipv4/conf/*`, with `all`,
+    /// `default` and `lo`); empty when the directory cannot be read.
+    fn interfaces(&self) -> Vec<String>;
 }
 
 /// The service manager that makes the state come back at boot.

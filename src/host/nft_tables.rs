@@ -5,7 +5,9 @@
 //! and it grows faster than linearly. One `NFT_MSG_GETTABLE` dump answers the same question
 //! in microseconds. Read-only: the socket only sends a dump request.
 
-use crate::host::nfnetlink;
+use std::process::Command;
+
+use crate::host::{NftTables, nfnetlink};
 
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFTA_TABLE_NAME: u16 = 1;
@@ -25,6 +27,24 @@ pub fn list_tables() -> Option<String> {
         }
     })?;
     Some(out)
+}
+
+/// Over netlink, else with the `nft` tool.
+pub struct NftList;
+
+impl NftTables for NftList {
+    /// `nft list tables`, or `None` when nft is not installed or fails. Asked over netlink
+    /// first: the `nft` tool reads the whole rule set to list the tables (0.6 s at 10,000
+    /// forwards).
+    fn list(&self) -> Option<String> {
+        if let Some(listing) = list_tables() {
+            return Some(listing);
+        }
+        let out = Command::new("nft").args(["list", "tables"]).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    }
 }
 
 fn family_name(family: u8) -> String {

@@ -22,4 +22,13 @@ impl Sysctl for ProcSys {
         let path = format!("/proc/sys/{key}");
         fs::write(&path, format!("{value}\n")).map_err(|e| HostError::io(path, e))
     }
+
+    fn interfaces(&self) -> Vec<String> {
+        let Ok(dir) = fs::read_dir("/proc/sys/net/ipv4/conf") else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect()
+    }
 }

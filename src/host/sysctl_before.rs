@@ -3,14 +3,10 @@
 //! than pfstate found it), also after a reboot in between.
 //!
 //! One `PATH = VALUE` line per key, the path below /proc/sys (unambiguous for interface names
-//! with dots). Written atomically before any sysctl is changed.
+//! with dots). Written (atomically, through [`crate::host::Files`]) before any sysctl is
+//! changed; removed when empty.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-
-use crate::error::HostError;
-use crate::host::SysctlMemory;
-use crate::host::fs::{self, FILE_MODE, Root};
 
 /// Where the record lives on the target system (`/var`: it is state, not configuration; the
 /// boot unit runs after local-fs.target).
@@ -41,67 +37,18 @@ pub fn parse(text: &str) -> Record {
         .collect()
 }
 
-/// The record as a file under the root (`--root DIR` honoured).
-pub struct FileMemory {
-    pub root: Root,
-}
-
-impl SysctlMemory for FileMemory {
-    fn load(&self) -> Result<Record, HostError> {
-        Ok(fs::read(&self.root, SYSCTL_BEFORE_PATH)?
-            .map(|t| parse(&t))
-            .unwrap_or_default())
-    }
-
-    fn store(&self, record: &Record) -> Result<(), HostError> {
-        let path = self.root.path(SYSCTL_BEFORE_PATH);
-        if record.is_empty() {
-            fs::remove_if_exists(&path)?;
-            return Ok(());
-        }
-        fs::write_if_changed(&path, render(record).as_bytes(), FILE_MODE)?;
-        Ok(())
-    }
-}
-
-/// In memory, for tests.
-#[derive(Default)]
-pub struct InMemory(pub RefCell<Record>);
-
-impl SysctlMemory for InMemory {
-    fn load(&self) -> Result<Record, HostError> {
-        Ok(self.0.borrow().clone())
-    }
-    fn store(&self, record: &Record) -> Result<(), HostError> {
-        *self.0.borrow_mut() = record.clone();
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_record_round_trips_and_an_empty_one_removes_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = FileMemory {
-            root: Root::under(dir.path()),
-        };
-        assert_eq!(m.load().unwrap(), Record::new());
+    fn the_record_round_trips() {
         let mut r = Record::new();
         r.insert("net/ipv4/conf/eth0.100/route_localnet".into(), "0".into());
         r.insert("net/ipv4/ip_forward".into(), "0".into());
-        m.store(&r).unwrap();
-        assert_eq!(m.load().unwrap(), r);
-        let path = dir.path().join("var/lib/pfstate/sysctl-before");
-        assert!(
-            std::fs::read_to_string(&path)
-                .unwrap()
-                .starts_with("# Managed by pfstate")
-        );
-        m.store(&Record::new()).unwrap();
-        assert!(!path.exists());
+        let text = render(&r);
+        assert!(text.starts_with("# Managed by pfstate"), "{text}");
+        assert_eq!(parse(&text), r);
     }
 
     #[test]

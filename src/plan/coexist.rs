@@ -8,10 +8,9 @@
 //!   backends, kube-proxy and Calico in nftables mode) that `iptables-save` cannot show but
 //!   that still filter every packet: an ACCEPT in pfstate's chains does not override their drop.
 //!
-//! The finders are pure (text in, warnings out); [`warnings`] gathers the live facts.
+//! Pure: the live facts (rules, local addresses, nf_tables tables) come from `observe`.
 
 use std::net::IpAddr;
-use std::process::Command;
 
 use ipnet::IpNet;
 
@@ -27,7 +26,7 @@ pub fn warnings(model: &Model, observed: &Observed) -> Vec<String> {
     }
     let mut out = Vec::new();
     if !model.forwards.is_empty() {
-        let local = local_addresses();
+        let local = &observed.local_addresses;
         for family in Family::ALL {
             if let Some(nat) = observed.saved(family).table("nat") {
                 let fwds: Vec<&Forward> = model
@@ -35,12 +34,12 @@ pub fn warnings(model: &Model, observed: &Observed) -> Vec<String> {
                     .iter()
                     .filter(|f| f.family == family)
                     .collect();
-                out.extend(port_conflicts(&model.prefix, &fwds, nat, &local));
+                out.extend(port_conflicts(&model.prefix, &fwds, nat, local));
             }
         }
     }
-    if let Some(listing) = nft_list_tables() {
-        out.extend(nft_blind_spots(&listing));
+    if let Some(listing) = &observed.nft_tables {
+        out.extend(nft_blind_spots(listing));
     }
     out
 }
@@ -188,35 +187,6 @@ pub fn port_conflicts(
         }
     }
     out
-}
-
-/// The local addresses of this network namespace (`ip -o addr`), for [`port_conflicts`].
-pub fn local_addresses() -> Vec<IpAddr> {
-    let Ok(out) = Command::new("ip").args(["-o", "addr", "show"]).output() else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            let i = w.iter().position(|x| *x == "inet" || *x == "inet6")?;
-            let addr = w.get(i + 1)?.split('/').next()?;
-            addr.parse().ok()
-        })
-        .collect()
-}
-
-/// `nft list tables`, or `None` when nft is not installed or fails. Asked over netlink
-/// first: the `nft` tool reads the whole rule set to list the tables (0.6 s at 10,000
-/// forwards).
-fn nft_list_tables() -> Option<String> {
-    if let Some(listing) = crate::host::nft_tables::list_tables() {
-        return Some(listing);
-    }
-    let out = Command::new("nft").args(["list", "tables"]).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
 }
 
 /// Tables iptables-nft itself creates: they hold what `iptables-save` shows, pfstate included.

@@ -16,8 +16,6 @@ pub mod rules;
 pub mod sysctls;
 pub mod view;
 
-use crate::error::HostError;
-use crate::host::Host;
 use crate::model::Family;
 use crate::render::Desired;
 use observe::Observed;
@@ -42,50 +40,37 @@ impl Plan {
     }
 }
 
-pub fn plan(host: &Host, desired: &Desired, observed: &Observed) -> Result<Plan, HostError> {
+/// What to change so the host matches `desired`. Pure: everything live comes in `observed`.
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let families = Family::ALL
         .iter()
         .map(|f| rules::plan_family(&desired.prefix, desired.ruleset(*f), observed.saved(*f)))
         .collect();
     let mut warnings = observed.warnings.clone();
-    let sysctls = sysctls::plan_sysctls(host, desired)?;
+    let sysctls = sysctls::plan_sysctls(desired, observed);
     warnings.extend(sysctls.warnings.iter().cloned());
-    if observed_forwarding_off(host, desired)? {
+    if observed_forwarding_off(desired, observed) {
         warnings.push("an interface has forwarding=0 although ip_forward=1: writing ip_forward resets the per-interface flags only on a 0->1 change; check `sysctl net.ipv4.conf`".into());
     }
-    Ok(Plan {
+    Plan {
         families,
         sysctls,
         warnings,
-    })
+    }
 }
 
 /// A plan also reports an interface whose own `forwarding` flag is 0 (notes: S3) when
 /// forwarding is wanted: ip_forward=1 alone does not route through it.
-fn observed_forwarding_off(host: &Host, desired: &Desired) -> Result<bool, HostError> {
-    let wants = desired
+fn observed_forwarding_off(desired: &Desired, observed: &Observed) -> bool {
+    let ip_forward = observed
         .sysctls
-        .iter()
-        .any(|s| s.key.dotted() == "net.ipv4.ip_forward" && s.value == "1");
-    if !wants || host.sysctl.get("net/ipv4/ip_forward")?.as_deref() != Some("1") {
-        return Ok(false);
-    }
-    let Ok(dir) = std::fs::read_dir("/proc/sys/net/ipv4/conf") else {
-        return Ok(false);
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name == "all" || name == "default" || name == "lo" {
-            continue;
-        }
-        if host
-            .sysctl
-            .get(&format!("net/ipv4/conf/{name}/forwarding"))?
-            .as_deref()
-            == Some("0")
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+        .get("net/ipv4/ip_forward")
+        .cloned()
+        .flatten();
+    observe::wants_forwarding(desired)
+        && ip_forward.as_deref() == Some("1")
+        && observed
+            .forwarding
+            .iter()
+            .any(|(_, v)| v.as_deref() == Some("0"))
 }

@@ -194,7 +194,19 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
         if let Some(t) = have {
             for chain in t.order.iter().filter(|c| !names::is_owned(c, prefix)) {
                 for (i, r) in t.chains[chain].rules.iter().enumerate() {
-                    if dump::target(r).is_some_and(|to| names::is_owned(to, prefix)) {
+                    // Only a line that is exactly one of pfstate's jumps is pfstate's: a value
+                    // `iptables-save` prints unquoted (`-m recent --set --name "x -j P-IN"`)
+                    // can hold the only `-j` of a foreign rule.
+                    let own = |to: &str| {
+                        names::is_owned(to, prefix)
+                            && *r
+                                == Jump {
+                                    from: chain.clone(),
+                                    to: to.to_string(),
+                                }
+                                .line()
+                    };
+                    if dump::target(r).is_some_and(own) {
                         live_jumps.push((chain.clone(), i, r.clone()));
                     }
                 }

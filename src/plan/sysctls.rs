@@ -2,8 +2,7 @@
 //! pfstate found before it changed a sysctl that no entry needs any more (put back), with the
 //! record of those values as it must be before and after the apply.
 
-use crate::error::HostError;
-use crate::host::Host;
+use super::observe::Observed;
 use crate::host::sysctl_before::Record;
 use crate::model::{Sysctl as SysctlSetting, SysctlKey};
 use crate::render::Desired;
@@ -40,8 +39,10 @@ impl SysctlPlan {
     }
 }
 
-pub fn plan_sysctls(host: &Host, desired: &Desired) -> Result<SysctlPlan, HostError> {
-    let record_before = host.memory.load()?;
+/// Pure: the live values and the record come in `observed`.
+pub fn plan_sysctls(desired: &Desired, observed: &Observed) -> SysctlPlan {
+    let record_before = observed.sysctl_before.clone();
+    let live_of = |path: &str| observed.sysctls.get(path).cloned().flatten();
     let mut p = SysctlPlan {
         record_during: record_before.clone(),
         record_before,
@@ -50,7 +51,7 @@ pub fn plan_sysctls(host: &Host, desired: &Desired) -> Result<SysctlPlan, HostEr
     let (mut live_view, mut want_view) = (String::new(), String::new());
     for s in &desired.sysctls {
         let path = s.key.proc_path();
-        let live = host.sysctl.get(&path)?;
+        let live = live_of(&path);
         match &live {
             None => {
                 let what = s
@@ -89,7 +90,7 @@ pub fn plan_sysctls(host: &Host, desired: &Desired) -> Result<SysctlPlan, HostEr
         }
         let key = SysctlKey(path.split('/').map(str::to_string).collect());
         // A sysctl that is gone (its interface removed) or already back needs nothing.
-        let Some(live) = host.sysctl.get(path)? else {
+        let Some(live) = live_of(path) else {
             continue;
         };
         if normalize(&live) == normalize(found) {
@@ -106,7 +107,7 @@ pub fn plan_sysctls(host: &Host, desired: &Desired) -> Result<SysctlPlan, HostEr
         });
     }
     p.view = (live_view, want_view);
-    Ok(p)
+    p
 }
 
 /// Kernel sysctl values print tabs between fields; compare them by their words.

@@ -3,7 +3,11 @@
 
 use similar::TextDiff;
 
+use super::Plan;
+use super::observe::Observed;
 use super::rules::FamilyPlan;
+use crate::host::fs::Root;
+use crate::render::files::ManagedFile;
 
 /// A unified diff of two texts with file-style headers; empty when they are equal.
 pub fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
@@ -34,4 +38,57 @@ pub fn rules_diff(fp: &FamilyPlan) -> String {
         return format!("{name}: jumps to re-place\n");
     }
     d
+}
+
+/// The whole diff of a plan: rules per family, runtime sysctls, files (shown at their path
+/// under `root`), and the state of `unit` (`want_enabled`). Returns it and whether anything
+/// would change.
+pub fn plan_view(
+    plan: &Plan,
+    observed: &Observed,
+    files: &[ManagedFile],
+    root: &Root,
+    unit: &str,
+    want_enabled: bool,
+) -> (String, bool) {
+    let mut out = String::new();
+    let mut changed = false;
+    for fp in &plan.families {
+        changed |= !fp.is_empty();
+        out.push_str(&rules_diff(fp));
+    }
+    let (live, want) = &plan.sysctls.view;
+    if plan.sysctl_changes() {
+        changed = true;
+        out.push_str(&unified(live, want, "sysctl (live)", "sysctl (desired)"));
+    }
+    for f in files {
+        let live = observed.file(f.target);
+        if live != f.content.as_deref() {
+            changed = true;
+            let shown = root.path(f.target).display().to_string();
+            out.push_str(&unified(
+                live.unwrap_or_default(),
+                f.content.as_deref().unwrap_or_default(),
+                &format!("{shown} (live)"),
+                &format!("{shown} (desired)"),
+            ));
+        }
+    }
+    match observed.unit_enabled {
+        Some(e) if e != want_enabled => {
+            changed = true;
+            out.push_str(&format!(
+                "unit {unit}: {} -> {}\n",
+                enabled_word(e),
+                enabled_word(want_enabled)
+            ));
+        }
+        _ => {}
+    }
+    (out, changed)
+}
+
+fn enabled_word(e: bool) -> &'static str {
+    if e { "enabled" } else { "disabled" }
 }

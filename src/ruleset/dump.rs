@@ -1,5 +1,6 @@
 //! `iptables-save` text -> tables of chains of rule lines. Used to read the live state.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,7 +40,7 @@ impl Saved {
 pub fn parse(text: &str) -> Saved {
     let mut saved = Saved::default();
     let mut current: Option<String> = None;
-    for line in text.lines() {
+    for line in logical_lines(text) {
         let line = line.trim_end();
         if let Some(name) = line.strip_prefix('*') {
             current = Some(name.to_string());
@@ -81,6 +82,77 @@ pub fn parse(text: &str) -> Saved {
     saved
 }
 
+/// Options whose value `iptables-save` prints with `xtables_save_string`: in double quotes
+/// (unless it is a plain word) with `"` and `\\` escaped. Other string values (`-m recent
+/// --name`, `--hashlimit-name`, set names) are printed raw, so a `"` in them opens nothing.
+const QUOTED_OPTIONS: &[&str] = &[
+    "--comment",
+    "--log-prefix",
+    "--nflog-prefix",
+    "--string",
+    "--helper",
+    "--led-trigger-id",
+    "--path",
+];
+
+/// The lines of a save, with a quoted value that holds a newline joined back into its rule.
+/// `iptables -m comment --comment "$(printf 'a\nb')"` is accepted and `iptables-save` prints
+/// the newline raw; read line by line, the text after it would count as a rule, a chain
+/// declaration or a COMMIT of its own (and could look exactly like pfstate's jump).
+fn logical_lines(text: &str) -> Vec<Cow<'_, str>> {
+    let mut out: Vec<Cow<'_, str>> = Vec::new();
+    let mut open: Option<String> = None;
+    for line in text.lines() {
+        let open_before = open.is_some();
+        let joined = match open.take() {
+            Some(mut head) => {
+                head.push('\n');
+                head.push_str(line);
+                Cow::Owned(head)
+            }
+            None => Cow::Borrowed(line),
+        };
+        if ends_quoted(line, open_before) {
+            open = Some(joined.into_owned());
+        } else {
+            out.push(joined);
+        }
+    }
+    out.extend(open.map(Cow::Owned));
+    out
+}
+
+/// Whether a line ends inside the quoted value of one of [`QUOTED_OPTIONS`], given whether it
+/// starts inside one (line by line, so a quote that never closes costs linear time).
+fn ends_quoted(line: &str, starts_open: bool) -> bool {
+    if !starts_open && !line.contains('"') {
+        return false;
+    }
+    let (mut open, mut escaped) = (starts_open, false);
+    let mut word_start: Option<usize> = None;
+    let mut previous = "";
+    for (i, c) in line.char_indices() {
+        if open {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => open = false,
+                _ => {}
+            }
+        } else if c.is_whitespace() {
+            if let Some(w) = word_start.take() {
+                previous = &line[w..i];
+            }
+        } else if c == '"' && word_start.is_none() && QUOTED_OPTIONS.contains(&previous) {
+            open = true;
+            previous = "";
+        } else if word_start.is_none() {
+            word_start = Some(i);
+        }
+    }
+    open
+}
+
 /// `[12:3456] -A ...` -> `-A ...`.
 fn strip_counters(line: &str) -> &str {
     if line.starts_with('[')
@@ -100,7 +172,10 @@ pub fn counters(line: &str) -> Option<(u64, u64)> {
 
 /// The jump target of a rule line (`-j X` or `-g X`), if any. Words inside `"quoted"` strings
 /// and the value of `--comment` never count, so a foreign rule whose comment mentions
-/// `-j PFSTATE-X` is not mistaken for one of pfstate's jumps (and deleted).
+/// `-j PFSTATE-X` is not mistaken for one of pfstate's jumps (and deleted). A rule with two
+/// targets has none: `iptables-save` prints one target per rule, so the other came from a
+/// value it prints unquoted (`-m recent --name "x -j PFSTATE-INPUT"`), and which is the real
+/// one cannot be told from the text.
 pub fn target(rule: &str) -> Option<&str> {
     let mut words: Vec<&str> = Vec::new();
     let mut rest = rule;
@@ -122,14 +197,17 @@ pub fn target(rule: &str) -> Option<&str> {
         words.push(&rest[..end]);
         rest = &rest[end..];
     }
-    let mut found = None;
+    let mut found = Vec::new();
     for i in 0..words.len().saturating_sub(1) {
         let option = i > 0 && words[i - 1] == "--comment";
-        if (words[i] == "-j" || words[i] == "-g") && !option && found.is_none() {
-            found = Some(words[i + 1]);
+        if (words[i] == "-j" || words[i] == "-g") && !option {
+            found.push(words[i + 1]);
         }
     }
-    found
+    match found.as_slice() {
+        [one] => Some(one),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +231,43 @@ mod tests {
         );
         assert_eq!(target("-A PREROUTING -j X"), Some("X"));
         assert_eq!(counters("[1:60] -A PREROUTING -j X"), Some((1, 60)));
+    }
+
+    #[test]
+    fn a_newline_in_a_quoted_string_stays_in_its_rule() {
+        let text = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"x\n-A INPUT -m comment --comment pfstate -j PFSTATE-INPUT\" -j ACCEPT\n-A INPUT -m comment --comment \"a \\\" b\\\\\" -j DROP\nCOMMIT\n*nat\n-A PREROUTING -m comment --comment \"y\nCOMMIT\n*filter\" -j RETURN\nCOMMIT\n";
+        let s = parse(text);
+        let input = &s.table("filter").unwrap().chain("INPUT").unwrap().rules;
+        assert_eq!(input.len(), 2, "{input:?}");
+        assert!(input[0].contains("x\n-A INPUT"), "{input:?}");
+        assert_eq!(target(&input[0]), Some("ACCEPT"));
+        assert_eq!(target(&input[1]), Some("DROP"));
+        let nat = s.table("nat").unwrap();
+        assert_eq!(nat.chain("PREROUTING").unwrap().rules.len(), 1);
+        assert_eq!(s.tables.len(), 2, "{:?}", s.tables.keys());
+    }
+
+    #[test]
+    fn a_raw_quote_in_a_name_opens_nothing() {
+        let text = "*filter\n-A INPUT -m recent --set --name \"y --mask 255.255.255.255 --rsource\n-A INPUT -m hashlimit --hashlimit-name a\"b -j ACCEPT\n-A INPUT -m comment --comment pfstate -j PFSTATE-INPUT\nCOMMIT\n";
+        let s = parse(text);
+        let input = &s.table("filter").unwrap().chain("INPUT").unwrap().rules;
+        assert_eq!(input.len(), 3, "{input:?}");
+        assert_eq!(target(&input[2]), Some("PFSTATE-INPUT"));
+    }
+
+    #[test]
+    fn a_rule_with_two_targets_has_none() {
+        assert_eq!(
+            target(
+                "-A INPUT -m recent --rcheck --name x -j PFSTATE-INPUT --mask 255.255.255.255 --rsource -j DROP"
+            ),
+            None
+        );
+        assert_eq!(
+            target("-A FORWARD -m hashlimit --hashlimit-name y -g PFSTATE-FORWARD -j ACCEPT"),
+            None
+        );
     }
 
     #[test]

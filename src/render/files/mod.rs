@@ -6,7 +6,6 @@ pub mod sysctl_d;
 pub mod unit;
 
 use crate::error::HostError;
-use crate::host::binary::unit_binary;
 use crate::model::{Model, Sysctl};
 use crate::render::Desired;
 use sysctl_d::{SYSCTL_CONF_PATH, SysctlEntry};
@@ -21,16 +20,17 @@ pub struct ManagedFile {
 }
 
 /// The three files for a desired state. `source` is the YAML text as given (persisted verbatim,
-/// so comments survive and the boot unit applies exactly what was reviewed).
+/// so comments survive and the boot unit applies exactly what was reviewed); `binary` is the
+/// pfstate the boot unit runs.
 pub fn desired_files(
     model: &Model,
     desired: &Desired,
     source: &str,
+    binary: &str,
 ) -> Result<Vec<ManagedFile>, HostError> {
     let sysctl = sysctl_conf(desired)?;
-    let binary = unit_binary();
     let unit = unit::render_unit(&UnitParams {
-        binary,
+        binary: binary.to_string(),
         state_path: STATE_PATH.to_string(),
         host_label: model.host.clone(),
     });
