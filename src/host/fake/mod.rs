@@ -35,6 +35,7 @@ pub struct Faults(Arc<Mutex<FaultLog>>);
 struct FaultLog {
     steps: Vec<String>,
     fail_at: Option<usize>,
+    fail_from: Option<usize>,
 }
 
 impl Faults {
@@ -43,7 +44,7 @@ impl Faults {
         let mut log = locked(&self.0);
         let n = log.steps.len();
         log.steps.push(name.clone());
-        if log.fail_at == Some(n) {
+        if log.fail_at == Some(n) || log.fail_from.is_some_and(|f| n >= f) {
             return Err(HostError::Command {
                 program: "fake host".into(),
                 message: format!("injected failure at step {n} ({name})"),
@@ -55,6 +56,13 @@ impl Faults {
     /// Make the step with this index (0-based, counted over the host's life) fail.
     pub fn fail_at(&self, n: usize) {
         locked(&self.0).fail_at = Some(n);
+    }
+
+    /// Make every step from this index on fail: the host stays as the steps before it left
+    /// it (with [`Faults::fail_at`], also the steps of a rollback), so a test can look at every
+    /// intermediate state a command goes through.
+    pub fn fail_from(&self, n: usize) {
+        locked(&self.0).fail_from = Some(n);
     }
 
     /// Every write step so far, in order.
