@@ -331,9 +331,15 @@ fn apply_survives_reboot_and_remove_does_not() {
         YAML
     );
     let conf = std::fs::read_to_string(sb.root().join(&SYSCTL_CONF[1..])).unwrap();
+    // route_localnet is set by the unit after its guard rule, never by systemd-sysctl.
+    assert!(
+        !conf
+            .lines()
+            .any(|l| !l.starts_with('#') && l.contains("route_localnet")),
+        "{conf}"
+    );
     for line in [
-        "net.ipv4.conf.eth1.route_localnet = 1",
-        "net.ipv4.conf.late0.route_localnet = 1",
+        "# net.ipv4.conf.eth1.route_localnet = 1 is set by pfstate.service after its guard rule, not here",
         "net.ipv4.ip_forward = 1",
         "net.ipv6.conf.all.forwarding = 1",
         "net.ipv4.tcp_fin_timeout = 42",
@@ -624,6 +630,7 @@ fn plan_shows_drift_reload_reapplies_late_interface_gets_sysctl() {
     assert!(out.contains(&format!("-{key} = 0\n")) && out.contains(&format!("+{key} = 1\n")));
 
     // 1. udev's path (99-systemd.rules, ACTION=="add", SUBSYSTEM=="net"): the same command.
+    // It must not turn route_localnet on (only pfstate does, after the guard rule).
     sb.check(&[
         "/lib/systemd/systemd-sysctl",
         "--prefix=/net/ipv4/conf/late0",
@@ -633,10 +640,10 @@ fn plan_shows_drift_reload_reapplies_late_interface_gets_sysctl() {
     ]);
     assert_eq!(
         sysctl(&sb, key),
-        "1",
-        "systemd-sysctl --prefix did not apply the key"
+        "0",
+        "systemd-sysctl turned route_localnet on"
     );
-    assert_eq!(plan_code(&sb).0, 0);
+    assert_eq!(plan_code(&sb).0, 2);
 
     // 2. `systemctl reload pfstate` (ExecReload). The first apply also started the unit (a
     // queued start that finds the host in sync), so reload works before any reboot.
