@@ -5,12 +5,14 @@
 //! - [`placement`] - where a jump goes relative to other systems' rules;
 //! - [`coexist`] - warnings about foreign rules that claim the same ports;
 //! - [`host_facts`] - warnings where the live host contradicts what the file states;
+//! - [`other_states`] - other pfstate states on the same kernel (their sysctls stay);
 //! - [`sysctls`] - runtime sysctls to set, and to put back as pfstate found them;
 //! - [`view`] - the unified diffs a reviewer reads.
 
 pub mod coexist;
 pub mod host_facts;
 pub mod observe;
+pub mod other_states;
 pub mod placement;
 pub mod rules;
 pub mod sysctls;

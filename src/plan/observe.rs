@@ -91,8 +91,14 @@ pub fn observe(
         .read(SYSCTL_BEFORE_PATH)?
         .map(|t| sysctl_before::parse(&t))
         .unwrap_or_default();
+    // Desired keys, recorded ones (to put back) and route_localnet where this state's live
+    // rules have a guard (to turn off with it).
+    let guarded: Vec<String> = super::other_states::guarded_interfaces(&desired.prefix, &o)
+        .iter()
+        .map(|i| super::other_states::route_localnet_key(i))
+        .collect();
     let keys = desired.sysctls.iter().map(|s| s.key.proc_path());
-    for key in keys.chain(o.sysctl_before.keys().cloned()) {
+    for key in keys.chain(o.sysctl_before.keys().cloned()).chain(guarded) {
         if let std::collections::hash_map::Entry::Vacant(e) = o.sysctls.entry(key) {
             let live = host.sysctl.get(e.key())?;
             e.insert(live);

@@ -3,6 +3,7 @@
 //! record of those values as it must be before and after the apply.
 
 use super::observe::Observed;
+use super::other_states;
 use crate::host::sysctl_before::Record;
 use crate::model::{Sysctl as SysctlSetting, SysctlKey};
 use crate::render::Desired;
@@ -84,6 +85,7 @@ pub fn plan_sysctls(desired: &Desired, observed: &Observed) -> SysctlPlan {
             });
         }
     }
+    let others = other_states::other_prefixes(&desired.prefix, observed);
     for (path, found) in &p.record_before {
         if desired.sysctls.iter().any(|s| s.key.proc_path() == *path) {
             continue;
@@ -96,6 +98,12 @@ pub fn plan_sysctls(desired: &Desired, observed: &Observed) -> SysctlPlan {
         if normalize(&live) == normalize(found) {
             continue;
         }
+        if let Some(why) = still_needed(&key, &others, observed) {
+            p.warnings.push(format!(
+                "sysctl {key}: left at {live} (pfstate found {found}): {why}"
+            ));
+            continue;
+        }
         live_view.push_str(&format!("{key} = {live}\n"));
         want_view.push_str(&format!("{key} = {found} (as pfstate found it)\n"));
         p.restores.push(SysctlChange {
@@ -106,8 +114,56 @@ pub fn plan_sysctls(desired: &Desired, observed: &Observed) -> SysctlPlan {
             live: Some(live),
         });
     }
+    // An interface this state guards now but no longer needs: route_localnet goes off with
+    // the guard even where pfstate found it on already (another state's record, lost with
+    // its remove), unless another state still guards it.
+    for iface in other_states::guarded_interfaces(&desired.prefix, observed) {
+        let path = other_states::route_localnet_key(&iface);
+        let handled = p.record_before.contains_key(&path)
+            || desired.sysctls.iter().any(|s| s.key.proc_path() == path);
+        if handled
+            || live_of(&path).as_deref().map(str::trim) != Some("1")
+            || other_states::guards(&others, &iface, observed)
+        {
+            continue;
+        }
+        let key = SysctlKey(path.split('/').map(str::to_string).collect());
+        live_view.push_str(&format!("{key} = 1\n"));
+        want_view.push_str(&format!("{key} = 0 (off: its guard rule goes)\n"));
+        p.restores.push(SysctlChange {
+            setting: SysctlSetting {
+                key,
+                value: "0".into(),
+            },
+            live: Some("1".into()),
+        });
+    }
     p.view = (live_view, want_view);
     p
+}
+
+/// Why a sysctl this state no longer needs must stay: another pfstate state is live on this
+/// host (it may need it too). A `route_localnet` goes back anyway unless that state guards
+/// the interface: it is never left on without a guard.
+fn still_needed(
+    key: &SysctlKey,
+    others: &std::collections::BTreeSet<String>,
+    observed: &Observed,
+) -> Option<String> {
+    if others.is_empty() {
+        return None;
+    }
+    if key.0.last().is_some_and(|c| c == "route_localnet") {
+        let iface = key.interface()?;
+        if !other_states::guards(others, iface, observed) {
+            return None;
+        }
+    }
+    let names: Vec<&str> = others.iter().map(String::as_str).collect();
+    Some(format!(
+        "another pfstate state ({}) is live on this host and may need it",
+        names.join(", ")
+    ))
 }
 
 /// Kernel sysctl values print tabs between fields; compare them by their words.
