@@ -135,6 +135,7 @@ fn check_every_state(setup: &[&str], args: &[&str], state: Option<&str>) -> usiz
             }
         }
     }
+    eprintln!("{args:?}: {n} write steps, {checked} intermediate states checked");
     checked
 }
 

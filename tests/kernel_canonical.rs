@@ -74,7 +74,10 @@ macro_rules! shape {
         fn $name() {
             round_trip(
                 stringify!($name),
-                concat!("version: 1\ninterfaces: {wan: wan0, lan: lan0}\n", $yaml),
+                concat!(
+                    "version: 1\ninterfaces: {wan: wan0, lan: {name: lan0, networks: [10.77.0.0/24]}}\n",
+                    $yaml
+                ),
             );
         }
     };
