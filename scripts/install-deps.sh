@@ -2,7 +2,8 @@
 # Install the Debian packages pfstate's commands and tests use (run as root).
 # iptables/iproute2/conntrack: the engine; systemd/dbus/util-linux/bsdutils/mount/procps: the
 # systemd-in-namespaces boot tests; ipset/nfacct: loading the Kubernetes fixtures; time: the
-# benchmark's peak-memory figure; nftables: the nftables blind-spot warning.
+# benchmark's peak-memory figure; nftables: the nftables blind-spot warning. Plus ansible-core
+# (PyPI) for the Ansible collection's test.
 set -euo pipefail
 packages=(iptables iproute2 conntrack systemd dbus util-linux bsdutils mount procps coreutils
           ipset nfacct time nftables)
@@ -15,4 +16,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "dependencies present: ${packages[*]}"
+# ansible-core from PyPI: the Ansible collection's fleet test (tests/ansible_fleet.rs) runs
+# ansible-playbook as `python3 -m ansible`.
+if ! python3 -c 'import ansible' 2>/dev/null; then
+    python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+    python3 -m pip install --quiet --disable-pip-version-check 'ansible-core>=2.15' \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'ansible-core>=2.15'
+fi
+echo "dependencies present: ${packages[*]} ansible-core"

@@ -53,22 +53,44 @@ pub enum Cmd {
     Render { file: PathBuf },
     /// Unified diff between the renders of two desired states (exit 2 when they differ).
     Diff { old: PathBuf, new: PathBuf },
-    /// Unified diff between the live host and FILE (exit 2 when there are changes).
-    Plan { file: PathBuf },
-    /// Converge the host to FILE; nothing is written when it is already converged.
+    /// Unified diff between the live host and FILE (exit 2 when there are changes). Several
+    /// files, or a directory of *.yaml, make one state.
+    Plan {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Converge the host to FILE; nothing is written when it is already converged. Several
+    /// files, or a directory of *.yaml (in name order), make one state.
     Apply {
-        file: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Only show what would change, like `plan`.
         #[arg(long)]
         dry_run: bool,
+        /// Put pfstate's own objects back as they were unless `pfstate confirm` arrives within
+        /// DURATION (60s, 2m, 1m30s), even if this session is gone.
+        #[arg(long, value_name = "DURATION", conflicts_with_all = ["dry_run", "boot"])]
+        confirm: Option<String>,
         /// Used by the boot unit: apply FILE as it is, without rewriting the persisted copy.
         #[arg(long, hide = true)]
         boot: bool,
     },
-    /// Owned chains with counters per forward, active connections per forward, and drift.
+    /// Keep the state applied with `apply --confirm`.
+    Confirm {
+        /// Used by the timer or process that `apply --confirm` started: put back the state of
+        /// transaction ID (if it is still pending).
+        #[arg(long, hide = true, value_name = "ID")]
+        revert: Option<String>,
+        /// With --revert: wait for the deadline first (the detached process).
+        #[arg(long, hide = true, requires = "revert")]
+        wait: bool,
+    },
+    /// Owned chains with counters per forward, active connections per forward, drift, and a
+    /// pending confirmation.
     Status {
-        /// The desired state to compare with (default: the persisted /etc/pfstate/host.yaml).
-        file: Option<PathBuf>,
+        /// The desired state to compare with (default: the persisted /etc/pfstate/host.yaml);
+        /// several files, or a directory, make one state.
+        files: Vec<PathBuf>,
     },
     /// Build a throwaway copy of FILE's host in network namespaces, apply FILE there, send real
     /// connections to every forward and print what reached which backend; never touches the
@@ -80,4 +102,21 @@ pub enum Cmd {
         #[arg(long)]
         prefix: Option<String>,
     },
+}
+
+impl Cmd {
+    /// The command's name, as `--format json` reports it (`"command"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cmd::Validate { .. } => "validate",
+            Cmd::Render { .. } => "render",
+            Cmd::Diff { .. } => "diff",
+            Cmd::Plan { .. } => "plan",
+            Cmd::Apply { .. } => "apply",
+            Cmd::Confirm { .. } => "confirm",
+            Cmd::Status { .. } => "status",
+            Cmd::Try { .. } => "try",
+            Cmd::Remove { .. } => "remove",
+        }
+    }
 }

@@ -4,9 +4,11 @@ use std::fmt;
 
 use thiserror::Error;
 
-/// A position in the desired-state file, 1-based.
+/// A position in the desired-state file, 1-based. `file` tells the files of a state made of
+/// several apart (0: the first; see `SpecError::file_name`), and sorts errors by file first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Location {
+    pub file: u16,
     pub line: u64,
     pub column: u64,
 }
@@ -15,12 +17,17 @@ impl Location {
     pub fn new(line: u64, column: u64) -> Self {
         // The parser reports 0 for positions it does not know; print those as 1:1.
         Location {
+            file: 0,
             line: line.max(1),
             column: column.max(1),
         }
     }
     pub fn start() -> Self {
         Location::new(1, 1)
+    }
+    /// The same position in file `file` of a state made of several.
+    pub fn in_file(self, file: u16) -> Self {
+        Location { file, ..self }
     }
 }
 
@@ -31,11 +38,14 @@ pub struct Diagnostic {
     pub message: String,
 }
 
-/// Everything wrong with one file: parse errors stop at the first, validation collects all.
+/// Everything wrong with one file (or one state of several files): parse errors stop at the
+/// first, validation collects all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError {
     pub file: String,
     pub diagnostics: Vec<Diagnostic>,
+    /// The other files of a state made of several, for `Location::file` 1, 2, ...
+    pub more_files: Vec<String>,
 }
 
 impl SpecError {
@@ -46,6 +56,18 @@ impl SpecError {
                 location,
                 message: message.into(),
             }],
+            more_files: Vec::new(),
+        }
+    }
+
+    /// The name of the file a location is in.
+    pub fn file_name(&self, location: Location) -> &str {
+        match location.file {
+            0 => &self.file,
+            i => self
+                .more_files
+                .get(usize::from(i) - 1)
+                .map_or(self.file.as_str(), String::as_str),
         }
     }
 }
@@ -59,7 +81,10 @@ impl fmt::Display for SpecError {
             write!(
                 f,
                 "{}:{}:{}: {}",
-                self.file, d.location.line, d.location.column, d.message
+                self.file_name(d.location),
+                d.location.line,
+                d.location.column,
+                d.message
             )?;
         }
         Ok(())
@@ -101,6 +126,10 @@ impl HostError {
 pub enum Error {
     #[error("{0}")]
     Spec(#[from] SpecError),
+    /// Several files, each with its own problem (`validate FILE...`, or files that do not
+    /// parse when several make one state).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Files(Vec<Error>),
     #[error("{0}")]
     Host(#[from] HostError),
     #[error("{path}: {source}")]

@@ -120,6 +120,16 @@ pub fn interface_problem(name: &str) -> Option<String> {
     })
 }
 
+/// The chain that balances forward `name` over its backends: `PREFIX-LB-NAME`.
+pub fn lb_chain(prefix: &str, name: &str) -> String {
+    owned_chain(prefix, &format!("LB-{name}"))
+}
+
+/// Whether `chain` is a balancing chain of [`lb_chain`].
+pub fn is_lb_chain(prefix: &str, chain: &str) -> bool {
+    chain.starts_with(&owned_chain(prefix, "LB-"))
+}
+
 /// The name of a chain pfstate owns: `PREFIX-PART`, shortened with a stable hash when longer
 /// than iptables allows, so every name is unique, stable across runs and at most 28 characters.
 pub fn owned_chain(prefix: &str, part: &str) -> String {

@@ -3,6 +3,7 @@
 
 use pfstate::model::Family;
 use pfstate::render::{self, Desired};
+use pfstate::ruleset::{TABLES, Table};
 use pfstate::spec::validate;
 
 fn render(yaml: &str) -> Desired {
@@ -15,6 +16,10 @@ fn render(yaml: &str) -> Desired {
 }
 
 fn chain(d: &Desired, family: Family, table: &str, name: &str) -> Vec<String> {
+    let table = TABLES
+        .into_iter()
+        .find(|t| t.name() == table)
+        .expect("table");
     d.ruleset(family)
         .table(table)
         .and_then(|t| t.chains.iter().find(|c| c.name == name))
@@ -66,7 +71,7 @@ fn forward_accepts_cover_both_directions_of_translated_connections() {
     assert!(chain(&d, Family::V4, "filter", "PFSTATE-FORWARD").is_empty());
     assert!(
         d.ruleset(Family::V4)
-            .table("filter")
+            .table(Table::Filter)
             .unwrap()
             .jumps
             .is_empty(),

@@ -37,7 +37,7 @@ fn tree_layout_round_trips_through_the_kernel() {
     let model = pfstate::spec::load_str("t.yaml", &state(400)).expect("valid");
     let desired = render(&model);
     let rs = desired.ruleset(Family::V4);
-    let nat = rs.table("nat").expect("nat");
+    let nat = rs.table(pfstate::ruleset::Table::Nat).expect("nat");
     assert!(
         nat.chains.iter().any(|c| c.name.starts_with("PFSTATE-Pt")),
         "expected a tree"
@@ -61,7 +61,7 @@ fn tree_layout_round_trips_through_the_kernel() {
     let saved = ns.exec("iptables-save", &[]).expect("iptables-save");
     let live = dump::parse(&saved);
     for (table, rules) in &rs.tables {
-        let t = live.table(table).expect("table saved");
+        let t = live.table(table.name()).expect("table saved");
         for c in &rules.chains {
             let got = &t.chain(&c.name).expect("chain saved").rules;
             assert_eq!(got, &c.rules, "{table} {}", c.name);

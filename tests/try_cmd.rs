@@ -10,8 +10,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
 
 /// Run `pfstate try FILE`; also returns the child's pid (its namespaces are `pft-<pid>-...`).
 fn run_try(file: &Path) -> (Output, u32) {
+    run_try_as(file, "text")
+}
+
+fn run_try_as(file: &Path, format: &str) -> (Output, u32) {
     let child = Command::new(BIN)
-        .args(["--color", "never", "try"])
+        .args(["--color", "never", "--format", format, "try"])
         .arg(file)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -86,13 +90,9 @@ fn try_demo_reaches_every_backend() {
 
 /// A file whose hairpin networks miss the LAN, and a forward limited to other sources: try
 /// reports the failure with a reason, exits 1, and still cleans up.
-#[test]
-fn try_reports_failures_with_a_reason() {
-    if skip_unless_root("try_reports_failures_with_a_reason") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.yaml");
+/// A state whose LAN client is outside the hairpin networks: one of three checks fails.
+fn one_failing_check(dir: &Path) -> std::path::PathBuf {
+    let file = dir.join("bad.yaml");
     std::fs::write(
         &file,
         "version: 1\n\
@@ -107,6 +107,16 @@ fn try_reports_failures_with_a_reason() {
          \x20   to: 10.20.30.41:22\n",
     )
     .unwrap();
+    file
+}
+
+#[test]
+fn try_reports_failures_with_a_reason() {
+    if skip_unless_root("try_reports_failures_with_a_reason") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = one_failing_check(dir.path());
     let (out, pid) = run_try(&file);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -136,6 +146,52 @@ fn try_reports_failures_with_a_reason() {
         "{admin}"
     );
     assert!(stderr.contains("1 of 3 check(s) failed"), "{stderr}");
+    assert_cleaned_up(pid);
+}
+
+/// `--format json`: the probe table as records (docs/json.md), the failure as an error record.
+#[test]
+fn try_gives_the_probe_table_as_records() {
+    if skip_unless_root("try_gives_the_probe_table_as_records") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (out, pid) = run_try_as(&one_failing_check(dir.path()), "json");
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        (v["format_version"].as_u64(), v["command"].as_str()),
+        (Some(1), Some("try"))
+    );
+    assert_eq!(
+        (
+            v["ok"].as_bool(),
+            v["failed"].as_u64(),
+            v["passed"].as_u64()
+        ),
+        (Some(false), Some(1), Some(2)),
+        "{v}"
+    );
+    let probes = v["probes"].as_array().unwrap();
+    let lan = probes
+        .iter()
+        .find(|p| p["entry"] == "web" && p["from"] == "LAN client")
+        .expect("the LAN row");
+    assert_eq!(
+        (lan["proto"].as_str(), lan["result"].as_str()),
+        (Some("tcp"), Some("fail")),
+        "{lan}"
+    );
+    assert!(
+        lan["reached"].as_str().unwrap().contains("hairpin"),
+        "{lan}"
+    );
+    assert_eq!(lan["to"], "198.51.100.7:80");
+    assert!(
+        v["lab"].as_str().unwrap().contains("ext0 198.51.100.7/24"),
+        "{v}"
+    );
+    assert_eq!(v["errors"][0]["message"], "try: 1 of 3 check(s) failed");
     assert_cleaned_up(pid);
 }
 

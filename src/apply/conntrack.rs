@@ -9,8 +9,7 @@ use crate::model::{Family, Forward, Model, PortRange, Proto};
 use crate::names;
 use crate::plan::Plan;
 use crate::plan::observe::Observed;
-use crate::plan::rules;
-use crate::render::tree;
+use crate::ruleset::words::{option, words};
 use crate::spec::values::parse_port_range;
 
 /// What identifies a forward's connections in the conntrack table.
@@ -37,8 +36,8 @@ impl Listen {
     /// Recover a removed forward's listen from one of its live DNAT dispatch rules
     /// (`-d ADDR/32 -p tcp ... --dport 80 ...`), so its connections can be flushed too.
     pub fn from_rule(name: &str, family: Family, rule: &str) -> Option<Listen> {
-        let words: Vec<&str> = rule.split_whitespace().collect();
-        let after = |flag: &str| words.windows(2).find(|w| w[0] == flag).map(|w| w[1]);
+        let words = words(rule);
+        let after = |flag: &str| option(&words, flag);
         let proto = match after("-p")? {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
@@ -234,16 +233,21 @@ pub(crate) fn stale_listens(model: &Model, observed: &Observed, plan: &Plan) -> 
         }
         // The live DNAT dispatch rules of each changed entry, read once.
         let mut live: HashMap<String, Vec<&String>> = HashMap::new();
-        if let Some(t) = observed.saved(fp.family).table("nat") {
+        if let Some(t) = observed
+            .saved(fp.family)
+            .table(crate::ruleset::Table::Nat.name())
+        {
             for (name, chain) in &t.chains {
                 let dispatch = *name == prerouting
-                    || tree::base_chain(&model.prefix, name).as_deref()
+                    || crate::ruleset::table::tree_base_chain(&model.prefix, name).as_deref()
                         == Some(prerouting.as_str());
                 if !dispatch {
                     continue;
                 }
                 for r in &chain.rules {
-                    if let Some(e) = rules::entry_of(r).filter(|e| fp.changed_entries.contains(e)) {
+                    if let Some(e) =
+                        crate::ruleset::rule::entry_of(r).filter(|e| fp.changed_entries.contains(e))
+                    {
                         live.entry(e).or_default().push(r);
                     }
                 }

@@ -8,6 +8,8 @@
 
 pub mod conntrack;
 pub mod journal;
+pub mod pending;
+pub mod revert;
 
 use crate::error::Error;
 use crate::host::Host;

@@ -17,9 +17,22 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// `plan`, `apply --dry-run` and `diff` exit 2 when `changed`.
     pub changes_exit_2: bool,
+    /// What `--format json` adds to the fields every command has (docs/json.md).
+    pub json: serde_json::Map<String, serde_json::Value>,
+    /// A failure that still has a result to show (`try`'s probe table): exit code 1.
+    pub failure: Option<crate::error::Error>,
+}
+
+impl Outcome {
+    /// Set one field of the JSON document.
+    pub fn set(&mut self, key: &str, value: serde_json::Value) {
+        self.json.insert(key.to_string(), value);
+    }
 }
 
 pub struct Ctx {
+    /// The subcommand's name (`--format json` reports it).
+    pub command: &'static str,
     pub root: Root,
     pub color: bool,
     pub format: Format,
@@ -41,6 +54,7 @@ impl Ctx {
             .map(Root::under)
             .unwrap_or_else(Root::live);
         Ctx {
+            command: cli.command.name(),
             root,
             color,
             format: cli.global.format,

@@ -15,49 +15,42 @@ pub fn print(ctx: &Ctx, result: &Result<Outcome, Error>) -> u8 {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     // A closed pipe (`pfstate plan | head`) is not an error worth reporting.
+    if ctx.format == Format::Json {
+        let _ = writeln!(stdout, "{}", super::json::document(ctx, result));
+        return exit_code(result);
+    }
     match result {
-        Ok(out) => match ctx.format {
-            Format::Json => {
-                let v = serde_json::json!({
-                    "changed": out.changed,
-                    "diff": out.diff,
-                    "notes": out.notes,
-                    "warnings": out.warnings,
-                });
-                let _ = writeln!(stdout, "{v}");
+        Ok(out) => {
+            for w in &out.warnings {
+                let _ = writeln!(stderr, "warning: {w}");
             }
-            Format::Text => {
-                for w in &out.warnings {
-                    let _ = writeln!(stderr, "warning: {w}");
-                }
-                let _ = write!(stdout, "{}", present_diff(ctx, &out.diff));
-                for n in &out.notes {
-                    let _ = writeln!(stdout, "{n}");
-                }
+            let _ = write!(stdout, "{}", present_diff(ctx, &out.diff));
+            for n in &out.notes {
+                let _ = writeln!(stdout, "{n}");
             }
-        },
-        Err(e) => match ctx.format {
-            Format::Json => {
-                let v = serde_json::json!({ "changed": false, "error": e.to_string() });
-                let _ = writeln!(stdout, "{v}");
+            if let Some(e) = &out.failure {
+                print_error(&mut stderr, e);
             }
-            Format::Text => {
-                let text = e.to_string();
-                // Spec errors already start with FILE:LINE:COL; others get the program name.
-                if matches!(e, Error::Spec(_) | Error::Usage(_)) {
-                    let _ = writeln!(stderr, "{text}");
-                } else {
-                    let _ = writeln!(stderr, "pfstate: {text}");
-                }
-            }
-        },
+        }
+        Err(e) => print_error(&mut stderr, e),
     }
     exit_code(result)
+}
+
+/// Spec errors already start with FILE:LINE:COL; others get the program name.
+fn print_error(stderr: &mut impl Write, e: &Error) {
+    let text = e.to_string();
+    if matches!(e, Error::Spec(_) | Error::Files(_) | Error::Usage(_)) {
+        let _ = writeln!(stderr, "{text}");
+    } else {
+        let _ = writeln!(stderr, "pfstate: {text}");
+    }
 }
 
 /// 0, 1 or 2 (see the module doc).
 pub fn exit_code(result: &Result<Outcome, Error>) -> u8 {
     match result {
+        Ok(out) if out.failure.is_some() => 1,
         Ok(out) if out.changes_exit_2 && out.changed => 2,
         Ok(_) => 0,
         Err(_) => 1,

@@ -1,19 +1,19 @@
-//! `pfstate plan FILE` (and `apply --dry-run`): what apply would change, as a diff.
+//! `pfstate plan FILE...` (and `apply --dry-run`): what apply would change, as a diff.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::apply::conntrack;
 use crate::error::Error;
 use crate::host::Host;
-use crate::spec::load;
+use crate::spec::multi;
 
 use super::ctx::{Ctx, Outcome};
 use super::prepare::{plan_diff, prepare};
 
-pub(super) fn plan_file(ctx: &Ctx, host: &Host, path: &Path) -> Result<Outcome, Error> {
+pub(super) fn plan_files(ctx: &Ctx, host: &Host, paths: &[PathBuf]) -> Result<Outcome, Error> {
     // The live rules are read while the file is parsed and rendered.
     host.netfilter.prefetch();
-    let (model, source) = load(path)?;
+    let (model, source) = multi::load_all(paths)?;
     let p = prepare(host, model, &source, None, true)?;
     let (d, changed) = plan_diff(ctx, &p, true);
     let mut out = Outcome {
@@ -33,6 +33,7 @@ pub(super) fn plan_file(ctx: &Ctx, host: &Host, path: &Path) -> Result<Outcome, 
     {
         out.notes.extend(conntrack::cut_notes(&cut, "will be"));
     }
+    super::report::fill(&p, true, &mut out);
     if p.unit_enabled().is_none() && !ctx.root.is_offline() {
         out.warnings
             .push("cannot ask systemd whether the unit is enabled (no system bus?)".into());

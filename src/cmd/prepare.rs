@@ -58,6 +58,10 @@ pub(super) fn prepare(
         plan.warnings
             .extend(plan::host_facts::warnings(&model, facts));
     }
+    // Filter entries that would cut off the operator, this session first.
+    let ssh = plan::ssh_guard::SshConnection::from_env();
+    plan.warnings
+        .extend(plan::ssh_guard::warnings(&model.filters, ssh.as_ref()));
     Ok(Prepared {
         model,
         desired,

@@ -23,6 +23,9 @@ fn persisted_prefix(files: &dyn Files) -> Option<String> {
 
 pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Outcome, Error> {
     let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    if let Some(p) = crate::apply::pending::Pending::load(host.files)? {
+        return Err(Error::Usage(p.refusal()));
+    }
     let prefix = prefix
         .map(str::to_string)
         .or_else(|| persisted_prefix(host.files))
@@ -44,6 +47,7 @@ pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Out
         warnings: p.plan.warnings.clone(),
         ..Outcome::default()
     };
+    super::report::fill(&p, false, &mut out);
     if p.unit_enabled() == Some(true) {
         match host.services.disable(UNIT_NAME) {
             Ok(()) => {}

@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+use serde_json::json;
+
+use crate::cli::Format;
 use crate::error::Error;
 use crate::host::Host;
 use crate::model::{Family, Model};
@@ -11,44 +14,92 @@ use crate::render::files::unit::STATE_PATH;
 use crate::render::{self, files};
 use crate::spec::load;
 
-use super::ctx::Outcome;
+use super::ctx::{Ctx, Outcome};
+
+/// What a state installs on an empty host: the restore payload per family (empty when the
+/// family has no rules), the files except the persisted state, and the render's warnings.
+pub struct Rendered {
+    pub payloads: Vec<(Family, String)>,
+    pub files: Vec<(&'static str, String)>,
+    pub warnings: Vec<String>,
+}
+
+/// Render `model`; only the binary path (the unit's ExecStart) comes from `host`: the rules
+/// are the file's alone.
+pub fn render_parts(host: &Host, model: &Model, source: &str) -> Result<Rendered, Error> {
+    let desired = render::render(model);
+    let payloads = desired
+        .rulesets
+        .iter()
+        .map(|rs| {
+            let plan = crate::plan::rules::plan_family(&desired.prefix, rs, &Default::default());
+            (rs.family, plan.payload())
+        })
+        .collect();
+    let files = files::desired_files(model, &desired, source, &host.binary.unit_binary())?
+        .into_iter()
+        .filter(|f| f.target != STATE_PATH)
+        .filter_map(|f| f.content.map(|c| (f.target, c)))
+        .collect();
+    Ok(Rendered {
+        payloads,
+        files,
+        // Rendering asks the machine nothing, so it has nothing to warn about; what the host
+        // says about the file's facts is warned by plan and apply.
+        warnings: Vec::new(),
+    })
+}
 
 /// The full text `render` prints for a state: what apply would install on an empty host.
-/// Only the binary path (the unit's ExecStart) comes from `host`: the rules are the file's.
 pub fn render_text(host: &Host, model: &Model, source: &str) -> Result<String, Error> {
-    let desired = render::render(model);
+    Ok(text_of(&render_parts(host, model, source)?))
+}
+
+fn text_of(r: &Rendered) -> String {
     let mut out = String::new();
-    for rs in &desired.rulesets {
-        let plan = crate::plan::rules::plan_family(&desired.prefix, rs, &Default::default());
-        let tool = match rs.family {
+    for (family, payload) in r.payloads.iter().filter(|(_, p)| !p.is_empty()) {
+        let tool = match family {
             Family::V4 => "iptables-restore",
             Family::V6 => "ip6tables-restore",
         };
-        if !plan.is_empty() {
-            out.push_str(&format!(
-                "# {}: {tool} --noflush\n{}",
-                rs.family,
-                plan.payload()
-            ));
+        out.push_str(&format!("# {family}: {tool} --noflush\n{payload}"));
+    }
+    for (target, c) in &r.files {
+        out.push_str(&format!("# {target}\n{c}"));
+        if !c.ends_with('\n') {
+            out.push('\n');
         }
     }
-    for f in files::desired_files(model, &desired, source, &host.binary.unit_binary())? {
-        if let Some(c) = f.content.filter(|_| f.target != STATE_PATH) {
-            out.push_str(&format!("# {}\n{c}", f.target));
-            if !c.ends_with('\n') {
-                out.push('\n');
-            }
-        }
+    for w in &r.warnings {
+        out.push_str(&format!("# warning: {w}\n"));
     }
-    Ok(out)
+    out
 }
 
-pub(super) fn render_file(host: &Host, path: &Path) -> Result<Outcome, Error> {
+pub(super) fn render_file(ctx: &Ctx, host: &Host, path: &Path) -> Result<Outcome, Error> {
     let (model, source) = load(path)?;
-    Ok(Outcome {
-        diff: render_text(host, &model, &source)?,
+    let r = render_parts(host, &model, &source)?;
+    let mut out = Outcome {
+        diff: text_of(&r),
         ..Outcome::default()
-    })
+    };
+    let rules: serde_json::Map<String, serde_json::Value> = r
+        .payloads
+        .iter()
+        .map(|(f, p)| (f.name().to_string(), json!(p)))
+        .collect();
+    let files: serde_json::Map<String, serde_json::Value> = r
+        .files
+        .iter()
+        .map(|(t, c)| (t.to_string(), json!(c)))
+        .collect();
+    out.set("rules", serde_json::Value::Object(rules));
+    out.set("files", serde_json::Value::Object(files));
+    // The text shows the render's warnings as comments in the output; JSON has its field.
+    if ctx.format == Format::Json {
+        out.warnings = r.warnings;
+    }
+    Ok(out)
 }
 
 pub(super) fn diff_files(host: &Host, old: &Path, new: &Path) -> Result<Outcome, Error> {
@@ -62,10 +113,12 @@ pub(super) fn diff_files(host: &Host, old: &Path, new: &Path) -> Result<Outcome,
         &old.display().to_string(),
         &new.display().to_string(),
     );
-    Ok(Outcome {
+    let mut out = Outcome {
         changed: !d.is_empty(),
         diff: d,
         changes_exit_2: true,
         ..Outcome::default()
-    })
+    };
+    out.set("diff", json!(out.diff));
+    Ok(out)
 }

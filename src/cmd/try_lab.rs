@@ -3,15 +3,14 @@
 
 use std::path::Path;
 
-use crate::cli::Format;
 use crate::error::Error;
 use crate::lab::{testing::have_root, trial};
 use crate::spec::load;
 
-use super::ctx::{Ctx, Outcome};
+use super::ctx::Outcome;
 
 /// `pfstate try FILE`.
-pub(super) fn try_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
+pub(super) fn try_file(path: &Path) -> Result<Outcome, Error> {
     let (model, _source) = load(path)?;
     if !have_root() {
         return Err(Error::Usage(
@@ -19,18 +18,32 @@ pub(super) fn try_file(ctx: &Ctx, path: &Path) -> Result<Outcome, Error> {
         ));
     }
     let t = trial::run(&model, path)?;
+    let mut out = Outcome::default();
+    let probes: Vec<serde_json::Value> = t
+        .probes
+        .iter()
+        .map(|p| {
+            serde_json::json!({"entry": p.entry, "proto": p.proto, "from": p.from,
+                               "to": p.to, "result": p.result, "reached": p.reached})
+        })
+        .collect();
+    out.set("lab", serde_json::json!(t.lab));
+    out.set(
+        "passed",
+        serde_json::json!(t.checks - t.failed - skipped(&t)),
+    );
+    out.set("failed", serde_json::json!(t.failed));
+    out.set("probes", serde_json::Value::Array(probes));
+    out.diff = t.text;
     if t.failed > 0 {
-        if ctx.format == Format::Text {
-            print!("{}", t.text);
-            return Err(Error::Usage(format!(
-                "try: {} of {} check(s) failed",
-                t.failed, t.checks
-            )));
-        }
-        return Err(Error::Usage(t.text));
+        out.failure = Some(Error::Usage(format!(
+            "try: {} of {} check(s) failed",
+            t.failed, t.checks
+        )));
     }
-    Ok(Outcome {
-        diff: t.text,
-        ..Outcome::default()
-    })
+    Ok(out)
+}
+
+fn skipped(t: &trial::Trial) -> usize {
+    t.probes.iter().filter(|p| p.result == "skip").count()
 }

@@ -15,6 +15,10 @@ impl Binary for RunningBinary {
     fn problem(&self, binary: &str) -> Option<String> {
         unit_binary_problem(binary)
     }
+
+    fn spawn_detached(&self, argv: &[String]) -> Result<u32, crate::error::HostError> {
+        super::deadline::spawn_process(argv)
+    }
 }
 
 /// Where packages install pfstate; the unit names one of these when it is the running binary.

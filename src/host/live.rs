@@ -102,4 +102,16 @@ impl ServiceManager for LiveServices {
     fn active_state(&self, unit: &str) -> Result<String, HostError> {
         self.with(|m| m.active_state(unit))
     }
+    fn start_timer(
+        &self,
+        stem: &str,
+        seconds: u64,
+        argv: &[String],
+        description: &str,
+    ) -> Result<String, HostError> {
+        self.with(|m| m.start_timer(stem, seconds, argv, description))
+    }
+    fn stop_timer(&self, timer: &str) -> Result<(), HostError> {
+        self.with(|m| m.stop_timer(timer))
+    }
 }

@@ -11,10 +11,12 @@
 //! - [`binary`] - the binary the boot unit runs, and whether that is safe;
 //! - [`conntrack`] - the `conntrack` tool (list, delete);
 //! - [`facts`] - interfaces, addresses and routes, read for the warnings of plan and apply;
-//! - [`sysctl_before`] - the record of what each sysctl held before pfstate changed it.
+//! - [`sysctl_before`] - the record of what each sysctl held before pfstate changed it;
+//! - [`transient`], [`deadline`] - running the revert of `apply --confirm` at its deadline.
 
 pub mod binary;
 pub mod conntrack;
+pub mod deadline;
 pub mod facts;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
@@ -27,6 +29,7 @@ pub mod save_cache;
 pub mod sysctl;
 pub mod sysctl_before;
 pub mod systemd;
+pub mod transient;
 
 use std::net::IpAddr;
 
@@ -112,6 +115,9 @@ pub trait Binary {
     fn unit_binary(&self) -> String;
     /// Why running it as root at every boot is unsafe, if it is.
     fn problem(&self, binary: &str) -> Option<String>;
+    /// Start `argv` (this binary) detached, in its own session, without waiting for it: the
+    /// revert of `apply --confirm` where no service manager can run it. Returns its pid.
+    fn spawn_detached(&self, argv: &[String]) -> Result<u32, HostError>;
 }
 
 /// Runtime kernel parameters under /proc/sys.
@@ -151,5 +157,23 @@ pub trait ServiceManager {
     /// The unit's `ActiveState` (`active`, `inactive`, `failed`, ...); `unknown` by default.
     fn active_state(&self, _unit: &str) -> Result<String, HostError> {
         Ok("unknown".to_string())
+    }
+    /// Run `argv` once, `seconds` from now, from a transient `STEM.timer` of the service
+    /// manager (outside any session); returns the timer's name. Not supported by default
+    /// (the offline manager): the caller then starts a detached process.
+    fn start_timer(
+        &self,
+        stem: &str,
+        _seconds: u64,
+        _argv: &[String],
+        _description: &str,
+    ) -> Result<String, HostError> {
+        Err(HostError::Systemd(format!(
+            "{stem}.timer: no transient timers without a running systemd"
+        )))
+    }
+    /// Stop a timer [`start_timer`](ServiceManager::start_timer) started; gone is fine.
+    fn stop_timer(&self, _timer: &str) -> Result<(), HostError> {
+        Ok(())
     }
 }

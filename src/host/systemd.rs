@@ -151,6 +151,11 @@ impl DbusServiceManager {
         &self.address
     }
 
+    /// The connection, for calls of other interfaces ([`super::transient`]).
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     fn call<T>(
         &self,
         f: impl AsyncFnOnce(ManagerProxy<'_>) -> zbus::Result<T>,
@@ -262,6 +267,20 @@ impl ServiceManager for DbusServiceManager {
                 timeout.as_secs()
             ))),
         }
+    }
+
+    fn start_timer(
+        &self,
+        stem: &str,
+        seconds: u64,
+        argv: &[String],
+        description: &str,
+    ) -> Result<String, HostError> {
+        super::transient::start_timer(self, stem, seconds, argv, description)
+    }
+
+    fn stop_timer(&self, timer: &str) -> Result<(), HostError> {
+        super::transient::stop_timer(self, timer)
     }
 
     /// The unit's `ActiveState` (`active`, `inactive`, `failed`, `activating`, ...).

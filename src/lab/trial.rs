@@ -48,6 +48,38 @@ pub struct Trial {
     pub text: String,
     pub checks: usize,
     pub failed: usize,
+    /// The lab as built (interfaces, addresses).
+    pub lab: String,
+    /// One per row of the report's table.
+    pub probes: Vec<Probe>,
+}
+
+/// One row of the report's table, as `--format json` gives it.
+pub struct Probe {
+    pub entry: String,
+    pub proto: &'static str,
+    pub from: &'static str,
+    pub to: String,
+    /// `ok`, `fail` or `skip`.
+    pub result: &'static str,
+    pub reached: String,
+}
+
+impl Probe {
+    fn of(r: &Row) -> Probe {
+        Probe {
+            entry: r.entry.clone(),
+            proto: r.proto.name(),
+            from: r.from.label(),
+            to: r.target.to_string(),
+            result: match r.verdict {
+                Verdict::Ok => "ok",
+                Verdict::Fail => "fail",
+                Verdict::Skipped => "skip",
+            },
+            reached: r.result.clone(),
+        }
+    }
 }
 
 /// Build the lab for `model`, apply `file` (its source) in the lab gateway, probe every entry.
@@ -85,6 +117,8 @@ pub fn run(model: &Model, file: &Path) -> Result<Trial, Error> {
         text,
         checks: rows.len(),
         failed,
+        lab: plan.describe(),
+        probes: rows.iter().map(Probe::of).collect(),
     })
 }
 

@@ -17,7 +17,9 @@ use ipnet::IpNet;
 use super::observe::Observed;
 use crate::model::{Family, Forward, Model};
 use crate::names;
+use crate::ruleset::Table;
 use crate::ruleset::dump::SavedTable;
+use crate::ruleset::words::{unquote, words};
 
 /// Every coexistence warning for a plan or apply of `model` against the observed host.
 pub fn warnings(model: &Model, observed: &Observed) -> Vec<String> {
@@ -28,7 +30,7 @@ pub fn warnings(model: &Model, observed: &Observed) -> Vec<String> {
     if !model.forwards.is_empty() {
         let local = &observed.local_addresses;
         for family in Family::ALL {
-            if let Some(nat) = observed.saved(family).table("nat") {
+            if let Some(nat) = observed.saved(family).table(Table::Nat.name()) {
                 let fwds: Vec<&Forward> = model
                     .forwards
                     .iter()
@@ -40,35 +42,6 @@ pub fn warnings(model: &Model, observed: &Observed) -> Vec<String> {
     }
     if let Some(listing) = &observed.nft_tables {
         out.extend(nft_blind_spots(listing));
-    }
-    out
-}
-
-/// Split a save line into words, keeping `"quoted strings"` (with `\"` escapes) as one word.
-fn words(rule: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let (mut quoted, mut escaped, mut any) = (false, false, false);
-    for ch in rule.chars() {
-        if escaped {
-            cur.push(ch);
-            escaped = false;
-        } else if quoted && ch == '\\' {
-            escaped = true;
-        } else if ch == '"' {
-            quoted = !quoted;
-            any = true;
-        } else if ch.is_whitespace() && !quoted {
-            if any || !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-            any = false;
-        } else {
-            cur.push(ch);
-        }
-    }
-    if any || !cur.is_empty() {
-        out.push(cur);
     }
     out
 }
@@ -98,8 +71,8 @@ fn claim(rule: &str) -> Claim {
     let mut i = 2;
     while i < w.len() {
         let negated = i > 0 && w[i - 1] == "!";
-        let next = w.get(i + 1).cloned();
-        match w[i].as_str() {
+        let next = w.get(i + 1).map(|v| unquote(v).into_owned());
+        match w[i] {
             "-p" if !negated => c.proto = next,
             "-d" if !negated => c.dest = next.and_then(|d| parse_net(&d)),
             "--dport" | "--dports" | "--destination-ports" if !negated => {
@@ -343,20 +316,12 @@ mod tests {
     }
 
     #[test]
-    fn words_keep_quoted_comments() {
-        assert_eq!(
-            words("-A X -m comment --comment \"a \\\"b\\\" c\" -j Y"),
-            [
-                "-A",
-                "X",
-                "-m",
-                "comment",
-                "--comment",
-                "a \"b\" c",
-                "-j",
-                "Y"
-            ]
-        );
+    fn claims_keep_quoted_comments_whole() {
+        let c =
+            claim("-A X -p tcp -m tcp --dport 80 -m comment --comment \"a \\\"b\\\" -j Z\" -j Y");
+        assert_eq!(c.comment.as_deref(), Some("a \"b\" -j Z"));
+        assert_eq!(c.target.as_deref(), Some("Y"));
+        assert_eq!(c.ports, [(80, 80)]);
     }
 
     #[test]

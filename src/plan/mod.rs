@@ -4,6 +4,7 @@
 //! - [`rules`] - the per-family rule diff and its restore payload;
 //! - [`placement`] - where a jump goes relative to other systems' rules;
 //! - [`coexist`] - warnings about foreign rules that claim the same ports;
+//! - [`ssh_guard`] - warnings about filter entries that would cut the operator off;
 //! - [`host_facts`] - warnings where the live host contradicts what the file states;
 //! - [`other_states`] - other pfstate states on the same kernel (their sysctls stay);
 //! - [`sysctls`] - runtime sysctls to set, and to put back as pfstate found them;
@@ -15,6 +16,7 @@ pub mod observe;
 pub mod other_states;
 pub mod placement;
 pub mod rules;
+pub mod ssh_guard;
 pub mod sysctls;
 pub mod view;
 

@@ -20,10 +20,12 @@
 //! missing jumps at position 1 and never move them again, so there is nothing to fight over).
 
 use crate::ruleset::dump;
+use crate::ruleset::words::{option, unquote, words};
+use crate::ruleset::{Builtin, Table};
 
 /// Whether a rule belongs to Calico (Felix tags every rule it writes with `cali:<hash>`).
 pub fn is_cali(rule: &str) -> bool {
-    rule.contains("--comment \"cali:") || rule.contains("--comment cali:")
+    option(&words(rule), "--comment").is_some_and(|c| unquote(c).starts_with("cali:"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,14 +36,17 @@ enum Felix {
 
 /// How Felix places one of its rules in a built-in chain (calico felix/rules: it appends in
 /// nat POSTROUTING and the mark rules of filter FORWARD, and inserts everywhere else).
-fn felix_kind(table: &str, chain: &str, rule: &str) -> Option<Felix> {
+fn felix_kind(table: Table, chain: &str, rule: &str) -> Option<Felix> {
     if !is_cali(rule) {
         return None;
     }
-    if table == "nat" && chain == "POSTROUTING" {
+    if table == Table::Nat && chain == Builtin::Postrouting.name() {
         return Some(Felix::Append);
     }
-    if table == "filter" && chain == "FORWARD" && dump::target(rule) != Some("cali-FORWARD") {
+    if table == Table::Filter
+        && chain == Builtin::Forward.name()
+        && dump::target(rule) != Some("cali-FORWARD")
+    {
         return Some(Felix::Append);
     }
     Some(Felix::Insert)
@@ -49,13 +54,13 @@ fn felix_kind(table: &str, chain: &str, rule: &str) -> Option<Felix> {
 
 /// `-A CHAIN -j ACCEPT|DROP|REJECT|RETURN` with no match at all: nothing below it is reached.
 fn unconditional_verdict(rule: &str) -> bool {
-    let toks: Vec<&str> = rule.split_whitespace().collect();
+    let toks = words(rule);
     toks.len() == 4 && toks[2] == "-j" && matches!(toks[3], "ACCEPT" | "DROP" | "REJECT" | "RETURN")
 }
 
 /// The window of acceptable 0-based insertion indices `(lo, hi)` among `others` (the chain's
 /// rules without pfstate's jump).
-fn window(table: &str, chain: &str, others: &[&str]) -> (usize, usize) {
+fn window(table: Table, chain: &str, others: &[&str]) -> (usize, usize) {
     let lo = others
         .iter()
         .rposition(|r| felix_kind(table, chain, r) == Some(Felix::Insert))
@@ -74,16 +79,16 @@ fn window(table: &str, chain: &str, others: &[&str]) -> (usize, usize) {
 
 /// The 1-based `-I` position for a new jump into `chain`, given the chain's other rules;
 /// `None` means append.
-pub fn insert_position(table: &str, chain: &str, others: &[&str]) -> Option<usize> {
+pub fn insert_position(table: Table, chain: &str, others: &[&str]) -> Option<usize> {
     let (lo, hi) = window(table, chain, others);
-    if table == "nat" && chain == "POSTROUTING" {
+    if table == Table::Nat && chain == Builtin::Postrouting.name() {
         return (hi < others.len()).then_some(hi + 1);
     }
     Some(lo + 1)
 }
 
 /// Whether the jump at 0-based `index` of `rules` (the whole live chain) is well placed.
-pub fn well_placed(table: &str, chain: &str, rules: &[&str], index: usize) -> bool {
+pub fn well_placed(table: Table, chain: &str, rules: &[&str], index: usize) -> bool {
     let others: Vec<&str> = rules
         .iter()
         .enumerate()
@@ -112,56 +117,56 @@ mod tests {
     #[test]
     fn inserts_after_calico_block_and_top_otherwise() {
         assert_eq!(
-            insert_position("nat", "PREROUTING", &[CALI_PRE, KUBE, DOCKER]),
+            insert_position(Table::Nat, "PREROUTING", &[CALI_PRE, KUBE, DOCKER]),
             Some(2)
         );
         assert_eq!(
-            insert_position("nat", "PREROUTING", &[KUBE, DOCKER]),
+            insert_position(Table::Nat, "PREROUTING", &[KUBE, DOCKER]),
             Some(1)
         );
-        assert_eq!(insert_position("nat", "PREROUTING", &[]), Some(1));
+        assert_eq!(insert_position(Table::Nat, "PREROUTING", &[]), Some(1));
     }
 
     #[test]
     fn postrouting_appends_before_calico_trailing_rule() {
         assert_eq!(
-            insert_position("nat", "POSTROUTING", &[MASQ, CALI_POST]),
+            insert_position(Table::Nat, "POSTROUTING", &[MASQ, CALI_POST]),
             Some(2)
         );
-        assert_eq!(insert_position("nat", "POSTROUTING", &[MASQ]), None);
+        assert_eq!(insert_position(Table::Nat, "POSTROUTING", &[MASQ]), None);
     }
 
     #[test]
     fn window_accepts_any_position_felix_leaves_alone() {
         // After the calico block, anywhere among the other rules.
         assert!(well_placed(
-            "nat",
+            Table::Nat,
             "PREROUTING",
             &[CALI_PRE, JUMP, KUBE, DOCKER],
             1
         ));
         assert!(well_placed(
-            "nat",
+            Table::Nat,
             "PREROUTING",
             &[CALI_PRE, KUBE, JUMP, DOCKER],
             2
         ));
         // Above Felix's insert: Felix would move itself above us again and again.
         assert!(!well_placed(
-            "nat",
+            Table::Nat,
             "PREROUTING",
             &[JUMP, CALI_PRE, KUBE],
             0
         ));
         // Below Felix's trailing append.
         assert!(!well_placed(
-            "nat",
+            Table::Nat,
             "POSTROUTING",
             &[MASQ, CALI_POST, PJUMP],
             2
         ));
         assert!(well_placed(
-            "nat",
+            Table::Nat,
             "POSTROUTING",
             &[MASQ, PJUMP, CALI_POST],
             1
@@ -172,9 +177,12 @@ mod tests {
     fn below_an_unconditional_return_is_misplaced() {
         let ret = "-A DOCKER-USER -j RETURN";
         let j = "-A DOCKER-USER -m comment --comment pfstate -j PFSTATE-FORWARD";
-        assert!(!well_placed("filter", "DOCKER-USER", &[ret, j], 1));
-        assert!(well_placed("filter", "DOCKER-USER", &[j, ret], 0));
-        assert_eq!(insert_position("filter", "DOCKER-USER", &[ret]), Some(1));
+        assert!(!well_placed(Table::Filter, "DOCKER-USER", &[ret, j], 1));
+        assert!(well_placed(Table::Filter, "DOCKER-USER", &[j, ret], 0));
+        assert_eq!(
+            insert_position(Table::Filter, "DOCKER-USER", &[ret]),
+            Some(1)
+        );
     }
 
     #[test]
@@ -183,9 +191,18 @@ mod tests {
         let mark = "-A FORWARD -m comment --comment \"cali:mp77cMpurHhyjLrM\" -j MARK --set-xmark 0x10000/0x10000";
         let j = "-A FORWARD -m comment --comment pfstate -j PFSTATE-FORWARD";
         assert_eq!(
-            insert_position("filter", "FORWARD", &[cali_fwd, "-A FORWARD -j X", mark]),
+            insert_position(
+                Table::Filter,
+                "FORWARD",
+                &[cali_fwd, "-A FORWARD -j X", mark]
+            ),
             Some(2)
         );
-        assert!(!well_placed("filter", "FORWARD", &[cali_fwd, mark, j], 2));
+        assert!(!well_placed(
+            Table::Filter,
+            "FORWARD",
+            &[cali_fwd, mark, j],
+            2
+        ));
     }
 }

@@ -13,14 +13,15 @@ use super::placement;
 use crate::model::Family;
 use crate::names;
 use crate::ruleset::dump::{self, Saved, SavedTable};
-use crate::ruleset::{Chain, Jump, Ruleset, TABLES, TableRules};
+use crate::ruleset::words::split_rule;
+use crate::ruleset::{Builtin, Chain, Jump, Ruleset, TABLES, Table, TableRules};
 
 /// Docker's documented place for user rules; see `jump_hook`.
 pub const DOCKER_USER: &str = "DOCKER-USER";
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TablePlan {
-    pub table: String,
+    pub table: Table,
     /// Owned chains to (re)write with their desired rules.
     pub write: Vec<Chain>,
     /// Owned chains to flush and delete.
@@ -41,7 +42,7 @@ impl TablePlan {
 
     /// The `iptables-restore --noflush` block for this table.
     pub fn payload(&self) -> String {
-        let mut out = format!("*{}\n", self.table);
+        let mut out = format!("*{}\n", self.table.name());
         for c in &self.write {
             out.push_str(&format!(":{} - [0:0]\n", c.name));
         }
@@ -49,7 +50,9 @@ impl TablePlan {
             out.push_str(&format!(":{c} - [0:0]\n"));
         }
         for j in &self.remove_jumps {
-            out.push_str(&format!("-D{}\n", &j[2..]));
+            if let Some((chain, spec)) = split_rule(j) {
+                out.push_str(&format!("-D {chain} {spec}\n"));
+            }
         }
         for c in &self.write {
             for r in &c.rules {
@@ -58,16 +61,11 @@ impl TablePlan {
             }
         }
         for (j, pos) in &self.add_jumps {
-            let line = j.line();
-            match pos {
-                Some(p) => {
-                    out.push_str(&format!("-I {} {p}{}\n", j.from, &line[3 + j.from.len()..]))
-                }
-                None => {
-                    out.push_str(&line);
-                    out.push('\n');
-                }
-            }
+            out.push_str(&match pos {
+                Some(p) => j.insert_line(*p),
+                None => j.line(),
+            });
+            out.push('\n');
         }
         for c in &self.delete {
             out.push_str(&format!("-X {c}\n"));
@@ -106,8 +104,11 @@ impl FamilyPlan {
 /// into DOCKER-USER: dockerd re-inserts its own jumps at the top of FORWARD on every start, and
 /// DOCKER-FORWARD accepts all container traffic, so a FORWARD-level jump would be pushed below
 /// it; DOCKER-USER is where Docker documents user rules go and it is never flushed by Docker.
-pub fn jump_hook(table: &str, from: &str, live: Option<&SavedTable>) -> String {
-    if table == "filter" && from == "FORWARD" && live.is_some_and(docker_user_is_hooked) {
+pub fn jump_hook(table: Table, from: &str, live: Option<&SavedTable>) -> String {
+    if table == Table::Filter
+        && from == Builtin::Forward.name()
+        && live.is_some_and(docker_user_is_hooked)
+    {
         DOCKER_USER.to_string()
     } else {
         from.to_string()
@@ -131,7 +132,7 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
     let empty = TableRules::default();
     for table in TABLES {
         let want = desired.table(table).unwrap_or(&empty);
-        let have = live.table(table);
+        let have = live.table(table.name());
         let want_jumps: Vec<Jump> = want
             .jumps
             .iter()
@@ -141,8 +142,11 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
             })
             .collect();
         let mut tp = TablePlan {
-            table: table.to_string(),
-            ..TablePlan::default()
+            table,
+            write: Vec::new(),
+            delete: Vec::new(),
+            remove_jumps: Vec::new(),
+            add_jumps: Vec::new(),
         };
 
         // Owned chains.
@@ -304,7 +308,7 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
 /// listed in the desired order (others after, by name) so that the diff shows only changes.
 fn view<'a>(
     family: Family,
-    table: &str,
+    table: Table,
     jumps: &[String],
     chains: impl Iterator<Item = (&'a str, &'a [String])>,
     order: &TableRules,
@@ -351,26 +355,21 @@ fn note_changes<'a>(
     changed: &mut BTreeSet<String>,
 ) {
     let normal = |line: &'a String| -> std::borrow::Cow<'a, str> {
-        let chain = line.split(' ').nth(1).unwrap_or_default();
-        match crate::render::tree::base_chain(prefix, chain) {
-            Some(base) => format!("-A {base}{}", &line[3 + chain.len()..]).into(),
+        let Some((chain, spec)) = split_rule(line) else {
+            return line.as_str().into();
+        };
+        match crate::ruleset::table::tree_base_chain(prefix, chain) {
+            Some(base) => format!("-A {base} {spec}").into(),
             None => line.as_str().into(),
         }
     };
     let old: HashSet<_> = old.map(normal).collect();
     let new: HashSet<_> = new.map(normal).collect();
     for l in old.symmetric_difference(&new) {
-        if let Some(name) = entry_of(l) {
+        if let Some(name) = crate::ruleset::rule::entry_of(l) {
             changed.insert(name);
         }
     }
-}
-
-/// The entry name in a rule's `pfstate:NAME` comment.
-pub fn entry_of(rule: &str) -> Option<String> {
-    let start = rule.find("--comment \"pfstate:")? + "--comment \"pfstate:".len();
-    let rest = &rule[start..];
-    Some(rest[..rest.find('"')?].to_string())
 }
 
 /// The owned state found live, as a ruleset: what a rollback converges back to.
@@ -379,7 +378,7 @@ pub fn ruleset_from_live(prefix: &str, family: Family, live: &Saved) -> Ruleset 
         .iter()
         .map(|table| {
             let mut tr = TableRules::default();
-            if let Some(t) = live.table(table) {
+            if let Some(t) = live.table(table.name()) {
                 for name in &t.order {
                     let chain = &t.chains[name];
                     if names::is_owned(name, prefix) {
@@ -417,13 +416,13 @@ mod tests {
             family: Family::V4,
             tables: vec![
                 (
-                    "nat",
+                    Table::Nat,
                     TableRules {
                         chains: nat_chains,
                         jumps,
                     },
                 ),
-                ("filter", TableRules::default()),
+                (Table::Filter, TableRules::default()),
             ],
         }
     }
@@ -586,14 +585,14 @@ mod tests {
     fn an_unhooked_docker_user_is_not_used() {
         let live = dump::parse("*filter\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\nCOMMIT\n");
         assert_eq!(
-            jump_hook("filter", "FORWARD", live.table("filter")),
+            jump_hook(Table::Filter, "FORWARD", live.table("filter")),
             "FORWARD"
         );
         let hooked = dump::parse(
             "*filter\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n",
         );
         assert_eq!(
-            jump_hook("filter", "FORWARD", hooked.table("filter")),
+            jump_hook(Table::Filter, "FORWARD", hooked.table("filter")),
             "DOCKER-USER"
         );
     }

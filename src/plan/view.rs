@@ -89,6 +89,6 @@ pub fn plan_view(
     (out, changed)
 }
 
-fn enabled_word(e: bool) -> &'static str {
+pub fn enabled_word(e: bool) -> &'static str {
     if e { "enabled" } else { "disabled" }
 }

@@ -1,42 +1,96 @@
-//! The pieces every renderer of a table shares: the chain [`Builder`], the owned chain names of
-//! one family, the entry comment and the jumps from the built-in chains.
+//! The pieces every renderer of a table shares: the chain [`Builder`] of typed rules, the owned
+//! chain names of one family, the entry comment and the jumps from the built-in chains.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use crate::ruleset::rule::Rule;
+use crate::ruleset::table::{self, Builtin, Table};
 use crate::ruleset::{Chain, Jump, TableRules};
 
-/// The chains of one table under construction, in the order they were first used.
-#[derive(Default)]
-pub(crate) struct Builder {
-    pub(super) chains: Vec<Chain>,
-    /// Every line pushed so far (lines name their chain), for the duplicate check.
-    seen: std::collections::HashSet<String>,
+/// An owned chain of typed rules: what the render works on until it prints.
+#[derive(Debug, Clone)]
+pub(crate) struct RuleChain {
+    pub(crate) name: String,
+    pub(crate) rules: Vec<Rule>,
 }
 
-impl Builder {
-    pub(crate) fn push(&mut self, chain: &str, rule: Rule) {
-        let line = rule.line();
-        match self.chains.iter_mut().find(|c| c.name == chain) {
-            Some(c) => {
-                // Identical lines (e.g. one guard rule wanted by two forwards) are kept once.
-                if self.seen.insert(line.clone()) {
-                    c.rules.push(line);
-                }
-            }
-            None => {
-                self.seen.insert(line.clone());
-                self.chains.push(Chain {
-                    name: chain.to_string(),
-                    rules: vec![line],
-                })
-            }
+/// One table of typed chains, and the jumps into them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RuleTable {
+    pub(crate) chains: Vec<RuleChain>,
+    pub(crate) jumps: Vec<Jump>,
+}
+
+impl RuleTable {
+    /// The table as `iptables-save` lines.
+    pub(crate) fn print(self) -> TableRules {
+        let chains = self
+            .chains
+            .into_iter()
+            .map(|c| Chain {
+                name: c.name,
+                rules: c.rules.iter().map(Rule::line).collect(),
+            })
+            .collect();
+        TableRules {
+            chains,
+            jumps: self.jumps,
         }
     }
 }
 
+/// The chains of one table under construction, in the order they were first used.
+#[derive(Default)]
+pub(crate) struct Builder {
+    pub(super) chains: Vec<RuleChain>,
+    /// Every rule pushed so far (rules name their chain), for the duplicate check.
+    seen: HashSet<Rule>,
+}
+
+impl Builder {
+    pub(crate) fn push(&mut self, chain: &str, rule: Rule) {
+        // Identical rules (e.g. one guard rule wanted by two forwards) are kept once.
+        if !self.seen.insert(rule.clone()) {
+            return;
+        }
+        match self.chains.iter_mut().find(|c| c.name == chain) {
+            Some(c) => c.rules.push(rule),
+            None => self.chains.push(RuleChain {
+                name: chain.to_string(),
+                rules: vec![rule],
+            }),
+        }
+    }
+
+    /// The table with a jump from each hook of `table` whose owned chain has rules. Base
+    /// chains come first in hook order, helper chains (LB) after, for a readable render.
+    pub(crate) fn finish(self, prefix: &str, table: Table) -> RuleTable {
+        let hooks: Vec<(Builtin, String)> = table::hooks(table)
+            .map(|h| (h.builtin, h.owned(prefix)))
+            .collect();
+        let jumps = hooks
+            .iter()
+            .filter(|(_, to)| self.chains.iter().any(|c| &c.name == to))
+            .map(|(from, to)| Jump {
+                from: from.name().to_string(),
+                to: to.clone(),
+            })
+            .collect();
+        let mut chains = self.chains;
+        chains.sort_by_key(|c| {
+            hooks
+                .iter()
+                .position(|(_, h)| *h == c.name)
+                .unwrap_or(hooks.len())
+        });
+        RuleTable { chains, jumps }
+    }
+}
+
+/// The owned base chains of one family.
 pub(crate) struct Names {
     pub(crate) prerouting: String,
     pub(crate) nat_output: String,
@@ -46,30 +100,25 @@ pub(crate) struct Names {
     pub(crate) filter_output: String,
 }
 
-pub(crate) fn with_jumps(b: Builder, hooks: &[(&str, &String)]) -> TableRules {
-    let jumps = hooks
-        .iter()
-        .filter(|(_, chain)| b.chains.iter().any(|c| &c.name == *chain))
-        .map(|(from, to)| Jump {
-            from: from.to_string(),
-            to: to.to_string(),
-        })
-        .collect();
-    // Base chains first in hook order, helper chains (LB) after, for a readable render.
-    let mut chains = b.chains;
-    chains.sort_by_key(|c| {
-        hooks
-            .iter()
-            .position(|(_, h)| **h == c.name)
-            .unwrap_or(hooks.len())
-    });
-    TableRules { chains, jumps }
+impl Names {
+    pub(crate) fn new(prefix: &str) -> Names {
+        let owned = |table: Table, builtin: Builtin| {
+            let hook = table::hooks(table).find(|h| h.builtin == builtin);
+            hook.map(|h| h.owned(prefix)).unwrap_or_default()
+        };
+        Names {
+            prerouting: owned(Table::Nat, Builtin::Prerouting),
+            nat_output: owned(Table::Nat, Builtin::Output),
+            postrouting: owned(Table::Nat, Builtin::Postrouting),
+            input: owned(Table::Filter, Builtin::Input),
+            forward: owned(Table::Filter, Builtin::Forward),
+            filter_output: owned(Table::Filter, Builtin::Output),
+        }
+    }
 }
 
 pub(crate) fn host(addr: IpAddr) -> IpNet {
     IpNet::from(addr)
 }
 
-pub(crate) fn comment(name: &str) -> String {
-    format!("pfstate:{name}")
-}
+pub(crate) use crate::ruleset::rule::entry_comment as comment;

@@ -89,8 +89,7 @@ pub(crate) fn forward_rules(
     filter: &mut Builder,
 ) {
     let c = comment(&f.name);
-    let lb_chain = (f.backends.len() > 1)
-        .then(|| names::owned_chain(&model.prefix, &format!("LB-{}", f.name)));
+    let lb_chain = (f.backends.len() > 1).then(|| names::lb_chain(&model.prefix, &f.name));
     // The interface towards the backends comes from the file alone (validate requires it
     // where a rule needs it), so the same file renders the same rules on any machine.
     let via = f.via.clone();
@@ -110,7 +109,10 @@ pub(crate) fn forward_rules(
                         to: Option<IpAddr>,
                         nat: &mut Builder| {
             for src in sources {
-                let mut r = Rule::new(chain).proto(pn).maybe_in_interface(iface);
+                let mut r = Rule::new(chain)
+                    .proto(pn)
+                    .maybe_in_interface(iface)
+                    .keyed(*proto, f.port);
                 if let Some(s) = src {
                     r = r.source(*s);
                 }
@@ -225,6 +227,7 @@ pub(crate) fn forward_rules(
                     &n.forward,
                     Rule::new(&n.forward)
                         .proto(pn)
+                        .keyed(*proto, f.port)
                         .m("conntrack", &ct)
                         .comment(&c)
                         .target("ACCEPT"),

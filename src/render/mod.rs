@@ -2,17 +2,10 @@
 //! sysctls the state needs. Pure: a function of the file alone, the same bytes on any machine
 //! (facts about the host the rules need, such as `via`, are stated in the file).
 //!
-//! Layout per family (chains exist only when they hold rules):
-//!
-//! ```text
-//! nat    PREROUTING  -> PREFIX-PREROUTING   DNAT of forwards (per-forward PREFIX-LB-name for balancing)
-//! nat    OUTPUT      -> PREFIX-OUTPUT       the same DNAT for `local: true`
-//! nat    POSTROUTING -> PREFIX-POSTROUTING  snat/hairpin/local masquerade, outbound snat
-//! filter INPUT       -> PREFIX-INPUT        route_localnet guard, input filter rules
-//! filter FORWARD     -> PREFIX-FORWARD      forward filter rules, then accepts of forwards and snat
-//! filter OUTPUT      -> PREFIX-OUTPUT       output filter rules
-//! nat, filter        PREFIX-CANARY (empty, no jump): its absence reveals a flushed table
-//! ```
+//! Each built-in chain of `ruleset::table::HOOKS` jumps into its owned chain `PREFIX-<CHAIN>`
+//! (chains exist only when they hold rules); forwards may add a balancing chain
+//! `PREFIX-LB-name`, and each table in use an empty `PREFIX-CANARY` (no jump): its absence
+//! reveals a flushed table.
 //! Owned chains never end in a verdict of their own: packets nothing matched fall through to
 //! the rules of Docker, libvirt, Kubernetes or ufw below the jump.
 
@@ -21,11 +14,13 @@ pub mod files;
 pub mod forward;
 pub mod tree;
 
+use ipnet::IpNet;
+
 use crate::model::*;
 use crate::names;
 use crate::ruleset::rule::{Rule, addr_text};
-use crate::ruleset::{Chain, Ruleset, TableRules};
-use builder::{Builder, Names, comment, with_jumps};
+use crate::ruleset::{Ruleset, Table};
+use builder::{Builder, Names, RuleChain, RuleTable, comment};
 use forward::forward_rules;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,18 +43,26 @@ impl Desired {
 /// family the file no longer uses are found and removed. Large rule sets get the port-range
 /// tree layout of [`crate::render::tree`]; small ones render exactly as [`render_linear`].
 pub fn render(model: &Model) -> Desired {
-    let mut desired = render_linear(model);
-    for rs in &mut desired.rulesets {
-        crate::render::tree::layout(&desired.prefix, rs, crate::render::tree::THRESHOLD);
-    }
-    desired
+    render_with(model, Some(tree::THRESHOLD))
 }
 
 /// Render with every owned chain linear, whatever its size (the layout of small files).
 pub fn render_linear(model: &Model) -> Desired {
+    render_with(model, None)
+}
+
+/// Render; chains with more keyed rules than `tree_threshold` become trees.
+fn render_with(model: &Model, tree_threshold: Option<usize>) -> Desired {
     let rulesets = Family::ALL
         .iter()
-        .map(|f| render_family(model, *f))
+        .map(|f| {
+            let mut tables = render_family(model, *f);
+            if let Some(threshold) = tree_threshold {
+                tree::layout(&model.prefix, &mut tables, threshold);
+            }
+            let tables = tables.into_iter().map(|(t, rt)| (t, rt.print())).collect();
+            Ruleset { family: *f, tables }
+        })
         .collect();
     let sysctls = sysctls(model);
     Desired {
@@ -69,16 +72,10 @@ pub fn render_linear(model: &Model) -> Desired {
     }
 }
 
-fn render_family(model: &Model, family: Family) -> Ruleset {
+/// The typed tables of one family, before any tree layout.
+fn render_family(model: &Model, family: Family) -> Vec<(Table, RuleTable)> {
     let p = model.prefix.as_str();
-    let n = Names {
-        prerouting: names::owned_chain(p, "PREROUTING"),
-        nat_output: names::owned_chain(p, "OUTPUT"),
-        postrouting: names::owned_chain(p, "POSTROUTING"),
-        input: names::owned_chain(p, "INPUT"),
-        forward: names::owned_chain(p, "FORWARD"),
-        filter_output: names::owned_chain(p, "OUTPUT"),
-    };
+    let n = Names::new(p);
     let mut nat = Builder::default();
     let mut filter = Builder::default();
 
@@ -101,29 +98,19 @@ fn render_family(model: &Model, family: Family) -> Ruleset {
         snat_rules(s, &n, &mut nat, &mut filter);
     }
 
-    // The route_localnet guard must come before any accepting input rule.
+    // The route_localnet guard (`-d 127.0.0.0/8`) must come before any accepting input rule.
+    let loopback: IpNet = "127.0.0.0/8".parse().expect("literal");
     if let Some(input) = filter.chains.iter_mut().find(|c| c.name == n.input) {
-        input.rules.sort_by_key(|l| !l.contains(" -d 127.0.0.0/8 "));
+        input
+            .rules
+            .sort_by_key(|r| r.destination_net() != Some(loopback));
     }
-    let nat = with_jumps(
-        nat,
-        &[
-            ("PREROUTING", &n.prerouting),
-            ("OUTPUT", &n.nat_output),
-            ("POSTROUTING", &n.postrouting),
-        ],
-    );
-    let filter = with_jumps(
-        filter,
-        &[
-            ("INPUT", &n.input),
-            ("FORWARD", &n.forward),
-            ("OUTPUT", &n.filter_output),
-        ],
-    );
-    let mut tables = vec![("nat", nat), ("filter", filter)];
+    let mut tables = vec![
+        (Table::Nat, nat.finish(p, Table::Nat)),
+        (Table::Filter, filter.finish(p, Table::Filter)),
+    ];
     add_canaries(p, &mut tables);
-    Ruleset { family, tables }
+    tables
 }
 
 /// The name of the empty chain pfstate keeps in every table it uses (`PREFIX-CANARY`).
@@ -133,13 +120,13 @@ pub const CANARY: &str = "CANARY";
 /// the table was flushed as a whole (firewalld's iptables backend, `ufw` with MANAGE_BUILTINS,
 /// `netfilter-persistent reload`) even where pfstate has no other rules in that table. Like
 /// every owned chain it is desired state, so `plan` reports it missing and `apply` recreates it.
-fn add_canaries(prefix: &str, tables: &mut [(&'static str, TableRules)]) {
+fn add_canaries(prefix: &str, tables: &mut [(Table, RuleTable)]) {
     if tables.iter().all(|(_, t)| t.chains.is_empty()) {
         return;
     }
     let name = names::owned_chain(prefix, CANARY);
     for (_, t) in tables.iter_mut() {
-        t.chains.push(Chain {
+        t.chains.push(RuleChain {
             name: name.clone(),
             rules: Vec::new(),
         });

@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use super::words::{split_rule, words};
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SavedChain {
     /// `ACCEPT`/`DROP` for built-in chains, `-` for user chains.
@@ -61,7 +63,7 @@ pub fn parse(text: &str) -> Saved {
             }
         } else if line.starts_with("-A ") || line.starts_with('[') {
             let rule = strip_counters(line);
-            let chain = rule.split_whitespace().nth(1).unwrap_or_default();
+            let chain = split_rule(rule).map_or("", |(c, _)| c);
             // Chains are declared before their rules: look up without allocating a name.
             match table.chains.get_mut(chain) {
                 Some(c) => c.rules.push(rule.to_string()),
@@ -154,7 +156,7 @@ fn ends_quoted(line: &str, starts_open: bool) -> bool {
 }
 
 /// `[12:3456] -A ...` -> `-A ...`.
-fn strip_counters(line: &str) -> &str {
+pub fn strip_counters(line: &str) -> &str {
     if line.starts_with('[')
         && let Some(end) = line.find("] ")
     {
@@ -177,35 +179,14 @@ pub fn counters(line: &str) -> Option<(u64, u64)> {
 /// value it prints unquoted (`-m recent --name "x -j PFSTATE-INPUT"`), and which is the real
 /// one cannot be told from the text.
 pub fn target(rule: &str) -> Option<&str> {
-    let mut words: Vec<&str> = Vec::new();
-    let mut rest = rule;
-    while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
-        rest = &rest[start..];
-        let end = if let Some(quoted) = rest.strip_prefix('"') {
-            let mut escaped = false;
-            quoted
-                .char_indices()
-                .find(|&(_, c)| {
-                    let close = c == '"' && !escaped;
-                    escaped = c == '\\' && !escaped;
-                    close
-                })
-                .map_or(rest.len(), |(i, _)| i + 2)
-        } else {
-            rest.find(char::is_whitespace).unwrap_or(rest.len())
-        };
-        words.push(&rest[..end]);
-        rest = &rest[end..];
-    }
-    let mut found = Vec::new();
-    for i in 0..words.len().saturating_sub(1) {
-        let option = i > 0 && words[i - 1] == "--comment";
-        if (words[i] == "-j" || words[i] == "-g") && !option {
-            found.push(words[i + 1]);
-        }
-    }
-    match found.as_slice() {
-        [one] => Some(one),
+    let w = words(rule);
+    let verb =
+        |i: &usize| (w[*i] == "-j" || w[*i] == "-g") && (*i == 0 || w[*i - 1] != "--comment");
+    let mut found = (0..w.len().saturating_sub(1))
+        .filter(verb)
+        .map(|i| w[i + 1]);
+    match (found.next(), found.next()) {
+        (Some(one), None) => Some(one),
         _ => None,
     }
 }

@@ -5,12 +5,13 @@
 
 pub mod dump;
 pub mod rule;
+pub mod table;
+pub mod words;
 
 use crate::model::Family;
 use crate::names::JUMP_COMMENT;
 
-/// The tables pfstate may put rules in, in the order payloads list them.
-pub const TABLES: [&str; 2] = ["nat", "filter"];
+pub use table::{Builtin, HOOKS, Hook, TABLES, Table};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
@@ -27,11 +28,17 @@ pub struct Jump {
 }
 
 impl Jump {
+    /// What follows `-A CHAIN` in the jump's line.
+    pub fn spec(&self) -> String {
+        format!("-m comment --comment {JUMP_COMMENT} -j {}", self.to)
+    }
+    /// `-A FROM ...`, as `iptables-save` prints it.
     pub fn line(&self) -> String {
-        format!(
-            "-A {} -m comment --comment {JUMP_COMMENT} -j {}",
-            self.from, self.to
-        )
+        format!("-A {} {}", self.from, self.spec())
+    }
+    /// `-I FROM POSITION ...` (1-based).
+    pub fn insert_line(&self, position: usize) -> String {
+        format!("-I {} {position} {}", self.from, self.spec())
     }
 }
 
@@ -41,16 +48,19 @@ pub struct TableRules {
     pub jumps: Vec<Jump>,
 }
 
-/// Everything pfstate owns in one family, by table name.
+/// Everything pfstate owns in one family, by table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
     pub family: Family,
-    pub tables: Vec<(&'static str, TableRules)>,
+    pub tables: Vec<(Table, TableRules)>,
 }
 
 impl Ruleset {
-    pub fn table(&self, name: &str) -> Option<&TableRules> {
-        self.tables.iter().find(|(t, _)| *t == name).map(|(_, r)| r)
+    pub fn table(&self, table: Table) -> Option<&TableRules> {
+        self.tables
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map(|(_, r)| r)
     }
     pub fn is_empty(&self) -> bool {
         self.tables.iter().all(|(_, t)| t.chains.is_empty())

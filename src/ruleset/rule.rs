@@ -11,9 +11,21 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
 
+use super::words::{option, unquote, words};
+use crate::model::{PortRange, Proto};
+
+/// What a rule requires of a packet, for the tree layout: one protocol and a port range (the
+/// option that holds the port depends on the chain; see `ruleset::table::HOOKS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub proto: Proto,
+    pub port: PortRange,
+}
+
 /// A rule under construction. Options are stored by kind so the printed order is canonical
-/// whatever order the renderer sets them in.
-#[derive(Debug, Clone, Default)]
+/// whatever order the renderer sets them in. It stays a value (its chain can change, its key
+/// is known) until [`Rule::line`] prints it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Rule {
     chain: String,
     source: Option<(bool, IpNet)>,
@@ -24,6 +36,9 @@ pub struct Rule {
     matches: Vec<String>,
     comment: Option<String>,
     target: String,
+    /// `-g` instead of `-j`.
+    goto: bool,
+    key: Option<Key>,
 }
 
 impl Rule {
@@ -85,6 +100,32 @@ impl Rule {
         self.target = target.to_string();
         self
     }
+    /// `-g CHAIN`: go to a chain without returning here.
+    pub fn goto(mut self, chain: &str) -> Rule {
+        self.target = chain.to_string();
+        self.goto = true;
+        self
+    }
+    /// Record the protocol and port range the rule requires (it prints nothing).
+    pub fn keyed(mut self, proto: Proto, port: PortRange) -> Rule {
+        self.key = Some(Key { proto, port });
+        self
+    }
+    /// The same rule in another chain.
+    pub fn in_chain(mut self, chain: &str) -> Rule {
+        self.chain = chain.to_string();
+        self
+    }
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+    pub fn key(&self) -> Option<Key> {
+        self.key
+    }
+    /// The destination it requires (not negated), if any.
+    pub fn destination_net(&self) -> Option<IpNet> {
+        self.destination.filter(|(neg, _)| !neg).map(|(_, n)| n)
+    }
 
     /// The `-A CHAIN ...` line as `iptables-save` prints it.
     pub fn line(&self) -> String {
@@ -123,7 +164,8 @@ impl Rule {
             push(&format!("-m comment --comment {}", save_string(c)));
         }
         if !self.target.is_empty() {
-            push(&format!("-j {}", self.target));
+            let verb = if self.goto { "-g" } else { "-j" };
+            push(&format!("{verb} {}", self.target));
         }
         out
     }
@@ -152,6 +194,20 @@ fn v6_text(a: Ipv6Addr) -> String {
 pub fn net_text(net: IpNet) -> String {
     format!("{}/{}", addr_text(net.addr()), net.prefix_len())
 }
+
+/// The comment of every rule of entry `name` (a forward, snat or filter): `pfstate:NAME`.
+pub fn entry_comment(name: &str) -> String {
+    format!("{ENTRY_TAG}{name}")
+}
+
+/// The entry a rule line belongs to, read back from the comment [`entry_comment`] wrote.
+pub fn entry_of(line: &str) -> Option<String> {
+    let w = words(line);
+    let comment = unquote(option(&w, "--comment")?);
+    comment.strip_prefix(ENTRY_TAG).map(str::to_string)
+}
+
+const ENTRY_TAG: &str = "pfstate:";
 
 /// A string argument as `iptables-save` quotes it (xtables_save_string): bare when it is
 /// only letters, digits, '_' and '-', otherwise in double quotes with `"`, `\` and `'` escaped.

@@ -6,9 +6,11 @@
 //! - [`span`] - a value with its `FILE:LINE:COL`;
 //! - [`values`] - parsers of single values (port, backend, sysctl key);
 //! - [`validate`] (+ [`validate_rules`]) - `Spec` -> `Model`, every problem collected and sorted;
-//! - [`suggest`] - "did you mean".
+//! - [`suggest`] - "did you mean";
+//! - [`multi`] - several files (or a directory) making one state.
 
 pub mod iface;
+pub mod multi;
 pub mod shapes;
 pub mod span;
 pub mod suggest;

@@ -15,19 +15,27 @@ use crate::names;
 /// Parse and validate a file's text.
 pub fn load_str(file: &str, text: &str) -> Result<Model, SpecError> {
     let spec = spec::parse(file, text)?;
+    check(&spec, &[file.to_string()])
+}
+
+/// Validate a parsed state; `files` names the file(s) its locations are in (see
+/// `Location::file`).
+pub fn check(spec: &spec::Spec, files: &[String]) -> Result<Model, SpecError> {
     let mut v = Validator {
         diags: Vec::new(),
         interfaces: BTreeMap::new(),
+        files: files.to_vec(),
         networks: BTreeMap::new(),
     };
-    let model = v.model(&spec);
+    let model = v.model(spec);
     if v.diags.is_empty() {
         Ok(model)
     } else {
         v.diags.sort_by_key(|d| d.location);
         Err(SpecError {
-            file: file.to_string(),
+            file: files.first().cloned().unwrap_or_default(),
             diagnostics: v.diags,
+            more_files: files.iter().skip(1).cloned().collect(),
         })
     }
 }
@@ -37,6 +45,7 @@ pub(crate) struct Validator {
     pub(crate) interfaces: BTreeMap<String, String>,
     /// The networks an alias states (`lan: {name: eth1, networks: [...]}`), by alias.
     pub(crate) networks: BTreeMap<String, Vec<IpNet>>,
+    files: Vec<String>,
 }
 
 const MAX_BACKENDS: usize = 256;
@@ -45,6 +54,14 @@ const MAX_WEIGHT: i64 = 1000;
 const MAX_ROUND_ROBIN_SLOTS: u32 = 256;
 
 impl Validator {
+    /// Where `there` is, seen from an error at `here`: `line 7`, or `a.yaml:7` in another file.
+    fn place(&self, here: Location, there: Location) -> String {
+        match self.files.get(usize::from(there.file)) {
+            Some(name) if here.file != there.file => format!("{name}:{}", there.line),
+            _ => format!("line {}", there.line),
+        }
+    }
+
     pub(crate) fn err(&mut self, location: Location, message: impl Into<String>) {
         self.diags.push(Diagnostic {
             location,
@@ -91,11 +108,12 @@ impl Validator {
             if let Some(p) = names::entry_name_problem(name) {
                 v.err(at(name), p);
             } else if let Some(first) = seen.get(&name.value) {
+                let place = v.place(at(name), *first);
                 v.err(
                     at(name),
                     format!(
-                        "name `{}` is already used at line {}; names must be unique",
-                        name.value, first.line
+                        "name `{}` is already used at {place}; names must be unique",
+                        name.value
                     ),
                 );
             } else {
@@ -276,7 +294,8 @@ impl Validator {
                         .iter()
                         .any(|a| f.from.iter().any(|b| a.contains(b) || b.contains(a))));
             if same {
-                self.err(loc, format!("forward `{}` listens on the same port as forward `{}` (line {}); give them different ports, addresses, interfaces or sources", f.name, g.name, first_loc.line));
+                let place = self.place(loc, first_loc);
+                self.err(loc, format!("forward `{}` listens on the same port as forward `{}` ({place}); give them different ports, addresses, interfaces or sources", f.name, g.name));
             }
         }
     }

@@ -146,15 +146,9 @@ pub enum FamilySpec {
 /// forwards. Refusing more keeps a stray `pfstate apply /dev/zero` from eating memory.
 pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Parse the text of a desired-state file. `file` is only used in error messages.
-pub fn parse(file: &str, text: &str) -> Result<Spec, SpecError> {
-    if text.len() > MAX_FILE_BYTES {
-        return Err(SpecError::one(
-            file,
-            Location::start(),
-            format!("the file is larger than {} MiB", MAX_FILE_BYTES >> 20),
-        ));
-    }
+/// How every desired-state text is read: strict booleans, and budgets sized for the largest
+/// accepted file.
+pub(crate) fn saphyr_options() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     // YAML 1.1's yes/no/on/off are a classic source of surprises in a security-relevant file.
@@ -165,6 +159,19 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecError> {
     budget.max_nodes = budget.max_nodes.max(MAX_FILE_BYTES / 8);
     budget.max_events = budget.max_events.max(MAX_FILE_BYTES / 4);
     options.budget = Some(budget);
+    options
+}
+
+/// Parse the text of a desired-state file. `file` is only used in error messages.
+pub fn parse(file: &str, text: &str) -> Result<Spec, SpecError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(SpecError::one(
+            file,
+            Location::start(),
+            format!("the file is larger than {} MiB", MAX_FILE_BYTES >> 20),
+        ));
+    }
+    let options = saphyr_options();
     serde_saphyr::from_str_with_options::<Spec>(text, options)
         .map_err(|e| SpecError::one(file, location_of(&e), yaml_message(&e)))
 }
@@ -173,6 +180,12 @@ fn location_of(e: &serde_saphyr::Error) -> Location {
     e.location()
         .map(|l| Location::new(l.line(), l.column()))
         .unwrap_or_else(Location::start)
+        .in_file(super::span::current_file())
+}
+
+/// Parse file number `index` of a state made of several: its locations carry the index.
+pub fn parse_nth(index: u16, file: &str, text: &str) -> Result<Spec, SpecError> {
+    super::span::in_file(index, || parse(file, text))
 }
 
 /// The parser's message without its own "line L column C:" prefix, plus a "did you mean"

@@ -149,16 +149,21 @@ impl Files for FakeFiles {
     }
 }
 
-/// Enabled units and daemon reloads.
+/// Enabled units, daemon reloads, and transient timers (name -> the command they run).
 #[derive(Debug, Default)]
 pub struct FakeServices {
     enabled: Mutex<BTreeSet<String>>,
+    timers: Mutex<BTreeMap<String, Vec<String>>>,
     faults: Faults,
 }
 
 impl FakeServices {
     pub fn enabled(&self) -> BTreeSet<String> {
         locked(&self.enabled).clone()
+    }
+    /// The timers started and not stopped; a test "fires" one by running its command.
+    pub fn timers(&self) -> BTreeMap<String, Vec<String>> {
+        locked(&self.timers).clone()
     }
 }
 
@@ -181,6 +186,22 @@ impl ServiceManager for FakeServices {
     }
     fn start_no_wait(&self, unit: &str) -> Result<(), HostError> {
         self.faults.step(format!("start {unit}"))
+    }
+    fn start_timer(
+        &self,
+        stem: &str,
+        _seconds: u64,
+        argv: &[String],
+        _description: &str,
+    ) -> Result<String, HostError> {
+        let timer = format!("{stem}.timer");
+        self.faults.step(format!("start {timer}"))?;
+        locked(&self.timers).insert(timer.clone(), argv.to_vec());
+        Ok(timer)
+    }
+    fn stop_timer(&self, timer: &str) -> Result<(), HostError> {
+        locked(&self.timers).remove(timer);
+        Ok(())
     }
 }
 
@@ -224,6 +245,10 @@ pub struct FakeFacts {
     pub nft_tables: Option<String>,
     /// Interfaces, addresses and routes (`None`: they cannot be read).
     pub interfaces: Option<Facts>,
+    /// Detached processes started ([`Binary::spawn_detached`]), by their command.
+    pub spawned: Mutex<Vec<Vec<String>>>,
+    /// Make [`Binary::spawn_detached`] fail.
+    pub spawn_fails: bool,
 }
 
 impl LocalAddresses for FakeFacts {
@@ -250,6 +275,17 @@ impl Binary for FakeFacts {
     }
     fn problem(&self, _binary: &str) -> Option<String> {
         None
+    }
+    fn spawn_detached(&self, argv: &[String]) -> Result<u32, HostError> {
+        if self.spawn_fails {
+            return Err(HostError::Command {
+                program: argv.first().cloned().unwrap_or_default(),
+                message: "injected failure: cannot start a process".into(),
+            });
+        }
+        let mut spawned = locked(&self.spawned);
+        spawned.push(argv.to_vec());
+        Ok(spawned.len() as u32)
     }
 }
 
@@ -297,6 +333,7 @@ impl FakeHost {
             },
             services: FakeServices {
                 enabled: Mutex::default(),
+                timers: Mutex::default(),
                 faults: faults.clone(),
             },
             conntrack: FakeConntrack::default(),
