@@ -193,3 +193,41 @@ fn route_localnet_ends_as_found() {
     let (code, out) = w.run(&["plan"], Some(NOT_LOCAL));
     assert_eq!(code, 2, "{out}");
 }
+
+/// The revert of an `apply --confirm` that was never confirmed (what its timer runs) takes
+/// the guard away only after route_localnet is off again, at every step.
+#[test]
+fn an_unconfirmed_apply_is_reverted_guard_last() {
+    let prepared = || {
+        let w = World::new();
+        let (code, out) = w.run(&["apply", "--confirm", "90s"], Some(LOCAL));
+        assert_eq!(code, 0, "{out}");
+        let timers = w.host.services.timers();
+        let argv = timers.values().next().expect("a timer is armed").clone();
+        let base = w.host.faults.steps().len();
+        (w, argv, base)
+    };
+    let (probe, argv, base) = prepared();
+    let rl = |w: &World| w.host.sysctl.values()["net/ipv4/conf/eth1/route_localnet"].clone();
+    assert_eq!(rl(&probe), "1");
+    let fire = |w: &World, argv: &[String]| {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let ctx = Ctx::new(&cli);
+        let _ = cmd::run(&cli, &ctx, &w.host.host());
+    };
+    fire(&probe, &argv);
+    assert_eq!(rl(&probe), "0", "reverted");
+    let n = probe.host.faults.steps().len() - base;
+    for cut in 1..=n {
+        let (w, argv, base) = prepared();
+        w.host.faults.fail_from(base + cut);
+        fire(&w, &argv);
+        assert_eq!(
+            unguarded(&w.host.state()),
+            Vec::<String>::new(),
+            "revert cut after step {cut}: {:?}",
+            &w.host.faults.steps()[base..]
+        );
+    }
+}
