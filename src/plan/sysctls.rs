@@ -2,6 +2,8 @@
 //! pfstate found before it changed a sysctl that no entry needs any more (put back), with the
 //! record of those values as it must be before and after the apply.
 
+use std::collections::BTreeSet;
+
 use super::observe::Observed;
 use super::other_states;
 use crate::host::sysctl_before::Record;
@@ -42,17 +44,39 @@ impl SysctlPlan {
 
 /// Pure: the live values and the record come in `observed`.
 pub fn plan_sysctls(desired: &Desired, observed: &Observed) -> SysctlPlan {
-    let record_before = observed.sysctl_before.clone();
-    let live_of = |path: &str| observed.sysctls.get(path).cloned().flatten();
     let mut p = SysctlPlan {
-        record_during: record_before.clone(),
-        record_before,
+        record_during: observed.sysctl_before.clone(),
+        record_before: observed.sysctl_before.clone(),
         ..SysctlPlan::default()
     };
-    let (mut live_view, mut want_view) = (String::new(), String::new());
+    let mut view = (String::new(), String::new());
+    desired_values(&mut p, &mut view, desired, observed);
+    let others = other_states::other_prefixes(&desired.prefix, observed);
+    recorded_values(&mut p, &mut view, desired, observed, &others);
+    unguarded_route_localnet(&mut p, &mut view, desired, observed, &others);
+    p.view = view;
+    p
+}
+
+type View = (String, String);
+
+fn live_of(observed: &Observed, path: &str) -> Option<String> {
+    observed.sysctls.get(path).cloned().flatten()
+}
+
+fn is_desired(desired: &Desired, path: &str) -> bool {
+    desired.sysctls.iter().any(|s| s.key.proc_path() == path)
+}
+
+fn key_of(path: &str) -> SysctlKey {
+    SysctlKey(path.split('/').map(str::to_string).collect())
+}
+
+/// Desired values that differ; the live value of each is recorded before its first change.
+fn desired_values(p: &mut SysctlPlan, view: &mut View, desired: &Desired, observed: &Observed) {
     for s in &desired.sysctls {
         let path = s.key.proc_path();
-        let live = live_of(&path);
+        let live = live_of(observed, &path);
         match &live {
             None => {
                 let what = s
@@ -64,11 +88,11 @@ pub fn plan_sysctls(desired: &Desired, observed: &Observed) -> SysctlPlan {
                     "sysctl {}: {what}; it is written to sysctl.d and applies when it appears",
                     s.key
                 ));
-                live_view.push_str(&format!("# {} (absent)\n", s.key));
+                view.0.push_str(&format!("# {} (absent)\n", s.key));
             }
-            Some(v) => live_view.push_str(&format!("{} = {v}\n", s.key)),
+            Some(v) => view.0.push_str(&format!("{} = {v}\n", s.key)),
         }
-        want_view.push_str(&format!("{} = {}\n", s.key, s.value));
+        view.1.push_str(&format!("{} = {}\n", s.key, s.value));
         let differs = live
             .as_deref()
             .is_none_or(|v| normalize(v) != normalize(&s.value));
@@ -85,27 +109,34 @@ pub fn plan_sysctls(desired: &Desired, observed: &Observed) -> SysctlPlan {
             });
         }
     }
-    let others = other_states::other_prefixes(&desired.prefix, observed);
+}
+
+/// Recorded sysctls no entry needs any more go back to the value pfstate found.
+fn recorded_values(
+    p: &mut SysctlPlan,
+    view: &mut View,
+    desired: &Desired,
+    observed: &Observed,
+    others: &BTreeSet<String>,
+) {
     for (path, found) in &p.record_before {
-        if desired.sysctls.iter().any(|s| s.key.proc_path() == *path) {
-            continue;
-        }
-        let key = SysctlKey(path.split('/').map(str::to_string).collect());
         // A sysctl that is gone (its interface removed) or already back needs nothing.
-        let Some(live) = live_of(path) else {
+        let Some(live) = live_of(observed, path).filter(|_| !is_desired(desired, path)) else {
             continue;
         };
         if normalize(&live) == normalize(found) {
             continue;
         }
-        if let Some(why) = still_needed(&key, &others, observed) {
+        let key = key_of(path);
+        if let Some(why) = still_needed(&key, others, observed) {
             p.warnings.push(format!(
                 "sysctl {key}: left at {live} (pfstate found {found}): {why}"
             ));
             continue;
         }
-        live_view.push_str(&format!("{key} = {live}\n"));
-        want_view.push_str(&format!("{key} = {found} (as pfstate found it)\n"));
+        view.0.push_str(&format!("{key} = {live}\n"));
+        view.1
+            .push_str(&format!("{key} = {found} (as pfstate found it)\n"));
         p.restores.push(SysctlChange {
             setting: SysctlSetting {
                 key,
@@ -114,22 +145,31 @@ pub fn plan_sysctls(desired: &Desired, observed: &Observed) -> SysctlPlan {
             live: Some(live),
         });
     }
-    // An interface this state guards now but no longer needs: route_localnet goes off with
-    // the guard even where pfstate found it on already (another state's record, lost with
-    // its remove), unless another state still guards it.
+}
+
+/// An interface this state guards now but no longer needs: route_localnet goes off with the
+/// guard even where pfstate found it on already (another state's record, lost with its
+/// remove), unless another state still guards it.
+fn unguarded_route_localnet(
+    p: &mut SysctlPlan,
+    view: &mut View,
+    desired: &Desired,
+    observed: &Observed,
+    others: &BTreeSet<String>,
+) {
     for iface in other_states::guarded_interfaces(&desired.prefix, observed) {
         let path = other_states::route_localnet_key(&iface);
-        let handled = p.record_before.contains_key(&path)
-            || desired.sysctls.iter().any(|s| s.key.proc_path() == path);
-        if handled
-            || live_of(&path).as_deref().map(str::trim) != Some("1")
-            || other_states::guards(&others, &iface, observed)
+        if p.record_before.contains_key(&path)
+            || is_desired(desired, &path)
+            || live_of(observed, &path).as_deref().map(str::trim) != Some("1")
+            || other_states::guards(others, &iface, observed)
         {
             continue;
         }
-        let key = SysctlKey(path.split('/').map(str::to_string).collect());
-        live_view.push_str(&format!("{key} = 1\n"));
-        want_view.push_str(&format!("{key} = 0 (off: its guard rule goes)\n"));
+        let key = key_of(&path);
+        view.0.push_str(&format!("{key} = 1\n"));
+        view.1
+            .push_str(&format!("{key} = 0 (off: its guard rule goes)\n"));
         p.restores.push(SysctlChange {
             setting: SysctlSetting {
                 key,
@@ -138,18 +178,12 @@ pub fn plan_sysctls(desired: &Desired, observed: &Observed) -> SysctlPlan {
             live: Some("1".into()),
         });
     }
-    p.view = (live_view, want_view);
-    p
 }
 
 /// Why a sysctl this state no longer needs must stay: another pfstate state is live on this
 /// host (it may need it too). A `route_localnet` goes back anyway unless that state guards
 /// the interface: it is never left on without a guard.
-fn still_needed(
-    key: &SysctlKey,
-    others: &std::collections::BTreeSet<String>,
-    observed: &Observed,
-) -> Option<String> {
+fn still_needed(key: &SysctlKey, others: &BTreeSet<String>, observed: &Observed) -> Option<String> {
     if others.is_empty() {
         return None;
     }
