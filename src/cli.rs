@@ -119,4 +119,22 @@ impl Cmd {
             Cmd::Remove { .. } => "remove",
         }
     }
+
+    /// The command's name when it reads or changes the kernel and so needs root.
+    pub fn needs_root(&self) -> Option<&'static str> {
+        match self {
+            Cmd::Plan { .. } => Some("plan"),
+            Cmd::Apply { .. } => Some("apply"),
+            Cmd::Status { .. } => Some("status"),
+            Cmd::Remove { .. } => Some("remove"),
+            Cmd::Confirm { .. } => Some("confirm"),
+            // `try` says so itself, in its own words.
+            Cmd::Try { .. } | Cmd::Validate { .. } | Cmd::Render { .. } | Cmd::Diff { .. } => None,
+        }
+    }
+
+    /// Whether the command changes the host (as one transaction).
+    pub fn is_transaction(&self) -> bool {
+        matches!(self, Cmd::Apply { dry_run: false, .. } | Cmd::Remove { .. })
+    }
 }

@@ -72,9 +72,14 @@ impl SpecError {
     }
 }
 
+/// How many problems of one file are printed; the rest are counted. A file with thousands of
+/// mistakes needs its first ones fixed, not a screen of repeats.
+pub const MAX_SHOWN_DIAGNOSTICS: usize = 100;
+
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.diagnostics.iter().enumerate() {
+        let shown = self.diagnostics.iter().take(MAX_SHOWN_DIAGNOSTICS);
+        for (i, d) in shown.enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
@@ -85,6 +90,14 @@ impl fmt::Display for SpecError {
                 d.location.line,
                 d.location.column,
                 d.message
+            )?;
+        }
+        let more = self.diagnostics.len().saturating_sub(MAX_SHOWN_DIAGNOSTICS);
+        if more > 0 {
+            write!(
+                f,
+                "\n{}: ... and {more} more problem(s) not shown",
+                self.file
             )?;
         }
         Ok(())
@@ -107,7 +120,7 @@ pub enum HostError {
     NoSystemBus(String),
     #[error("systemd: {0}")]
     Systemd(String),
-    /// Another pfstate holds the run lock (see `host::fs::RunLock`).
+    /// Another pfstate holds the run lock (see `host::lock::RunLock`).
     #[error("{0}")]
     Locked(String),
 }
@@ -140,14 +153,32 @@ pub enum Error {
     /// Apply failed, and what it had changed was put back.
     #[error("{cause}\nnothing was changed: the previous state was restored")]
     RolledBack { cause: Box<Error> },
-    /// Apply failed and so did putting the previous state back: the operator must look.
+    /// Apply failed and some parts could not be put back: the operator must look.
     #[error(
-        "{cause}\nputting the previous state back failed too: {rollback}\nrun `pfstate plan` to see what is live"
+        "{cause}\nputting the previous state back failed for:\n{}\neverything else was put back; the next pfstate run tries again (run `pfstate plan` to see what is live)",
+        bullets(failed)
     )]
     RollbackFailed {
         cause: Box<Error>,
-        rollback: Box<Error>,
+        failed: Vec<String>,
     },
+    /// A run found the journal of an interrupted one and could not put all of it back.
+    #[error(
+        "an interrupted pfstate run left changes that could not all be put back:\n{}\nfix the cause and run pfstate again",
+        bullets(failed)
+    )]
+    RecoveryFailed { failed: Vec<String> },
+    /// A signal arrived during a transaction.
+    #[error("interrupted by {0}")]
+    Interrupted(String),
     #[error("{0}")]
     Usage(String),
+}
+
+fn bullets(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("  - {i}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

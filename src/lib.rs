@@ -13,8 +13,9 @@
 //!
 //! Below the stages sit the shared vocabulary ([`model`], [`names`], [`error`], [`ruleset`]:
 //! tables, chains, rule lines, the `iptables-save` parser) and [`host`]: every side effect,
-//! each behind a small trait. [`lab`] builds throwaway network-namespace labs (`pfstate try`,
-//! the traffic tests). Imports point down this list and never back:
+//! each behind a small trait, bundled in `host::Host` (the machine: `host::live`; an in-memory
+//! fake for tests: `host::fake`, feature `testing`). [`lab`] builds throwaway network-namespace
+//! labs (`pfstate try`, the traffic tests). Imports point down this list and never back:
 //! `model/names/error -> spec -> ruleset -> host -> render -> plan -> apply -> lab -> cmd`.
 
 pub mod apply;

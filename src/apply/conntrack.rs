@@ -146,31 +146,42 @@ pub fn flush_all(tool: &dyn Conntrack, listens: &[Listen]) -> Vec<String> {
         let Ok(listed) = tool.list(family, false) else {
             return vec![NO_TOOL.to_string()];
         };
-        // (proto, port, original destination) of every entry; usually few, often none.
-        let mut entries: Vec<(String, u16, String)> =
-            listed.lines().filter_map(entry_of_line).collect();
-        entries.sort();
-        entries.dedup();
-        let mut done: Vec<(String, u16, Option<IpAddr>)> = Vec::new();
-        for l in &of_family {
-            if l.port.width() > MAX_PORTS_TO_FLUSH {
-                note(
-                    format!(
-                        "forward `{}`: not flushing conntrack entries of {} ports",
-                        l.name,
-                        l.port.width()
-                    ),
-                    &mut warnings,
-                );
-                continue;
-            }
-            for (proto, port, dst) in &entries {
-                let hit = l.catches(proto, *port, dst);
-                let key = (proto.clone(), *port, l.address);
-                if hit && !done.contains(&key) {
-                    let _ = tool.delete(family, proto, *port, l.address);
-                    done.push(key);
-                }
+        for w in flush_listed(tool, family, &of_family, &listed) {
+            note(w, &mut warnings);
+        }
+    }
+    warnings
+}
+
+/// Delete, among the `listed` entries of one family, those of the given listens.
+fn flush_listed(
+    tool: &dyn Conntrack,
+    family: Family,
+    listens: &[&Listen],
+    listed: &str,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    // (proto, port, original destination) of every entry; usually few, often none.
+    let mut entries: Vec<(String, u16, String)> =
+        listed.lines().filter_map(entry_of_line).collect();
+    entries.sort();
+    entries.dedup();
+    let mut done: Vec<(String, u16, Option<IpAddr>)> = Vec::new();
+    for l in listens {
+        if l.port.width() > MAX_PORTS_TO_FLUSH {
+            warnings.push(format!(
+                "forward `{}`: not flushing conntrack entries of {} ports",
+                l.name,
+                l.port.width()
+            ));
+            continue;
+        }
+        for (proto, port, dst) in &entries {
+            let hit = l.catches(proto, *port, dst);
+            let key = (proto.clone(), *port, l.address);
+            if hit && !done.contains(&key) {
+                let _ = tool.delete(family, proto, *port, l.address);
+                done.push(key);
             }
         }
     }

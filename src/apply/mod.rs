@@ -1,130 +1,143 @@
 //! Stage ④: a [`Plan`] -> the machine, all or nothing.
 //!
-//! A multi-table restore is not one transaction (each COMMIT stands alone), and IPv4 and
-//! IPv6 are two restores. So apply keeps the live owned state it started from and a list of
-//! the steps it took; if any step fails it takes them back newest first (the kernel converges
-//! back to that snapshot, sysctls and the record of their earlier values get their old values):
-//! nothing is left half-applied.
+//! A multi-table restore is not one transaction (each COMMIT stands alone), IPv4 and IPv6 are
+//! two restores, and sysctls, files and the unit are more steps. So every change runs inside a
+//! [`txn::Transaction`]: the state it started from is journalled on disk first, and a failed
+//! step or a signal puts all of it back ([`signals`], [`txn`]).
 
 pub mod conntrack;
-pub mod journal;
 pub mod pending;
 pub mod revert;
+pub mod signals;
+pub mod txn;
 
 use crate::error::Error;
 use crate::host::Host;
 use crate::host::sysctl_before::{self, Record, SYSCTL_BEFORE_PATH};
 use crate::model::{Family, Model};
+use crate::names;
 use crate::plan::observe::Observed;
-use crate::plan::rules;
 use crate::plan::{Plan, SysctlChange};
-use crate::render::Desired;
-use crate::ruleset::dump;
+use crate::render::files::ManagedFile;
+use crate::ruleset::dump::{self, Saved};
+use crate::ruleset::{Chain, Jump, Ruleset, TABLES, TableRules};
+use txn::Transaction;
 
 /// What an apply did.
 #[derive(Debug, Default)]
 pub struct Report {
     pub restored_families: Vec<Family>,
+    /// Families whose copy in the other iptables backend was removed.
+    pub other_backend_cleaned: Vec<Family>,
     pub sysctls_set: Vec<String>,
-    pub warnings: Vec<String>,
-    /// Active connections cut by the conntrack flush, per entry.
-    pub cut: Vec<(String, usize)>,
-    /// Every step taken, in order, with what it replaced: undone newest first.
-    done: Vec<Done>,
+    /// Managed files written or removed.
+    pub files_changed: Vec<&'static str>,
 }
 
-/// One step of an apply and what it replaced.
-#[derive(Debug)]
-enum Done {
-    Record(Record),
-    Sysctl { key: String, old: String },
-    Rules(Family),
-}
-
-/// Apply a plan, in an order that never leaves `route_localnet` on without its guard rule:
-/// record the sysctls about to change (persisted before any is changed); put back the ones no
-/// entry needs any more (route_localnet off before its guard goes); the kernel rules (one
-/// restore per family that changes); the desired sysctls (route_localnet on after its guard is
-/// in); the record without the keys put back; then the conntrack flush of changed forwards.
-/// Any failure undoes the steps taken, newest first, so the same order holds backwards.
-pub fn apply(
-    host: &Host,
-    model: &Model,
-    desired: &Desired,
-    observed: &Observed,
-    plan: &Plan,
-) -> Result<Report, Error> {
+/// The kernel part of a plan, in an order that never leaves `route_localnet` on without its
+/// guard rule (issue 11): record the sysctls about to change (persisted before any is
+/// changed); put back the ones no entry needs any more (route_localnet off before its guard
+/// goes); one restore per family that changes and the removal of pfstate's copy in the other
+/// iptables backend; the desired sysctls (route_localnet on after its guard is in); the record
+/// without the keys put back. Each write is a step of `txn` (whose put-back runs the same
+/// order backwards); the caller finishes it.
+pub fn apply(host: &Host, txn: &Transaction, plan: &Plan) -> Result<Report, Error> {
     let mut report = Report::default();
-    if let Err(cause) = steps(host, plan, &mut report) {
-        let back = undo_steps(host, &desired.prefix, observed, &mut report.done);
-        return Err(rolled_back(cause, back));
-    }
-    let listens = conntrack::stale_listens(model, observed, plan);
-    if !listens.is_empty() {
-        report.cut = conntrack::count_cut(host.conntrack, &listens).unwrap_or_default();
-    }
-    report
-        .warnings
-        .extend(conntrack::flush_all(host.conntrack, &listens));
-    Ok(report)
-}
-
-fn steps(host: &Host, plan: &Plan, report: &mut Report) -> Result<(), Error> {
     let s = &plan.sysctls;
-    let mut record = s.record_before.clone();
-    store_record(host, &mut record, &s.record_during, report)?;
+    store_record(host, txn, &s.record_before, &s.record_during)?;
     for c in &s.restores {
-        set_sysctl(host, c, report)?;
+        set_sysctl(host, txn, c, &mut report)?;
     }
     for fp in plan.families.iter().filter(|f| !f.is_empty()) {
-        report.done.push(Done::Rules(fp.family));
+        txn.step()?;
         host.netfilter.restore(fp.family, &fp.payload())?;
         report.restored_families.push(fp.family);
     }
-    for c in s.changes.iter().filter(|c| c.live.is_some()) {
-        set_sysctl(host, c, report)?;
+    if let Some(other) = host.netfilter.other_backend() {
+        for fp in &plan.other_backend {
+            txn.step()?;
+            other.restore(fp.family, &fp.payload())?;
+            report.other_backend_cleaned.push(fp.family);
+        }
     }
-    store_record(host, &mut record, &s.record_after, report)
+    for c in s.changes.iter().filter(|c| c.live.is_some()) {
+        set_sysctl(host, txn, c, &mut report)?;
+    }
+    store_record(host, txn, &s.record_during, &s.record_after)?;
+    Ok(report)
 }
 
-fn store_record(
+fn set_sysctl(
     host: &Host,
-    current: &mut Record,
-    want: &Record,
+    txn: &Transaction,
+    c: &SysctlChange,
     report: &mut Report,
 ) -> Result<(), Error> {
-    if current != want {
-        report.done.push(Done::Record(current.clone()));
-        store(host, want)?;
-        *current = want.clone();
-    }
-    Ok(())
-}
-
-/// Write the record of values pfstate found; an empty one removes the file.
-fn store(host: &Host, record: &Record) -> Result<(), Error> {
-    if record.is_empty() {
-        host.files.remove(SYSCTL_BEFORE_PATH)?;
-    } else {
-        host.files
-            .write(SYSCTL_BEFORE_PATH, &sysctl_before::render(record))?;
-    }
-    Ok(())
-}
-
-fn set_sysctl(host: &Host, c: &SysctlChange, report: &mut Report) -> Result<(), Error> {
-    let key = c.setting.key.proc_path();
-    if let Some(old) = &c.live {
-        report.done.push(Done::Sysctl {
-            key: key.clone(),
-            old: old.clone(),
-        });
-    }
-    host.sysctl.set(&key, &c.setting.value)?;
+    txn.step()?;
+    host.sysctl
+        .set(&c.setting.key.proc_path(), &c.setting.value)?;
     report
         .sysctls_set
         .push(format!("{} = {}", c.setting.key, c.setting.value));
     Ok(())
+}
+
+/// Replace the record of the values pfstate found (`now` -> `want`); an empty one removes
+/// the file. The transaction journalled the record as it was (see `cmd::prepare`).
+fn store_record(host: &Host, txn: &Transaction, now: &Record, want: &Record) -> Result<(), Error> {
+    if now == want {
+        return Ok(());
+    }
+    txn.step()?;
+    if want.is_empty() {
+        host.files.remove(SYSCTL_BEFORE_PATH)?;
+    } else {
+        host.files
+            .write(SYSCTL_BEFORE_PATH, &sysctl_before::render(want))?;
+    }
+    Ok(())
+}
+
+/// Make the managed files hold what `files` says (`None`: absent), each write a step of
+/// `txn`; `live` is what they hold now. Adds each file changed to `report`.
+pub fn converge_files(
+    host: &Host,
+    txn: &Transaction,
+    files: &[ManagedFile],
+    live: impl Fn(&str) -> Option<String>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    for f in files {
+        if live(f.target) == f.content {
+            continue;
+        }
+        txn.step()?;
+        match &f.content {
+            Some(c) => host.files.write(f.target, c)?,
+            None => {
+                host.files.remove(f.target)?;
+            }
+        }
+        report.files_changed.push(f.target);
+    }
+    Ok(())
+}
+
+/// After a committed apply: flush the conntrack entries of changed forwards (warnings only:
+/// a flow that survives is not a reason to undo the rules). Returns the warnings and how many
+/// active connections of each entry were cut.
+pub fn flush_conntrack(
+    host: &Host,
+    model: &Model,
+    observed: &Observed,
+    plan: &Plan,
+) -> (Vec<String>, Vec<(String, usize)>) {
+    let listens = conntrack::stale_listens(model, observed, plan);
+    if listens.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let cut = conntrack::count_cut(host.conntrack, &listens).unwrap_or_default();
+    (conntrack::flush_all(host.conntrack, &listens), cut)
 }
 
 /// The error of a step that failed, saying what state the rollback left the host in.
@@ -135,51 +148,42 @@ pub fn rolled_back(cause: Error, rollback: Result<(), Error>) -> Error {
         },
         Err(rb) => Error::RollbackFailed {
             cause: Box::new(cause),
-            rollback: Box::new(rb),
+            failed: vec![rb.to_string()],
         },
     }
 }
 
-/// Undo a completed apply (for a later step, files or unit, that failed): every step it took,
-/// newest first.
-pub fn undo(
-    host: &Host,
-    prefix: &str,
-    before: &Observed,
-    report: &mut Report,
-) -> Result<(), Error> {
-    undo_steps(host, prefix, before, &mut report.done)
-}
-
-/// Take back the steps newest first: the kernel converges back to the owned state observed
-/// before apply, sysctls and the record get their previous values. Every step is tried; the
-/// first failure is returned.
-fn undo_steps(
-    host: &Host,
-    prefix: &str,
-    before: &Observed,
-    done: &mut Vec<Done>,
-) -> Result<(), Error> {
-    let mut first: Result<(), Error> = Ok(());
-    while let Some(step) = done.pop() {
-        let r = match step {
-            Done::Record(old) => store(host, &old),
-            Done::Sysctl { key, old } => host.sysctl.set(&key, &old).map_err(Error::from),
-            Done::Rules(family) => rules_back(host, prefix, before, family),
-        };
-        if first.is_ok() {
-            first = r;
-        }
-    }
-    first
-}
-
-fn rules_back(host: &Host, prefix: &str, before: &Observed, family: Family) -> Result<(), Error> {
-    let target = rules::ruleset_from_live(prefix, family, before.saved(family));
-    let now = dump::parse(&host.netfilter.save(family, "")?);
-    let back = rules::plan_family(prefix, &target, &now);
-    if !back.is_empty() {
-        host.netfilter.restore(family, &back.payload())?;
-    }
-    Ok(())
+/// The owned state found live, as a ruleset: what a rollback converges back to.
+pub fn ruleset_from_live(prefix: &str, family: Family, live: &Saved) -> Ruleset {
+    let tables = TABLES
+        .iter()
+        .map(|table| {
+            let mut tr = TableRules::default();
+            if let Some(t) = live.table(table.name()) {
+                for name in &t.order {
+                    let chain = &t.chains[name];
+                    if names::is_owned(name, prefix) {
+                        tr.chains.push(Chain {
+                            name: name.clone(),
+                            rules: chain.rules.clone(),
+                        });
+                        continue;
+                    }
+                    for r in &chain.rules {
+                        if let Some(to) = dump::target(r).filter(|to| names::is_owned(to, prefix)) {
+                            let j = Jump {
+                                from: name.clone(),
+                                to: to.to_string(),
+                            };
+                            if j.line() == *r {
+                                tr.jumps.push(j);
+                            }
+                        }
+                    }
+                }
+            }
+            (*table, tr)
+        })
+        .collect();
+    Ruleset { family, tables }
 }

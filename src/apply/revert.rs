@@ -117,7 +117,7 @@ pub fn revert(host: &Host, p: &Pending) -> Result<(), Error> {
 /// Converge the prefix's chains and jumps back to the snapshot.
 fn revert_rules(host: &Host, family: Family, p: &Pending, text: &str) -> Result<(), Error> {
     let old = iptsave::parse(text);
-    let target = plan::ruleset_from_live(&p.prefix, family, &old);
+    let target = super::ruleset_from_live(&p.prefix, family, &old);
     let now = iptsave::parse(&host.netfilter.save(family, "")?);
     let back = plan::plan_family(&p.prefix, &target, &now);
     if !back.is_empty() {
@@ -175,8 +175,9 @@ mod tests {
              COMMIT\n"
         );
         // What the revert converges to is the same owned state as from the whole text.
-        let whole = plan::ruleset_from_live("PFSTATE", Family::V4, &iptsave::parse(save));
-        let reduced = plan::ruleset_from_live("PFSTATE", Family::V4, &iptsave::parse(&kept));
+        let whole = crate::apply::ruleset_from_live("PFSTATE", Family::V4, &iptsave::parse(save));
+        let reduced =
+            crate::apply::ruleset_from_live("PFSTATE", Family::V4, &iptsave::parse(&kept));
         assert_eq!(format!("{whole:?}"), format!("{reduced:?}"));
     }
 }

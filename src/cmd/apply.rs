@@ -4,17 +4,20 @@
 use std::path::PathBuf;
 
 use crate::apply::pending::{self, Pending};
-use crate::apply::{self, journal::FileJournal};
+use crate::apply::{
+    self,
+    txn::{self, Transaction},
+};
 use crate::error::Error;
 use crate::host::Host;
-use crate::host::fs::{self, RunLock};
+use crate::host::lock::{self, RunLock};
 use crate::host::systemd::OfflineServiceManager;
 use crate::render::files::unit::{UNIT_NAME, UNIT_PATH};
 use crate::spec::multi;
 
 use super::confirm;
 use super::ctx::{Ctx, Outcome};
-use super::prepare::{Prepared, plan_diff, prepare};
+use super::prepare::{Prepared, begin, plan_diff, prepare, rules_and_files};
 
 pub(super) fn apply_files(
     ctx: &Ctx,
@@ -27,7 +30,9 @@ pub(super) fn apply_files(
         .map(pending::parse_duration)
         .transpose()
         .map_err(Error::Usage)?;
-    let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    let _lock = RunLock::acquire(&ctx.root, lock::DEFAULT_LOCK_TIMEOUT)?;
+    // Before anything is read: a run killed half-way is put back first.
+    let recovered = txn::recover(host, boot)?;
     settle_pending(ctx, host, boot)?;
     // Under the lock, the live rules are read while the files are parsed and rendered.
     host.netfilter.prefetch();
@@ -54,9 +59,11 @@ pub(super) fn apply_files(
         if boot {
             out.warnings.clear();
         }
+        out.warnings.extend(recovered);
         out.notes.push("in sync: nothing to change".into());
         return Ok(out);
     }
+    out.warnings.extend(recovered);
     // The record is written before anything else: a crash from here on still finds it.
     let mut record = seconds.map(|s| confirm::record(host, &p, s)).transpose()?;
     if let Err(e) = write_all(host, &p, boot, &mut out) {
@@ -90,29 +97,12 @@ fn settle_pending(ctx: &Ctx, host: &Host, boot: bool) -> Result<(), Error> {
     }
 }
 
-/// Kernel and sysctls, then (not at boot) files and unit; a failure puts everything back.
+/// The whole change, then the conntrack flush of changed forwards and the summary.
 fn write_all(host: &Host, p: &Prepared, boot: bool, out: &mut Outcome) -> Result<(), Error> {
-    let mut report = apply::apply(host, &p.model, &p.desired, &p.observed, &p.plan)?;
-    out.warnings.extend(report.warnings.iter().cloned());
-    if !boot {
-        let mut journal = FileJournal::default();
-        let mut enabled = false;
-        let result = write_files_and_enable(host, p, &mut journal, &mut enabled);
-        if let Err(cause) = result {
-            // The unit, the files (newest first), then the kernel and sysctls.
-            let back = (if enabled {
-                host.services.disable(UNIT_NAME)
-            } else {
-                Ok(())
-            })
-            .and_then(|_| journal.rollback(host.files))
-            .map_err(Error::from)
-            .and_then(|_| apply::undo(host, &p.desired.prefix, &p.observed, &mut report));
-            return Err(apply::rolled_back(cause, back));
-        }
-    }
-    out.notes
-        .extend(apply::conntrack::cut_notes(&report.cut, "were"));
+    let report = transact(host, p, !boot)?;
+    let (warnings, cut) = apply::flush_conntrack(host, &p.model, &p.observed, &p.plan);
+    out.warnings.extend(warnings);
+    out.notes.extend(apply::conntrack::cut_notes(&cut, "were"));
     let fams: Vec<&str> = report.restored_families.iter().map(|f| f.name()).collect();
     out.notes.push(format!(
         "applied: {} rule set(s) rewritten{}, {} sysctl(s) set",
@@ -127,26 +117,37 @@ fn write_all(host: &Host, p: &Prepared, boot: bool, out: &mut Outcome) -> Result
     Ok(())
 }
 
-/// Write the files (journalled) and enable the unit; `enabled` says whether this run enabled
-/// it, so a failure after that can disable it again.
-fn write_files_and_enable(
+/// The whole change as one transaction: rules, sysctls, then (not at boot) the files and the
+/// unit. Any failure, or a signal between steps, puts all of it back.
+fn transact(host: &Host, p: &Prepared, manage_files: bool) -> Result<apply::Report, Error> {
+    let unit = manage_files.then(|| p.unit_enabled().unwrap_or(false));
+    let txn = begin(host, p, unit)?;
+    let result = (|| {
+        // At boot there are no files to converge (the plan was made with none).
+        let report = rules_and_files(host, &txn, p)?;
+        if manage_files {
+            enable_unit(host, &txn, p, report.files_changed.contains(&UNIT_PATH))?;
+        }
+        Ok(report)
+    })();
+    txn.finish(result)
+}
+
+/// Reload systemd when the unit file changed, and enable the unit if it is not.
+fn enable_unit(
     host: &Host,
+    txn: &Transaction,
     p: &Prepared,
-    journal: &mut FileJournal,
-    enabled: &mut bool,
+    unit_changed: bool,
 ) -> Result<(), Error> {
-    let mut unit_changed = false;
-    for f in &p.files {
-        let changed = journal.converge(host.files, f)?;
-        unit_changed |= changed && f.target == UNIT_PATH;
-    }
     let sm = host.services;
     if unit_changed {
+        txn.step()?;
         sm.reload()?;
     }
     if p.unit_enabled() != Some(true) {
+        txn.step()?;
         sm.enable(UNIT_NAME)?;
-        *enabled = true;
         // Runs after this apply releases the lock; finds the host in sync and stays active.
         sm.start_no_wait(UNIT_NAME)?;
     }

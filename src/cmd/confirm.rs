@@ -12,7 +12,7 @@ use crate::apply::revert;
 use crate::error::Error;
 use crate::host::Host;
 use crate::host::deadline;
-use crate::host::fs::{self, RunLock};
+use crate::host::lock::{self, RunLock};
 use crate::model::Family;
 
 use super::ctx::{Ctx, Outcome};
@@ -95,7 +95,7 @@ pub(super) fn arm(
 
 /// `pfstate confirm`: keep the pending change.
 pub(super) fn confirm(ctx: &Ctx, host: &Host) -> Result<Outcome, Error> {
-    let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    let _lock = RunLock::acquire(&ctx.root, lock::DEFAULT_LOCK_TIMEOUT)?;
     let Some(p) = Pending::load(host.files)? else {
         return Err(Error::Usage(nothing_pending(host)?));
     };
@@ -145,7 +145,7 @@ pub(super) fn revert(ctx: &Ctx, host: &Host, id: &str, wait: bool) -> Result<Out
             .push("confirmed meanwhile: nothing to put back".into());
         return Ok(out);
     }
-    let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    let _lock = RunLock::acquire(&ctx.root, lock::DEFAULT_LOCK_TIMEOUT)?;
     match Pending::load(host.files)? {
         Some(p) if p.id == id => {
             revert_now(host, &p)?;

@@ -29,7 +29,10 @@ pub fn document(ctx: &Ctx, result: &Result<Outcome, Error>) -> Value {
         Err(e) => {
             doc.insert("ok".into(), json!(false));
             // Only a failed rollback leaves the host changed (SPEC: nothing half-applied).
-            let changed = matches!(e, Error::RollbackFailed { .. });
+            let changed = matches!(
+                e,
+                Error::RollbackFailed { .. } | Error::RecoveryFailed { .. }
+            );
             doc.insert("changed".into(), json!(changed));
             doc.insert("warnings".into(), json!([]));
             doc.insert("errors".into(), Value::Array(records(e)));
@@ -50,11 +53,13 @@ pub fn records(e: &Error) -> Vec<Value> {
             ));
             r
         }
-        Error::RollbackFailed { cause, rollback } => {
+        Error::RollbackFailed { cause, failed } => {
             let mut r = records(cause);
-            r.push(plain(&format!(
-                "putting the previous state back failed too: {rollback}; run `pfstate plan` to see what is live"
-            )));
+            r.extend(failed.iter().map(|f| {
+                plain(&format!(
+                    "could not be put back: {f}; run `pfstate plan` to see what is live"
+                ))
+            }));
             r
         }
         Error::Read { path, source } => vec![json!({

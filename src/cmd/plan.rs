@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::apply::conntrack;
+use crate::apply::txn::JOURNAL_PATH;
 use crate::error::Error;
 use crate::host::Host;
 use crate::spec::multi;
@@ -34,6 +35,12 @@ pub(super) fn plan_files(ctx: &Ctx, host: &Host, paths: &[PathBuf]) -> Result<Ou
         out.notes.extend(conntrack::cut_notes(&cut, "will be"));
     }
     super::report::fill(&p, true, &mut out);
+    // Plan takes no lock and changes nothing: it only says a transaction is unfinished.
+    if host.files.read(JOURNAL_PATH).ok().flatten().is_some() {
+        out.warnings.push(format!(
+            "an interrupted pfstate run left {JOURNAL_PATH}: the next apply or remove puts its changes back first"
+        ));
+    }
     if p.unit_enabled().is_none() && !ctx.root.is_offline() {
         out.warnings
             .push("cannot ask systemd whether the unit is enabled (no system bus?)".into());

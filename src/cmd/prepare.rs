@@ -1,9 +1,15 @@
 //! What `plan`, `apply` and `remove` share: the preparation (render, observe, plan, files)
 //! and the diff a reviewer reads.
 
+use crate::apply::{
+    self,
+    txn::{PreState, Transaction},
+};
 use crate::error::Error;
 use crate::host::Host;
+use crate::host::sysctl_before::SYSCTL_BEFORE_PATH;
 use crate::model::Model;
+use crate::plan::SysctlChange;
 use crate::plan::observe::{self, Observed, Scope};
 use crate::plan::{self, Plan, view};
 use crate::render::files::unit::UNIT_NAME;
@@ -81,4 +87,32 @@ pub(super) fn plan_diff(ctx: &Ctx, p: &Prepared, want_enabled: bool) -> (String,
         UNIT_NAME,
         want_enabled,
     )
+}
+
+/// Start the transaction of a prepared plan: the state it starts from is journalled first.
+/// `unit`: whether the unit is enabled now, when the transaction may change that.
+pub(super) fn begin<'h>(
+    host: &Host<'h>,
+    p: &Prepared,
+    unit: Option<bool>,
+) -> Result<Transaction<'h>, Error> {
+    // The record of sysctl values pfstate found is journalled like a managed file.
+    let mut files: Vec<&'static str> = p.files.iter().map(|f| f.target).collect();
+    files.push(SYSCTL_BEFORE_PATH);
+    let s = &p.plan.sysctls;
+    let sysctls: Vec<SysctlChange> = s.restores.iter().chain(&s.changes).cloned().collect();
+    let pre = PreState::capture(&p.desired.prefix, &p.observed, &sysctls, &files, unit);
+    Transaction::begin(*host, pre)
+}
+
+/// The rules and sysctls of a prepared plan, then its files, as steps of `txn`.
+pub(super) fn rules_and_files(
+    host: &Host,
+    txn: &Transaction,
+    p: &Prepared,
+) -> Result<apply::Report, Error> {
+    let mut report = apply::apply(host, txn, &p.plan)?;
+    let live = |t: &str| p.observed.file(t).map(str::to_string);
+    apply::converge_files(host, txn, &p.files, live, &mut report)?;
+    Ok(report)
 }

@@ -1,8 +1,10 @@
-//! `pfstate remove [--prefix P]`: take away everything pfstate installed under a prefix.
+//! `pfstate remove [--prefix P]`: take away everything pfstate installed under a prefix, as
+//! one transaction: the rules first, then the files, and the unit is disabled last, so a
+//! failure anywhere leaves everything as it was.
 
-use crate::apply::journal::FileJournal;
+use crate::apply::txn;
 use crate::error::Error;
-use crate::host::fs::{self, RunLock};
+use crate::host::lock::{self, RunLock};
 use crate::host::{Files, Host};
 use crate::model::Model;
 use crate::names;
@@ -13,7 +15,7 @@ use crate::render::files::{
 use crate::spec;
 
 use super::ctx::{Ctx, Outcome};
-use super::prepare::{plan_diff, prepare};
+use super::prepare::{Prepared, begin, plan_diff, prepare, rules_and_files};
 
 /// The prefix of the persisted state, if there is one that parses.
 fn persisted_prefix(files: &dyn Files) -> Option<String> {
@@ -22,7 +24,8 @@ fn persisted_prefix(files: &dyn Files) -> Option<String> {
 }
 
 pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Outcome, Error> {
-    let _lock = RunLock::acquire(&ctx.root, fs::DEFAULT_LOCK_TIMEOUT)?;
+    let _lock = RunLock::acquire(&ctx.root, lock::DEFAULT_LOCK_TIMEOUT)?;
+    let recovered = txn::recover(host, false)?;
     if let Some(p) = crate::apply::pending::Pending::load(host.files)? {
         return Err(Error::Usage(p.refusal()));
     }
@@ -40,6 +43,12 @@ pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Out
         Some(files::no_files()),
         true,
     )?;
+    // A family that cannot be read may still hold pfstate's chains: never report success.
+    if let Some((family, why)) = p.observed.unreadable.first() {
+        return Err(Error::Usage(format!(
+            "cannot read the {family} rules ({why}), so pfstate's chains there cannot be removed; nothing was changed"
+        )));
+    }
     let (d, changed) = plan_diff(ctx, &p, false);
     let mut out = Outcome {
         changed,
@@ -48,28 +57,55 @@ pub(super) fn remove(ctx: &Ctx, host: &Host, prefix: Option<&str>) -> Result<Out
         ..Outcome::default()
     };
     super::report::fill(&p, false, &mut out);
-    if p.unit_enabled() == Some(true) {
-        match host.services.disable(UNIT_NAME) {
-            Ok(()) => {}
-            Err(e) => out
-                .warnings
-                .push(format!("could not disable {UNIT_NAME}: {e}")),
-        }
+    out.warnings.extend(recovered);
+    if !changed {
+        out.notes.push("nothing to remove".into());
+        return Ok(out);
     }
-    let report = crate::apply::apply(host, &p.model, &p.desired, &p.observed, &p.plan)?;
+    let removed = transact(ctx, host, &p)?;
+    // The removed forwards' connections lose their translation: say how many were cut.
+    let (warnings, cut) = crate::apply::flush_conntrack(host, &p.model, &p.observed, &p.plan);
+    out.warnings.extend(warnings);
     out.notes
-        .extend(crate::apply::conntrack::cut_notes(&report.cut, "were"));
-    let mut journal = FileJournal::default();
-    for f in &p.files {
-        journal.converge(host.files, f)?;
-    }
-    if !ctx.root.is_offline() {
-        let _ = host.services.reload();
-    }
-    out.notes.push(if changed {
-        format!("removed everything under prefix {prefix}")
-    } else {
-        "nothing to remove".into()
-    });
+        .extend(crate::apply::conntrack::cut_notes(&cut, "were"));
+    out.notes.push(format!(
+        "removed everything under prefix {prefix}: {}",
+        removed.join(", ")
+    ));
     Ok(out)
+}
+
+/// Rules, files, then the unit; returns what was removed, in words.
+fn transact(ctx: &Ctx, host: &Host, p: &Prepared) -> Result<Vec<String>, Error> {
+    let enabled = p.unit_enabled();
+    let txn = begin(host, p, enabled)?;
+    let result = (|| {
+        let report = rules_and_files(host, &txn, p)?;
+        if enabled == Some(true) {
+            txn.step()?;
+            host.services.disable(UNIT_NAME)?;
+        }
+        if !report.files_changed.is_empty() && !ctx.root.is_offline() {
+            txn.step()?;
+            host.services.reload()?;
+        }
+        Ok(report)
+    })();
+    let report = txn.finish(result)?;
+    let mut removed: Vec<String> = report
+        .restored_families
+        .iter()
+        .map(|f| format!("{f} rules"))
+        .collect();
+    removed.extend(
+        report
+            .other_backend_cleaned
+            .iter()
+            .map(|f| format!("{f} rules in the other iptables backend")),
+    );
+    removed.extend(report.files_changed.iter().map(|f| f.to_string()));
+    if enabled == Some(true) {
+        removed.push(format!("unit {UNIT_NAME} disabled"));
+    }
+    Ok(removed)
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::Error;
-use crate::lab::{testing::have_root, trial};
+use crate::lab::{have_root, trial};
 use crate::spec::load;
 
 use super::ctx::Outcome;

@@ -17,14 +17,8 @@ impl Conntrack for ConntrackTool {
         list(family, dst_nat_only)
     }
 
-    fn delete(
-        &self,
-        family: Family,
-        proto: &str,
-        port: u16,
-        address: Option<IpAddr>,
-    ) -> io::Result<()> {
-        delete(family, proto, port, address)
+    fn delete(&self, family: Family, proto: &str, port: u16, to: Option<IpAddr>) -> io::Result<()> {
+        delete(family, proto, port, to)
     }
 }
 

@@ -10,13 +10,13 @@
 //! Every path goes through [`Root`], so `--root DIR` puts all of it under DIR.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use crate::error::HostError;
+use crate::host::confine;
 
 /// Where pfstate's absolute paths (`/etc/...`, `/run/...`) land: the real `/`, or `--root DIR`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,12 +39,23 @@ impl Root {
     }
 
     /// Map an absolute path of the target system (`/etc/pfstate/host.yaml`) to where it is
-    /// found from here. Relative paths are taken as relative to the target's `/`.
+    /// found from here. Relative paths are taken as relative to the target's `/`. Under
+    /// `--root`, symlinks on the way resolve inside the root (see [`confine::confined`]).
     pub fn path(&self, abs: impl AsRef<Path>) -> PathBuf {
         let abs = abs.as_ref();
         match &self.dir {
             None => Path::new("/").join(abs),
-            Some(dir) => dir.join(abs.strip_prefix("/").unwrap_or(abs)),
+            Some(dir) => confine::confined(dir, abs, false),
+        }
+    }
+
+    /// Like [`Root::path`], following a symlink in the last component too (inside the root):
+    /// the path to read a file through.
+    pub fn path_to_read(&self, abs: impl AsRef<Path>) -> PathBuf {
+        let abs = abs.as_ref();
+        match &self.dir {
+            None => Path::new("/").join(abs),
+            Some(dir) => confine::confined(dir, abs, true),
         }
     }
 
@@ -57,17 +68,19 @@ impl Root {
 /// Permissions of the files pfstate writes: world-readable like every unit and sysctl.d file.
 pub const FILE_MODE: u32 = 0o644;
 
+/// Where pfstate keeps state of its own (the transaction journal), with [`PRIVATE_MODE`].
+pub const PRIVATE_DIR: &str = "/var/lib/pfstate/";
+/// Permissions of pfstate's own state files (their directories get 0700).
+pub const PRIVATE_MODE: u32 = 0o600;
+
 fn io_err(path: &Path, source: io::Error) -> HostError {
-    HostError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    HostError::io(path.display(), source)
 }
 
 /// Write `contents` to `path` atomically, only if the file's content or mode differs.
 ///
 /// Returns `true` when the file was (re)written or its mode fixed, `false` when it already held
-/// exactly these bytes with this mode. Missing parent directories are created (mode 0755).
+/// exactly these bytes with this mode. Missing parent directories are created (mode 0755, or 0700 for a private `mode`).
 /// A symlink at `path` is replaced by a regular file (`rename` replaces the link, not its target),
 /// which is what a package manager does too.
 pub fn write_if_changed(path: &Path, contents: &[u8], mode: u32) -> Result<bool, HostError> {
@@ -103,13 +116,15 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), HostE
             io::Error::new(io::ErrorKind::InvalidInput, "not a file path"),
         )
     })?;
-    fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    // Private files (mode 0600) live in private directories; the others in 0755 ones.
+    let dir_mode = if mode & 0o077 == 0 { 0o700 } else { 0o755 };
+    confine::create_dirs(dir, dir_mode).map_err(|e| io_err(dir, e))?;
 
     // Hidden, pid-tagged, created exclusively: never collides with a concurrent writer and is
     // never picked up by systemd (units must end in .service etc., sysctl.d files in .conf).
     let mut tmp_name = OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".pfstate-tmp.{}", std::process::id()));
+    tmp_name.push(format!("{}{}", confine::TEMP_MARK, std::process::id()));
     let tmp = dir.join(tmp_name);
 
     let result = (|| {
@@ -155,68 +170,6 @@ fn sync_dir(dir: &Path) -> Result<(), HostError> {
         .map_err(|e| io_err(dir, e))
 }
 
-/// Where the run lock lives on the target system.
-pub const LOCK_PATH: &str = "/run/lock/pfstate.lock";
-
-/// How long a second pfstate waits for the first by default (a boot apply and a timer recheck
-/// may overlap; both finish in well under a second normally).
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// An exclusive lock held for a whole `apply`/`remove`, so two pfstate runs (the boot unit,
-/// the recheck timer, an admin) never interleave their iptables-restore and file writes.
-///
-/// It is an advisory `flock` on ROOT/run/lock/pfstate.lock (`std::fs::File::lock`): the kernel
-/// drops it when the process dies, so a crashed run never leaves a stale lock; the file itself
-/// is left in place (on tmpfs) on purpose, since unlinking a lock file races with waiters.
-#[derive(Debug)]
-pub struct RunLock {
-    _file: File,
-    path: PathBuf,
-}
-
-impl RunLock {
-    /// Take the lock, waiting up to `timeout` for another holder to finish.
-    ///
-    /// Fails with [`HostError::Locked`] naming the lock file when the wait times out.
-    pub fn acquire(root: &Root, timeout: Duration) -> Result<RunLock, HostError> {
-        let path = root.path(LOCK_PATH);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| io_err(&path, e))?;
-        let start = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(RunLock { _file: file, path }),
-                Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(e)) => return Err(io_err(&path, e)),
-            }
-            if start.elapsed() >= timeout {
-                return Err(HostError::Locked(format!(
-                    "another pfstate is running (it holds {}); gave up after {:.1} s",
-                    path.display(),
-                    timeout.as_secs_f64()
-                )));
-            }
-            std::thread::sleep(
-                Duration::from_millis(50).min(timeout / 4 + Duration::from_millis(1)),
-            );
-        }
-    }
-
-    /// The lock file, for messages.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
 /// The managed files of the target system under a [`Root`].
 pub struct RootFiles {
     pub root: Root,
@@ -228,7 +181,13 @@ impl crate::host::Files for RootFiles {
     }
 
     fn write(&self, target: &str, content: &str) -> Result<(), HostError> {
-        write_atomic(&self.root.path(target), content.as_bytes(), FILE_MODE)
+        // pfstate's own state (the transaction journal) is root's alone.
+        let mode = if target.starts_with(PRIVATE_DIR) {
+            PRIVATE_MODE
+        } else {
+            FILE_MODE
+        };
+        write_atomic(&self.root.path(target), content.as_bytes(), mode)
     }
 
     fn remove(&self, target: &str) -> Result<bool, HostError> {
@@ -238,7 +197,7 @@ impl crate::host::Files for RootFiles {
 
 /// A file's live content (`None` when absent).
 pub fn read(root: &Root, target: &str) -> Result<Option<String>, HostError> {
-    let path = root.path(target);
+    let path = root.path_to_read(target);
     match std::fs::read_to_string(&path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -328,38 +287,5 @@ mod tests {
         fs::write(&p, b"x").unwrap();
         assert!(remove_if_exists(&p).unwrap());
         assert!(!p.exists());
-    }
-
-    #[test]
-    fn lock_is_exclusive_and_times_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Root::under(dir.path());
-        let first = RunLock::acquire(&root, Duration::from_secs(1)).unwrap();
-        assert_eq!(first.path(), dir.path().join("run/lock/pfstate.lock"));
-        // flock locks belong to the open file description: a second open in the same process
-        // conflicts just like another process would.
-        let err = RunLock::acquire(&root, Duration::from_millis(200)).unwrap_err();
-        assert!(matches!(err, HostError::Locked(_)));
-        assert!(
-            err.to_string().contains("another pfstate is running"),
-            "{err}"
-        );
-        drop(first);
-        RunLock::acquire(&root, Duration::from_millis(200)).unwrap();
-    }
-
-    #[test]
-    fn lock_waits_for_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Root::under(dir.path());
-        let first = RunLock::acquire(&root, Duration::from_secs(1)).unwrap();
-        let handle = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            drop(first);
-        });
-        let start = Instant::now();
-        RunLock::acquire(&root, Duration::from_secs(10)).unwrap();
-        assert!(start.elapsed() >= Duration::from_millis(250));
-        handle.join().unwrap();
     }
 }

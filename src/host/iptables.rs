@@ -3,7 +3,9 @@
 //! pfstate uses the same backend as the rules already on the host: if only the legacy
 //! backend holds rules, the `-legacy` tools are used, otherwise the `-nft` ones (or the plain
 //! names, which follow the distribution's alternatives). Mixing the two would leave two rule
-//! sets that both filter packets but each tool sees only one of them.
+//! sets that both filter packets but each tool sees only one of them. The other backend is
+//! still read ([`Netfilter::other_backend`]): a copy of pfstate's chains left there when the
+//! host's rules moved is removed by the plan (`plan::backends`).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -52,6 +54,31 @@ impl Iptables {
         } else {
             Iptables { variant: "" }
         }
+    }
+
+    /// The other backend, when its tools are installed: `-nft` for `-legacy`; for the
+    /// distribution's default, whichever it is not (`iptables --version` says which it is).
+    pub fn other(&self) -> Option<Iptables> {
+        let default_is_nft = || {
+            let out = Command::new("iptables").arg("--version").output().ok()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            match (text.contains("(nf_tables)"), text.contains("(legacy)")) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            }
+        };
+        let other = match self.variant {
+            "-legacy" => "-nft",
+            "-nft" => "-legacy",
+            _ if default_is_nft()? => "-legacy",
+            _ => "-nft",
+        };
+        let on_path = |name: String| {
+            std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|dir| dir.join(&name).is_file()))
+        };
+        on_path(format!("iptables{other}-save")).then_some(Iptables { variant: other })
     }
 
     fn tool(&self, family: Family, what: &str) -> String {
@@ -210,6 +237,10 @@ fn run_save(program: &str, args: &[&str]) -> Result<String, HostError> {
 }
 
 impl Netfilter for Iptables {
+    fn backend_name(&self) -> String {
+        format!("iptables{}", self.variant)
+    }
+
     fn save(&self, family: Family, table: &str) -> Result<String, HostError> {
         if table.is_empty() {
             return run_save(&self.tool(family, "save"), &[]);
@@ -261,7 +292,8 @@ impl Netfilter for Iptables {
 /// the saves early.
 pub struct LiveNetfilter {
     root: Root,
-    tools: OnceLock<Iptables>,
+    /// The backend in use and the other one (see [`Iptables::other`]).
+    tools: OnceLock<(Iptables, Option<Iptables>)>,
     prefetched: Mutex<Option<Prefetched>>,
 }
 
@@ -274,8 +306,15 @@ impl LiveNetfilter {
         }
     }
 
+    fn pair(&self) -> &(Iptables, Option<Iptables>) {
+        self.tools.get_or_init(|| {
+            let main = Iptables::detect();
+            (main, main.other())
+        })
+    }
+
     fn tools(&self) -> Iptables {
-        *self.tools.get_or_init(Iptables::detect)
+        self.pair().0
     }
 
     fn prefetched(&self) -> std::sync::MutexGuard<'_, Option<Prefetched>> {
@@ -302,6 +341,14 @@ impl Netfilter for LiveNetfilter {
     fn prefetch(&self) {
         let p = self.tools().prefetch(&self.root);
         *self.prefetched() = Some(p);
+    }
+
+    fn other_backend(&self) -> Option<&dyn Netfilter> {
+        self.pair().1.as_ref().map(|i| i as &dyn Netfilter)
+    }
+
+    fn backend_name(&self) -> String {
+        self.tools().backend_name()
     }
 }
 

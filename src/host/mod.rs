@@ -6,7 +6,7 @@
 //! - [`iptables`] - `iptables-save` / `iptables-restore` (with [`save_cache`], keyed by the
 //!   nf_tables generation that [`nfnetlink`] reads, and [`nft_tables`], the nf_tables table list);
 //! - [`sysctl`] - the runtime parameters under /proc/sys;
-//! - [`systemd`] - the service manager over D-Bus, or offline under `--root`;
+//! - [`systemd`] - the service manager over D-Bus; [`systemd_offline`] - under `--root`;
 //! - [`fs`] - the root directory, atomic file writes, the run lock, reading a managed file;
 //! - [`binary`] - the binary the boot unit runs, and whether that is safe;
 //! - [`conntrack`] - the `conntrack` tool (list, delete);
@@ -15,6 +15,7 @@
 //! - [`transient`], [`deadline`] - running the revert of `apply --confirm` at its deadline.
 
 pub mod binary;
+pub mod confine;
 pub mod conntrack;
 pub mod deadline;
 pub mod facts;
@@ -23,14 +24,17 @@ pub mod fake;
 pub mod fs;
 pub mod iptables;
 pub mod live;
+pub mod lock;
 pub mod nfnetlink;
 pub mod nft_tables;
 pub mod save_cache;
 pub mod sysctl;
 pub mod sysctl_before;
 pub mod systemd;
+pub mod systemd_offline;
 pub mod transient;
 
+use std::io;
 use std::net::IpAddr;
 
 use crate::error::HostError;
@@ -64,6 +68,16 @@ pub trait Netfilter {
     /// they run while the caller parses and renders. Only while holding the run lock (the
     /// state read must be the state the plan is made against). Nothing by default.
     fn prefetch(&self) {}
+    /// The other iptables backend (legacy when this is nf_tables, or the reverse), when its
+    /// tools are installed: pfstate's chains an earlier run left there, before the host's
+    /// rules moved, still filter packets. `None` by default.
+    fn other_backend(&self) -> Option<&dyn Netfilter> {
+        None
+    }
+    /// The backend's name, for messages (`iptables-legacy`, `iptables-nft`).
+    fn backend_name(&self) -> String {
+        "iptables".into()
+    }
 }
 
 /// The nf_tables tables of this network namespace (`nft list tables` text), or `None` when
@@ -90,13 +104,7 @@ pub trait Conntrack {
     /// `dst_nat_only`.
     fn list(&self, family: Family, dst_nat_only: bool) -> std::io::Result<String>;
     /// Delete the entries of one protocol whose original destination is `port` (and `address`).
-    fn delete(
-        &self,
-        family: Family,
-        proto: &str,
-        port: u16,
-        address: Option<IpAddr>,
-    ) -> std::io::Result<()>;
+    fn delete(&self, family: Family, proto: &str, port: u16, to: Option<IpAddr>) -> io::Result<()>;
 }
 
 /// The files pfstate owns, by their path on the target system (`/etc/...`).

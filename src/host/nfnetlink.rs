@@ -34,6 +34,8 @@ pub fn query(msg_type: u16, dump: bool, mut visit: impl FnMut(u8, &[u8])) -> Opt
     result
 }
 
+// Over 60 lines on purpose: one request and the loop over its replies share the raw buffer
+// and the socket; split, the unsafe buffer handling would be spread over several functions.
 fn exchange(fd: i32, msg_type: u16, dump: bool, visit: &mut impl FnMut(u8, &[u8])) -> Option<()> {
     let mut req = [0u8; NLMSG_HDRLEN + NFGENMSG_LEN];
     let len = req.len() as u32;

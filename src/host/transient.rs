@@ -5,7 +5,6 @@
 use zbus::OwnedObjectPath;
 use zbus::Variant as Value;
 
-use super::systemd::DbusServiceManager;
 use crate::error::HostError;
 
 #[zbus::proxy(
@@ -34,7 +33,7 @@ fn err(e: zbus::Error) -> HostError {
 /// Start `STEM.timer`, elapsing `seconds` from now, which starts the oneshot `STEM.service`
 /// running `argv`. Both are transient: gone after they ran, and after a reboot.
 pub fn start_timer(
-    sm: &DbusServiceManager,
+    conn: &zbus::Connection,
     stem: &str,
     seconds: u64,
     argv: &[String],
@@ -46,7 +45,7 @@ pub fn start_timer(
     // A `Value` holds its array items by value: (path, argv, ignore-failure).
     let exec = vec![(argv[0].clone(), argv.to_vec(), false)];
     zbus::block_on(async {
-        let m = TransientProxy::new(sm.connection()).await?;
+        let m = TransientProxy::new(conn).await?;
         let timer_props = [
             ("Description", Value::from(description)),
             // The timer's base: systemd 252 takes "OnActiveSec" (in microseconds) here.
@@ -67,9 +66,9 @@ pub fn start_timer(
 }
 
 /// Stop the timer (its service never starts). A timer already gone is not an error.
-pub fn stop_timer(sm: &DbusServiceManager, timer: &str) -> Result<(), HostError> {
+pub fn stop_timer(conn: &zbus::Connection, timer: &str) -> Result<(), HostError> {
     let result = zbus::block_on(async {
-        let m = TransientProxy::new(sm.connection()).await?;
+        let m = TransientProxy::new(conn).await?;
         m.stop_unit(timer, "replace").await
     });
     match result {

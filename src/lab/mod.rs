@@ -8,7 +8,7 @@
 //! use std::time::Duration;
 //! use pfstate::lab::{GatewayOptions, LanMode, ProbeResult, Topology, probe_tcp, sample_tcp};
 //!
-//! if pfstate::lab::skip_unless_root("my_test") {
+//! if !pfstate::lab::have_root() {
 //!     return;
 //! }
 //! let topo = Topology::gateway(GatewayOptions { lan_mode: LanMode::Bridge, ..Default::default() })
@@ -49,6 +49,7 @@ pub mod netns;
 pub mod probe;
 pub mod server;
 pub mod setns;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod topology;
 pub mod trial;
@@ -61,5 +62,13 @@ pub use link::{Bridge, Veth};
 pub use netns::{Netns, NetnsOptions, PREFIX};
 pub use probe::{HeldTcp, ProbeResult, Reply, Sample, hold_tcp, probe_tcp, probe_udp, sample_tcp};
 pub use server::Proto;
-pub use testing::{have_root, root_state, skip_unless_root};
+#[cfg(any(test, feature = "testing"))]
+pub use testing::{root_state, skip_unless_root};
 pub use topology::{GatewayOptions, LanMode, Topology};
+
+/// Whether this process can build labs (creating namespaces needs root).
+///
+/// Root-only tests call this first and return early, saying so on stderr, when it is false.
+pub fn have_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}

@@ -1,7 +1,7 @@
-//! For tests (and `pfstate try`): whether labs can be built here, and what must never change in
-//! the machine's own (root) network namespace while labs run: its iptables and nftables rules
-//! and the sysctls a gateway would touch. Tests and `pfstate try` take it before and compare
-//! after.
+//! Helpers for tests only (feature `testing`): skip a root test cleanly without root, and
+//! what must never change in the machine's own (root) network namespace while labs run: its
+//! iptables and nftables rules and the sysctls a gateway would touch. Tests take it before and
+//! compare after.
 
 /// A comparable snapshot of the root namespace's rules and key sysctls (read-only).
 pub fn root_state() -> Vec<String> {
@@ -38,16 +38,9 @@ pub fn root_state() -> Vec<String> {
     v
 }
 
-/// Whether this process can build labs (creating namespaces needs root).
-///
-/// Root-only tests call this first and return early, saying so on stderr, when it is false.
-pub fn have_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// For tests: `true` when the test must be skipped (not root); prints why to stderr.
 pub fn skip_unless_root(test: &str) -> bool {
-    if have_root() {
+    if super::have_root() {
         return false;
     }
     eprintln!("SKIPPED {test}: network-namespace tests need root (euid 0)");

@@ -4,16 +4,20 @@
 //! - [`rules`] - the per-family rule diff and its restore payload;
 //! - [`placement`] - where a jump goes relative to other systems' rules;
 //! - [`coexist`] - warnings about foreign rules that claim the same ports;
+//! - [`backends`] - pfstate's copy in the other iptables backend, removed;
 //! - [`ssh_guard`] - warnings about filter entries that would cut the operator off;
 //! - [`host_facts`] - warnings where the live host contradicts what the file states;
 //! - [`other_states`] - other pfstate states on the same kernel (their sysctls stay);
 //! - [`sysctls`] - runtime sysctls to set, and to put back as pfstate found them;
 //! - [`view`] - the unified diffs a reviewer reads.
 
+pub mod backends;
 pub mod coexist;
 pub mod host_facts;
+mod jumps;
 pub mod observe;
 pub mod other_states;
+mod payload;
 pub mod placement;
 pub mod rules;
 pub mod ssh_guard;
@@ -31,13 +35,19 @@ pub use sysctls::{SysctlChange, SysctlPlan};
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub families: Vec<FamilyPlan>,
+    /// Removal of pfstate's chains from the other iptables backend (only families that
+    /// hold some).
+    pub other_backend: Vec<FamilyPlan>,
     pub sysctls: SysctlPlan,
     pub warnings: Vec<String>,
 }
 
 impl Plan {
     pub fn kernel_changes(&self) -> bool {
-        self.families.iter().any(|f| !f.is_empty())
+        self.families
+            .iter()
+            .chain(&self.other_backend)
+            .any(|f| !f.is_empty())
     }
     pub fn sysctl_changes(&self) -> bool {
         self.sysctls.has_changes()
@@ -51,6 +61,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         .map(|f| rules::plan_family(&desired.prefix, desired.ruleset(*f), observed.saved(*f)))
         .collect();
     let mut warnings = observed.warnings.clone();
+    let other_backend = backends::remove_other_copy(&desired.prefix, observed);
+    warnings.extend(backends::warning(&other_backend, observed));
     let sysctls = sysctls::plan_sysctls(desired, observed);
     warnings.extend(sysctls.warnings.iter().cloned());
     if observed_forwarding_off(desired, observed) {
@@ -58,6 +70,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
     Plan {
         families,
+        other_backend,
         sysctls,
         warnings,
     }

@@ -17,6 +17,12 @@ use crate::ruleset::dump::{self, Saved};
 pub struct Observed {
     /// The parsed `iptables-save` of both families.
     pub saved: Vec<(Family, Saved)>,
+    /// The parsed save of each family in the other iptables backend, where it can be read
+    /// (see [`crate::host::Netfilter::other_backend`]), and that backend's name.
+    pub other: Vec<(Family, Saved)>,
+    pub other_name: String,
+    /// Families whose rules could not be read (taken as empty), with why.
+    pub unreadable: Vec<(Family, String)>,
     pub warnings: Vec<String>,
     /// The live value of every desired or recorded sysctl, by its /proc/sys key (`None`:
     /// absent).
@@ -81,16 +87,19 @@ pub fn observe(
             Err(e) if family == Family::V6 && desired.ruleset(family).is_empty() => {
                 o.warnings
                     .push(format!("cannot read IPv6 rules ({e}); skipping IPv6"));
+                o.unreadable.push((family, e.to_string()));
                 o.saved.push((family, Saved::default()));
             }
             Err(e) => return Err(e),
         }
     }
-    o.sysctl_before = host
-        .files
-        .read(SYSCTL_BEFORE_PATH)?
-        .map(|t| sysctl_before::parse(&t))
+    // The record is also kept as a file, so a transaction can journal and put it back.
+    let record = host.files.read(SYSCTL_BEFORE_PATH)?;
+    o.sysctl_before = record
+        .as_deref()
+        .map(sysctl_before::parse)
         .unwrap_or_default();
+    o.files.push((SYSCTL_BEFORE_PATH, record));
     // Desired keys, recorded ones (to put back) and route_localnet where this state's live
     // rules have a guard (to turn off with it).
     let guarded: Vec<String> = super::other_states::guarded_interfaces(&desired.prefix, &o)
@@ -123,6 +132,15 @@ pub fn observe(
     if has_entries {
         o.nft_tables = host.nft.list();
         o.facts = host.facts.read();
+    }
+    if let Some(other) = host.netfilter.other_backend() {
+        o.other_name = other.backend_name();
+        for family in Family::ALL {
+            // A backend whose tools fail (no kernel support) holds nothing of pfstate's.
+            if let Ok(text) = other.save(family, "") {
+                o.other.push((family, dump::parse(&text)));
+            }
+        }
     }
     for target in &scope.files {
         o.files.push((target, host.files.read(target)?));

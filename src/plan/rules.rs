@@ -9,119 +9,15 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use super::placement;
+use super::jumps;
 use crate::model::Family;
 use crate::names;
-use crate::ruleset::dump::{self, Saved, SavedTable};
+use crate::ruleset::dump::{Saved, SavedTable};
 use crate::ruleset::words::split_rule;
-use crate::ruleset::{Builtin, Chain, Jump, Ruleset, TABLES, Table, TableRules};
+use crate::ruleset::{Ruleset, TABLES, Table, TableRules};
 
-/// Docker's documented place for user rules; see `jump_hook`.
-pub const DOCKER_USER: &str = "DOCKER-USER";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TablePlan {
-    pub table: Table,
-    /// Owned chains to (re)write with their desired rules.
-    pub write: Vec<Chain>,
-    /// Owned chains to flush and delete.
-    pub delete: Vec<String>,
-    /// pfstate jumps to remove, as their `-A` lines in the live table.
-    pub remove_jumps: Vec<String>,
-    /// Jumps to add: the rule line and the 1-based position to insert at (`None`: append).
-    pub add_jumps: Vec<(Jump, Option<usize>)>,
-}
-
-impl TablePlan {
-    pub fn is_empty(&self) -> bool {
-        self.write.is_empty()
-            && self.delete.is_empty()
-            && self.remove_jumps.is_empty()
-            && self.add_jumps.is_empty()
-    }
-
-    /// The `iptables-restore --noflush` block for this table.
-    pub fn payload(&self) -> String {
-        let mut out = format!("*{}\n", self.table.name());
-        for c in &self.write {
-            out.push_str(&format!(":{} - [0:0]\n", c.name));
-        }
-        for c in &self.delete {
-            out.push_str(&format!(":{c} - [0:0]\n"));
-        }
-        for j in &self.remove_jumps {
-            if let Some((chain, spec)) = split_rule(j) {
-                out.push_str(&format!("-D {chain} {spec}\n"));
-            }
-        }
-        for c in &self.write {
-            for r in &c.rules {
-                out.push_str(r);
-                out.push('\n');
-            }
-        }
-        for (j, pos) in &self.add_jumps {
-            out.push_str(&match pos {
-                Some(p) => j.insert_line(*p),
-                None => j.line(),
-            });
-            out.push('\n');
-        }
-        for c in &self.delete {
-            out.push_str(&format!("-X {c}\n"));
-        }
-        out.push_str("COMMIT\n");
-        out
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FamilyPlan {
-    pub family: Family,
-    pub tables: Vec<TablePlan>,
-    /// Owned rules and jumps as they are live, and as they will be: the text `plan` diffs.
-    pub live_view: String,
-    pub desired_view: String,
-    /// Entries (forward/snat/filter names) whose rules are added, changed or removed.
-    pub changed_entries: BTreeSet<String>,
-}
-
-impl FamilyPlan {
-    pub fn is_empty(&self) -> bool {
-        self.tables.iter().all(TablePlan::is_empty)
-    }
-    /// The whole restore payload for this family (one COMMIT per table that changes).
-    pub fn payload(&self) -> String {
-        self.tables
-            .iter()
-            .filter(|t| !t.is_empty())
-            .map(TablePlan::payload)
-            .collect()
-    }
-}
-
-/// The chain a jump really hangs from on this host. With Docker present, the FORWARD jump goes
-/// into DOCKER-USER: dockerd re-inserts its own jumps at the top of FORWARD on every start, and
-/// DOCKER-FORWARD accepts all container traffic, so a FORWARD-level jump would be pushed below
-/// it; DOCKER-USER is where Docker documents user rules go and it is never flushed by Docker.
-pub fn jump_hook(table: Table, from: &str, live: Option<&SavedTable>) -> String {
-    if table == Table::Filter
-        && from == Builtin::Forward.name()
-        && live.is_some_and(docker_user_is_hooked)
-    {
-        DOCKER_USER.to_string()
-    } else {
-        from.to_string()
-    }
-}
-
-/// DOCKER-USER exists and FORWARD jumps into it: a chain Docker left behind without its jump
-/// (a half-removed Docker) would never see a packet, so pfstate hooks FORWARD instead.
-fn docker_user_is_hooked(t: &SavedTable) -> bool {
-    t.chain(DOCKER_USER).is_some()
-        && t.chain("FORWARD")
-            .is_some_and(|f| f.rules.iter().any(|r| dump::target(r) == Some(DOCKER_USER)))
-}
+pub use super::jumps::{DOCKER_USER, jump_hook};
+pub use super::payload::{FamilyPlan, TablePlan};
 
 /// Plan one family. `live` is the parsed `iptables-save` of that family.
 pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan {
@@ -133,14 +29,6 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
     for table in TABLES {
         let want = desired.table(table).unwrap_or(&empty);
         let have = live.table(table.name());
-        let want_jumps: Vec<Jump> = want
-            .jumps
-            .iter()
-            .map(|j| Jump {
-                from: jump_hook(table, &j.from, have),
-                to: j.to.clone(),
-            })
-            .collect();
         let mut tp = TablePlan {
             table,
             write: Vec::new(),
@@ -148,123 +36,8 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
             remove_jumps: Vec::new(),
             add_jumps: Vec::new(),
         };
-
-        // Owned chains.
-        let live_owned: Vec<(&String, &Vec<String>)> = have
-            .map(|t| {
-                t.order
-                    .iter()
-                    .filter(|c| names::is_owned(c, prefix))
-                    .map(|c| (c, &t.chains[c].rules))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let live_by_name: HashMap<&str, &Vec<String>> =
-            live_owned.iter().map(|(n, r)| (n.as_str(), *r)).collect();
-        let want_names: HashSet<&str> = want.chains.iter().map(|c| c.name.as_str()).collect();
-        let mut touched = false;
-        for c in &want.chains {
-            if live_by_name.get(c.name.as_str()) != Some(&&c.rules) {
-                tp.write.push(c.clone());
-                touched = true;
-            }
-        }
-        for (name, _) in &live_owned {
-            if !want_names.contains(name.as_str()) {
-                tp.delete.push(name.to_string());
-                touched = true;
-            }
-        }
-        if touched {
-            // Chains left as they are hold the same rules on both sides: compare the others.
-            let written: HashSet<&str> = tp.write.iter().map(|c| c.name.as_str()).collect();
-            note_changes(
-                prefix,
-                live_owned
-                    .iter()
-                    .filter(|(n, _)| {
-                        written.contains(n.as_str()) || !want_names.contains(n.as_str())
-                    })
-                    .flat_map(|(_, r)| r.iter()),
-                tp.write.iter().flat_map(|c| c.rules.iter()),
-                &mut changed,
-            );
-        }
-
-        // Jumps: pfstate's are the rules outside owned chains that target an owned chain. A
-        // wanted jump is kept only when it is there once and well placed (see `placement`);
-        // otherwise every copy is deleted by its full text and one is inserted where it belongs.
-        let mut live_jumps: Vec<(String, usize, String)> = Vec::new();
-        if let Some(t) = have {
-            for chain in t.order.iter().filter(|c| !names::is_owned(c, prefix)) {
-                for (i, r) in t.chains[chain].rules.iter().enumerate() {
-                    // Only a line that is exactly one of pfstate's jumps is pfstate's: a value
-                    // `iptables-save` prints unquoted (`-m recent --set --name "x -j P-IN"`)
-                    // can hold the only `-j` of a foreign rule.
-                    let own = |to: &str| {
-                        names::is_owned(to, prefix)
-                            && *r
-                                == Jump {
-                                    from: chain.clone(),
-                                    to: to.to_string(),
-                                }
-                                .line()
-                    };
-                    if dump::target(r).is_some_and(own) {
-                        live_jumps.push((chain.clone(), i, r.clone()));
-                    }
-                }
-            }
-        }
-        let mut kept: Vec<String> = Vec::new();
-        let mut misplaced: Vec<String> = Vec::new();
-        for (chain, i, r) in &live_jumps {
-            let copies = live_jumps.iter().filter(|(_, _, l)| l == r).count();
-            let wanted = want_jumps.iter().any(|j| &j.line() == r);
-            let placed = copies == 1
-                && have.and_then(|t| t.chain(chain)).is_some_and(|c| {
-                    let rules: Vec<&str> = c.rules.iter().map(String::as_str).collect();
-                    placement::well_placed(table, chain, &rules, *i)
-                });
-            if wanted && placed {
-                kept.push(r.clone());
-            } else {
-                if wanted && !misplaced.contains(r) {
-                    misplaced.push(r.clone());
-                }
-                tp.remove_jumps.push(r.clone());
-            }
-        }
-        for j in &want_jumps {
-            if !kept.contains(&j.line()) {
-                let rules: Vec<&str> = have
-                    .and_then(|t| t.chain(&j.from))
-                    .map(|c| {
-                        c.rules
-                            .iter()
-                            .filter(|r| !tp.remove_jumps.contains(r))
-                            .map(String::as_str)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                tp.add_jumps.push((
-                    j.clone(),
-                    placement::insert_position(table, &j.from, &rules),
-                ));
-            }
-        }
-        // A misplaced jump reads the same as a well placed one: say where it is in the view.
-        let live_jump_view: Vec<String> = live_jumps
-            .iter()
-            .map(|(chain, i, r)| {
-                if misplaced.contains(r) {
-                    format!("{r}    # misplaced: rule {} of {chain}", i + 1)
-                } else {
-                    r.clone()
-                }
-            })
-            .collect();
-
+        let live_owned = owned_chains(prefix, want, have, &mut tp, &mut changed);
+        let jumps = jumps::plan(prefix, table, want, have, &mut tp);
         // The views hold the jumps and only the chains that change: a review reads what the
         // apply will write, and a no-op plan of 10,000 forwards builds no large text.
         let shown: HashSet<&str> = tp
@@ -273,24 +46,27 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
             .map(|c| c.name.as_str())
             .chain(tp.delete.iter().map(String::as_str))
             .collect();
+        let live_chains = live_owned
+            .iter()
+            .filter(|(n, _)| shown.contains(n.as_str()))
+            .map(|(n, r)| (n.as_str(), r.as_slice()));
         live_view.push_str(&view(
             desired.family,
             table,
-            &live_jump_view,
-            live_owned
-                .iter()
-                .filter(|(n, _)| shown.contains(n.as_str()))
-                .map(|(n, r)| (n.as_str(), r.as_slice())),
+            &jumps.live_view,
+            live_chains,
             want,
         ));
+        let want_chains = want
+            .chains
+            .iter()
+            .filter(|c| shown.contains(c.name.as_str()))
+            .map(|c| (c.name.as_str(), c.rules.as_slice()));
         desired_view.push_str(&view(
             desired.family,
             table,
-            &want_jumps.iter().map(Jump::line).collect::<Vec<_>>(),
-            want.chains
-                .iter()
-                .filter(|c| shown.contains(c.name.as_str()))
-                .map(|c| (c.name.as_str(), c.rules.as_slice())),
+            &jumps.want_view,
+            want_chains,
             want,
         ));
         tables.push(tp);
@@ -302,6 +78,50 @@ pub fn plan_family(prefix: &str, desired: &Ruleset, live: &Saved) -> FamilyPlan 
         desired_view,
         changed_entries: changed,
     }
+}
+
+/// The owned chains of a table: those whose rules differ are (re)written, those no longer
+/// wanted deleted, and the entries whose rules change recorded. Returns the live owned chains.
+fn owned_chains<'a>(
+    prefix: &str,
+    want: &TableRules,
+    have: Option<&'a SavedTable>,
+    tp: &mut TablePlan,
+    changed: &mut BTreeSet<String>,
+) -> Vec<(&'a String, &'a Vec<String>)> {
+    let live_owned: Vec<(&String, &Vec<String>)> = have
+        .map(|t| {
+            t.order
+                .iter()
+                .filter(|c| names::is_owned(c, prefix))
+                .map(|c| (c, &t.chains[c].rules))
+                .collect()
+        })
+        .unwrap_or_default();
+    let live_by_name: HashMap<&str, &Vec<String>> =
+        live_owned.iter().map(|(n, r)| (n.as_str(), *r)).collect();
+    let want_names: HashSet<&str> = want.chains.iter().map(|c| c.name.as_str()).collect();
+    for c in &want.chains {
+        if live_by_name.get(c.name.as_str()) != Some(&&c.rules) {
+            tp.write.push(c.clone());
+        }
+    }
+    for (name, _) in &live_owned {
+        if !want_names.contains(name.as_str()) {
+            tp.delete.push(name.to_string());
+        }
+    }
+    if !tp.write.is_empty() || !tp.delete.is_empty() {
+        // Chains left as they are hold the same rules on both sides: compare the others.
+        let written: HashSet<&str> = tp.write.iter().map(|c| c.name.as_str()).collect();
+        let old = live_owned
+            .iter()
+            .filter(|(n, _)| written.contains(n.as_str()) || !want_names.contains(n.as_str()))
+            .flat_map(|(_, r)| r.iter());
+        let new = tp.write.iter().flat_map(|c| c.rules.iter());
+        note_changes(prefix, old, new, changed);
+    }
+    live_owned
 }
 
 /// The readable text of one table's owned state: jumps, then each owned chain. Chains are
@@ -372,44 +192,11 @@ fn note_changes<'a>(
     }
 }
 
-/// The owned state found live, as a ruleset: what a rollback converges back to.
-pub fn ruleset_from_live(prefix: &str, family: Family, live: &Saved) -> Ruleset {
-    let tables = TABLES
-        .iter()
-        .map(|table| {
-            let mut tr = TableRules::default();
-            if let Some(t) = live.table(table.name()) {
-                for name in &t.order {
-                    let chain = &t.chains[name];
-                    if names::is_owned(name, prefix) {
-                        tr.chains.push(Chain {
-                            name: name.clone(),
-                            rules: chain.rules.clone(),
-                        });
-                        continue;
-                    }
-                    for r in &chain.rules {
-                        if let Some(to) = dump::target(r).filter(|to| names::is_owned(to, prefix)) {
-                            let j = Jump {
-                                from: name.clone(),
-                                to: to.to_string(),
-                            };
-                            if j.line() == *r {
-                                tr.jumps.push(j);
-                            }
-                        }
-                    }
-                }
-            }
-            (*table, tr)
-        })
-        .collect();
-    Ruleset { family, tables }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::dump;
+    use crate::ruleset::{Chain, Jump};
 
     fn ruleset(nat_chains: Vec<Chain>, jumps: Vec<Jump>) -> Ruleset {
         Ruleset {

@@ -57,6 +57,14 @@ pub fn plan_view(
         changed |= !fp.is_empty();
         out.push_str(&rules_diff(fp));
     }
+    for fp in &plan.other_backend {
+        changed = true;
+        out.push_str(&format!(
+            "# {} backend: pfstate's copy there is removed\n",
+            observed.other_name
+        ));
+        out.push_str(&rules_diff(fp));
+    }
     let (live, want) = &plan.sysctls.view;
     if plan.sysctl_changes() {
         changed = true;

@@ -4,7 +4,7 @@
 //! address and interface options first in a fixed order, addresses with their prefix length,
 //! the comment double-quoted when it holds anything but letters, digits, '_' and '-', and it
 //! keeps the order of `-m` matches as they were given. Rendering that form directly makes the
-//! plan a plain text comparison with the kernel; `tests/kernel_canonical.rs` holds every shape
+//! plan a plain text comparison with the kernel; `tests/it/kernel_canonical.rs` holds every shape
 //! rendered here against the real `iptables-save`.
 
 use std::net::{IpAddr, Ipv6Addr};

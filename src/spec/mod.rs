@@ -5,7 +5,8 @@
 //! - [`shapes`] - visitors for values the file may spell in more than one way;
 //! - [`span`] - a value with its `FILE:LINE:COL`;
 //! - [`values`] - parsers of single values (port, backend, sysctl key);
-//! - [`validate`] (+ [`validate_rules`]) - `Spec` -> `Model`, every problem collected and sorted;
+//! - [`validate`] (+ `validate_forward`, [`validate_rules`]) - `Spec` -> `Model`, every problem
+//!   collected and sorted;
 //! - [`suggest`] - "did you mean";
 //! - [`multi`] - several files (or a directory) making one state.
 
@@ -15,11 +16,13 @@ pub mod shapes;
 pub mod span;
 pub mod suggest;
 pub mod validate;
+mod validate_forward;
 pub mod validate_iface;
 pub mod validate_rules;
 pub mod values;
 pub mod yaml;
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Location, SpecError};
@@ -36,23 +39,40 @@ pub fn load(path: &Path) -> Result<(Model, String), Error> {
     Ok((model, text))
 }
 
-/// A state file's text: bounded in size, and UTF-8 (a bad byte is reported at its line:col).
+/// A state file's text: bounded in size whatever it is (a file, a device, a pipe; `-` is
+/// standard input), and UTF-8 (a bad byte is reported at its line:col).
 pub fn read(path: &Path) -> Result<String, Error> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::Read {
+    let read_err = |source| Error::Read {
         path: path.display().to_string(),
-        source: e,
-    })?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
+        source,
+    };
+    // The size a stat reports says nothing for /dev/zero or a pipe: read at most one byte
+    // past the cap, whatever the source, and refuse what does not fit.
+    let limit = MAX_FILE_BYTES as u64 + 1;
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+    } else {
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        if file.metadata().map_err(read_err)?.is_dir() {
+            return Err(Error::Usage(format!(
+                "{}: is a directory, not a state file",
+                path.display()
+            )));
+        }
+        file.take(limit).read_to_end(&mut bytes).map_err(read_err)?;
+    }
+    if bytes.len() > MAX_FILE_BYTES {
         return Err(Error::Usage(format!(
-            "{}: larger than {} MiB",
+            "{}: larger than {} MiB; a state file is text of at most that size",
             path.display(),
             MAX_FILE_BYTES >> 20
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::Read {
-        path: path.display().to_string(),
-        source: e,
-    })?;
     String::from_utf8(bytes).map_err(|e| {
         // Point at the first byte that is not UTF-8, like any other spec error.
         let valid =

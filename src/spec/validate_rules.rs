@@ -8,6 +8,9 @@ use super::yaml as spec;
 use crate::model::*;
 
 impl Validator {
+    // Over 60 lines on purpose: one check per key of a filter entry, in the order the spec
+    // documents them; each records its diagnostic and goes on, so that every problem of the
+    // file is reported at once. Split, the half-built entry would travel between functions.
     pub(crate) fn filter(&mut self, r: &Spanned<spec::FilterSpec>) -> Option<FilterRule> {
         let before = self.diags.len();
         let chain = match r.chain.value {

@@ -7,9 +7,11 @@
 //! `tests/it/engine.rs` runs the same scenarios against this fake and a real network
 //! namespace, so the kernel judges the fake.
 
+pub mod backends;
 mod netfilter;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +37,9 @@ pub struct Faults(Arc<Mutex<FaultLog>>);
 struct FaultLog {
     steps: Vec<String>,
     fail_at: Option<usize>,
+    /// Steps whose name contains one of these fail every time (a read-only or full file
+    /// system, a broken tool), from the given step index on.
+    fail_matching: Vec<(String, usize)>,
     fail_from: Option<usize>,
 }
 
@@ -44,7 +49,12 @@ impl Faults {
         let mut log = locked(&self.0);
         let n = log.steps.len();
         log.steps.push(name.clone());
-        if log.fail_at == Some(n) || log.fail_from.is_some_and(|f| n >= f) {
+        let persistent = log
+            .fail_matching
+            .iter()
+            .any(|(part, from)| n >= *from && name.contains(part.as_str()));
+        let cut = log.fail_from.is_some_and(|f| n >= f);
+        if log.fail_at == Some(n) || persistent || cut {
             return Err(HostError::Command {
                 program: "fake host".into(),
                 message: format!("injected failure at step {n} ({name})"),
@@ -56,6 +66,26 @@ impl Faults {
     /// Make the step with this index (0-based, counted over the host's life) fail.
     pub fn fail_at(&self, n: usize) {
         locked(&self.0).fail_at = Some(n);
+    }
+
+    /// From now on, make every step whose name contains `part` fail, rollback steps too
+    /// (`write /etc/pfstate`: a read-only /etc/pfstate; `restore ipv6`: a broken tool).
+    pub fn fail_matching(&self, part: &str) {
+        let mut log = locked(&self.0);
+        let from = log.steps.len();
+        log.fail_matching.push((part.to_string(), from));
+    }
+
+    /// Like [`Faults::fail_matching`], from step `from` (0-based) on.
+    pub fn fail_matching_from(&self, part: &str, from: usize) {
+        locked(&self.0).fail_matching.push((part.to_string(), from));
+    }
+
+    /// No more injected failures (the host came back after a crash, the disk was freed).
+    pub fn clear(&self) {
+        let mut log = locked(&self.0);
+        log.fail_at = None;
+        log.fail_matching.clear();
     }
 
     /// Make every step from this index on fail: the host stays as the steps before it left
@@ -223,17 +253,11 @@ impl Conntrack for FakeConntrack {
         let lines = entries.iter().filter(|(f, _)| *f == family);
         Ok(lines.map(|(_, l)| format!("{l}\n")).collect())
     }
-    fn delete(
-        &self,
-        family: Family,
-        proto: &str,
-        port: u16,
-        address: Option<IpAddr>,
-    ) -> std::io::Result<()> {
+    fn delete(&self, family: Family, proto: &str, port: u16, to: Option<IpAddr>) -> io::Result<()> {
         if locked(&self.entries).is_none() {
             return Err(std::io::ErrorKind::NotFound.into());
         }
-        locked(&self.deleted).push((family, proto.to_string(), port, address));
+        locked(&self.deleted).push((family, proto.to_string(), port, to));
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ use super::Faults;
 use crate::error::HostError;
 use crate::host::Netfilter;
 use crate::model::Family;
+use crate::ruleset::dump::target;
 
 /// Built-in chains per table, in the order `iptables-save` prints them.
 const BUILTINS: [(&str, &[&str]); 5] = [
@@ -81,6 +82,8 @@ type Table = BTreeMap<String, Chain>;
 pub struct FakeNetfilter {
     tables: Mutex<[BTreeMap<String, Table>; 2]>,
     faults: Faults,
+    /// Families whose save fails (a missing or broken `ip6tables-save`).
+    unreadable: Mutex<Vec<Family>>,
 }
 
 fn index(family: Family) -> usize {
@@ -117,97 +120,48 @@ fn refused(line: usize, why: impl std::fmt::Display) -> HostError {
     }
 }
 
-/// Split a rule into words, keeping `"quoted text"` (with `\"` escapes) as one word.
-fn words(rule: &str) -> Vec<String> {
-    let (mut out, mut cur) = (Vec::new(), String::new());
-    let (mut quoted, mut escaped) = (false, false);
-    for ch in rule.chars() {
-        match ch {
-            _ if escaped => {
-                cur.push(ch);
-                escaped = false;
-            }
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            ' ' if !quoted => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            _ => cur.push(ch),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
+const NO_CHAIN: &str = "No chain/target/match by that name.";
 
-/// The chain or extension a rule jumps or goes to.
-fn target(rule: &str) -> Option<String> {
-    let w = words(rule);
-    w.windows(2)
-        .find(|p| p[0] == "-j" || p[0] == "-g")
-        .map(|p| p[1].clone())
+/// A jump to a chain that is not there (and is no target extension) is refused.
+fn check_target(t: &Table, rule: &str) -> Result<(), String> {
+    match target(rule) {
+        Some(x) if !t.contains_key(x) && !TARGETS.contains(&x) => {
+            Err(format!("Chain '{x}' does not exist"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// One command of a block applied to the table being built; `Err` is the refusal's reason.
 fn command(t: &mut Table, line: &str) -> Result<(), String> {
     let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
     let (chain, rule) = rest.split_once(' ').unwrap_or((rest, ""));
-    let check_target = |t: &Table, rule: &str| match target(rule) {
-        Some(x) if !t.contains_key(&x) && !TARGETS.contains(&x.as_str()) => {
-            Err(format!("Chain '{x}' does not exist"))
-        }
-        _ => Ok(()),
-    };
     match cmd {
-        "-A" | "-I" => {
-            check_target(t, rule)?;
-            let c = t
-                .get_mut(chain)
-                .ok_or("No chain/target/match by that name.")?;
-            let (pos, rule) = match (cmd, rule.split_once(' ')) {
-                ("-I", Some((n, r))) if n.parse::<usize>().is_ok() => (n.parse().ok(), r),
-                ("-I", _) => (Some(1), rule),
-                _ => (None, rule),
-            };
-            match pos {
-                None => c.rules.push(rule.to_string()),
-                Some(p) if p >= 1 && p <= c.rules.len() + 1 => {
-                    c.rules.insert(p - 1, rule.to_string())
-                }
-                Some(_) => return Err("Index of insertion too big.".into()),
-            }
-        }
+        "-A" | "-I" => add(t, cmd == "-I", chain, rule)?,
         "-D" => {
             check_target(t, rule)?;
-            let c = t
-                .get_mut(chain)
-                .ok_or("No chain/target/match by that name.")?;
+            let c = t.get_mut(chain).ok_or(NO_CHAIN)?;
             let i = c.rules.iter().position(|r| r == rule);
             let i = i.ok_or("Bad rule (does a matching rule exist in that chain?).")?;
             c.rules.remove(i);
         }
         "-N" if !t.contains_key(chain) => {
-            t.insert(
-                chain.to_string(),
-                Chain {
-                    policy: None,
-                    rules: Vec::new(),
-                },
-            );
+            let c = Chain {
+                policy: None,
+                rules: Vec::new(),
+            };
+            t.insert(chain.to_string(), c);
         }
         "-F" => t
             .iter_mut()
             .filter(|(n, _)| chain.is_empty() || *n == chain)
             .for_each(|(_, c)| c.rules.clear()),
         "-X" => {
-            let c = t.get(chain).ok_or("No chain/target/match by that name.")?;
+            let c = t.get(chain).ok_or(NO_CHAIN)?;
             let referenced = t
                 .values()
                 .flat_map(|c| &c.rules)
-                .any(|r| target(r).as_deref() == Some(chain));
+                .any(|r| target(r) == Some(chain));
             if c.policy.is_some() || !c.rules.is_empty() || referenced {
                 return Err(format!(
                     "CHAIN_DEL failed (Device or resource busy): chain {chain}"
@@ -216,6 +170,23 @@ fn command(t: &mut Table, line: &str) -> Result<(), String> {
             t.remove(chain);
         }
         _ => return Err(format!("unknown command `{line}`")),
+    }
+    Ok(())
+}
+
+/// `-A CHAIN rule`, or `-I CHAIN [n] rule` (1-based, at most one past the end).
+fn add(t: &mut Table, insert: bool, chain: &str, rule: &str) -> Result<(), String> {
+    check_target(t, rule)?;
+    let c = t.get_mut(chain).ok_or(NO_CHAIN)?;
+    let (pos, rule) = match rule.split_once(' ') {
+        _ if !insert => (None, rule),
+        Some((n, r)) if n.parse::<usize>().is_ok() => (n.parse().ok(), r),
+        _ => (Some(1), rule),
+    };
+    match pos {
+        None => c.rules.push(rule.to_string()),
+        Some(p) if p >= 1 && p <= c.rules.len() + 1 => c.rules.insert(p - 1, rule.to_string()),
+        Some(_) => return Err("Index of insertion too big.".into()),
     }
     Ok(())
 }
@@ -248,11 +219,19 @@ impl FakeNetfilter {
         FakeNetfilter {
             tables: Mutex::default(),
             faults,
+            unreadable: Mutex::default(),
         }
     }
 
     fn tables(&self) -> std::sync::MutexGuard<'_, [BTreeMap<String, Table>; 2]> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Make every later save of `family` fail.
+    pub fn fail_saves(&self, family: Family) {
+        if let Ok(mut u) = self.unreadable.lock() {
+            u.push(family);
+        }
     }
 
     /// Replace whole tables with those of an `iptables-save` text (a fixture): what
@@ -348,6 +327,12 @@ impl FakeNetfilter {
 
 impl Netfilter for FakeNetfilter {
     fn save(&self, family: Family, table: &str) -> Result<String, HostError> {
+        if self.unreadable.lock().is_ok_and(|u| u.contains(&family)) {
+            return Err(HostError::Command {
+                program: format!("fake {family} save"),
+                message: "cannot read the rules".into(),
+            });
+        }
         Ok(self.dump(family, table, false))
     }
 

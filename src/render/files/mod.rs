@@ -6,6 +6,7 @@ pub mod sysctl_d;
 pub mod unit;
 
 use crate::error::HostError;
+use crate::host::binary::exec_path_problem;
 use crate::model::{Model, Sysctl};
 use crate::render::Desired;
 use sysctl_d::{SYSCTL_CONF_PATH, SysctlEntry};
@@ -29,6 +30,12 @@ pub fn desired_files(
     binary: &str,
 ) -> Result<Vec<ManagedFile>, HostError> {
     let sysctl = sysctl_conf(desired)?;
+    if let Some(problem) = exec_path_problem(binary) {
+        return Err(HostError::Command {
+            program: "pfstate".into(),
+            message: problem,
+        });
+    }
     let unit = unit::render_unit(&UnitParams {
         binary: binary.to_string(),
         state_path: STATE_PATH.to_string(),
