@@ -119,7 +119,8 @@ fn recorded_values(
     observed: &Observed,
     others: &BTreeSet<String>,
 ) {
-    for (path, found) in &p.record_before {
+    let record = p.record_before.clone();
+    for (path, found) in &record {
         // A sysctl that is gone (its interface removed) or already back needs nothing.
         let Some(live) = live_of(observed, path).filter(|_| !is_desired(desired, path)) else {
             continue;
@@ -134,17 +135,28 @@ fn recorded_values(
             ));
             continue;
         }
-        view.0.push_str(&format!("{key} = {live}\n"));
-        view.1
-            .push_str(&format!("{key} = {found} (as pfstate found it)\n"));
-        p.restores.push(SysctlChange {
-            setting: SysctlSetting {
-                key,
-                value: found.clone(),
-            },
-            live: Some(live),
-        });
+        put_back(p, view, key, &live, found, "as pfstate found it");
     }
+}
+
+/// One sysctl to put back from `live` to `value`, and the lines of the view that say why.
+fn put_back(
+    p: &mut SysctlPlan,
+    view: &mut View,
+    key: SysctlKey,
+    live: &str,
+    value: &str,
+    why: &str,
+) {
+    view.0.push_str(&format!("{key} = {live}\n"));
+    view.1.push_str(&format!("{key} = {value} ({why})\n"));
+    p.restores.push(SysctlChange {
+        setting: SysctlSetting {
+            key,
+            value: value.to_string(),
+        },
+        live: Some(live.to_string()),
+    });
 }
 
 /// An interface this state guards now but no longer needs: route_localnet goes off with the
@@ -166,17 +178,7 @@ fn unguarded_route_localnet(
         {
             continue;
         }
-        let key = key_of(&path);
-        view.0.push_str(&format!("{key} = 1\n"));
-        view.1
-            .push_str(&format!("{key} = 0 (off: its guard rule goes)\n"));
-        p.restores.push(SysctlChange {
-            setting: SysctlSetting {
-                key,
-                value: "0".into(),
-            },
-            live: Some("1".into()),
-        });
+        put_back(p, view, key_of(&path), "1", "0", "off: its guard rule goes");
     }
 }
 
