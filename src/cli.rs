@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Keep a host's port forwarding, NAT and firewall rules in the desired state a YAML file
 /// describes, in iptables chains pfstate owns, without touching anyone else's rules.
 #[derive(Debug, Parser)]
-#[command(name = "pfstate", version, about, long_about = None, propagate_version = true)]
+#[command(name = "pfstate", version = crate::build_info::VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -102,6 +102,21 @@ pub enum Cmd {
         #[arg(long)]
         prefix: Option<String>,
     },
+    /// Write the man pages or a shell completion script (for packagers; see docs/packaging.md).
+    #[command(hide = true, subcommand)]
+    Generate(Generate),
+}
+
+/// What `pfstate generate` writes (src/cmd/generate/).
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// Write pfstate.8 and one pfstate-COMMAND.8 per command into DIR (created if missing).
+    Man { dir: PathBuf },
+    /// Print the completion script for SHELL on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Cmd {
@@ -117,6 +132,7 @@ impl Cmd {
             Cmd::Status { .. } => "status",
             Cmd::Try { .. } => "try",
             Cmd::Remove { .. } => "remove",
+            Cmd::Generate(_) => "generate",
         }
     }
 
@@ -129,7 +145,11 @@ impl Cmd {
             Cmd::Remove { .. } => Some("remove"),
             Cmd::Confirm { .. } => Some("confirm"),
             // `try` says so itself, in its own words.
-            Cmd::Try { .. } | Cmd::Validate { .. } | Cmd::Render { .. } | Cmd::Diff { .. } => None,
+            Cmd::Try { .. }
+            | Cmd::Validate { .. }
+            | Cmd::Render { .. }
+            | Cmd::Diff { .. }
+            | Cmd::Generate(_) => None,
         }
     }
 

@@ -19,6 +19,7 @@
 //! `model/names/error -> spec -> ruleset -> host -> render -> plan -> apply -> lab -> cmd`.
 
 pub mod apply;
+pub mod build_info;
 pub mod cli;
 pub mod cmd;
 pub mod error;

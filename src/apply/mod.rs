@@ -9,6 +9,7 @@ pub mod conntrack;
 pub mod pending;
 pub mod revert;
 pub mod signals;
+pub mod snapshot;
 pub mod txn;
 
 use crate::error::Error;

@@ -10,14 +10,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{ruleset_from_live, signals};
+use crate::apply::signals;
+use crate::apply::snapshot::FamilyBefore;
 use crate::error::{Error, HostError};
 use crate::host::{Host, Netfilter};
 use crate::model::Family;
+use crate::plan::Plan;
 use crate::plan::observe::Observed;
-use crate::plan::{SysctlChange, rules};
+use crate::plan::rules::{self, FamilyPlan};
 use crate::render::files::unit::{UNIT_NAME, UNIT_PATH};
-use crate::ruleset::{Ruleset, dump};
+use crate::ruleset::dump::{self, Saved};
 
 /// Where the journal of a running transaction lives (persistent: it must survive a power loss
 /// that leaves the files half-converged).
@@ -27,11 +29,11 @@ pub const JOURNAL_PATH: &str = "/var/lib/pfstate/transaction.json";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreState {
     pub prefix: String,
-    /// Per family (`ipv4`, `ipv6`): the owned chains and jumps, as `iptables-save` text.
-    pub rules: Vec<(String, String)>,
+    /// The owned rules the transaction changes, per family it writes.
+    pub rules: Vec<FamilyBefore>,
     /// The same in the other iptables backend (see `plan::backends`).
     #[serde(default)]
-    pub other_rules: Vec<(String, String)>,
+    pub other_rules: Vec<FamilyBefore>,
     /// /proc/sys key and the value it held.
     pub sysctls: Vec<(String, String)>,
     /// Managed file and what it held (`None`: absent).
@@ -41,33 +43,30 @@ pub struct PreState {
 }
 
 impl PreState {
-    /// The state a transaction planned from `observed` starts in: the owned rules of both
-    /// families, the sysctls it changes, the files it converges and the unit.
+    /// The state a transaction of `plan`, made from `observed`, starts in: what it changes
+    /// of the owned rules (both backends), the sysctls it sets, the files it converges and
+    /// the unit.
     pub fn capture(
         prefix: &str,
         observed: &Observed,
-        sysctls: &[SysctlChange],
+        plan: &Plan,
         files: &[&'static str],
         unit_enabled: Option<bool>,
     ) -> PreState {
-        let rules = Family::ALL.map(|f| {
-            let owned = ruleset_from_live(prefix, f, observed.saved(f));
-            (f.name().to_string(), owned_text(&owned))
-        });
-        let other_rules = observed
-            .other
-            .iter()
-            .map(|(f, saved)| {
-                let owned = ruleset_from_live(prefix, *f, saved);
-                (f.name().to_string(), owned_text(&owned))
-            })
-            .collect();
+        let part = |fp: &FamilyPlan, saved: Option<&Saved>| {
+            saved.map(|s| FamilyBefore::capture(prefix, fp, s))
+        };
+        let other_saved = |f: Family| observed.other.iter().find(|(g, _)| *g == f).map(|(_, s)| s);
         PreState {
             prefix: prefix.to_string(),
-            rules: rules.into(),
-            other_rules,
-            sysctls: sysctls
-                .iter()
+            rules: (plan.families.iter().filter(|fp| !fp.is_empty()))
+                .filter_map(|fp| part(fp, Some(observed.saved(fp.family))))
+                .collect(),
+            other_rules: (plan.other_backend.iter())
+                .filter_map(|fp| part(fp, other_saved(fp.family)))
+                .collect(),
+            // Sysctls put back as found, then those set: both kinds are journalled.
+            sysctls: (plan.sysctls.restores.iter().chain(&plan.sysctls.changes))
                 .filter_map(|c| Some((c.setting.key.proc_path(), c.live.clone()?)))
                 .collect(),
             files: files
@@ -77,40 +76,6 @@ impl PreState {
             unit_enabled,
         }
     }
-
-    fn ruleset(&self, family: Family, other: bool) -> Option<Ruleset> {
-        let rules = if other {
-            &self.other_rules
-        } else {
-            &self.rules
-        };
-        let (_, text) = rules.iter().find(|(f, _)| f == family.name())?;
-        Some(ruleset_from_live(&self.prefix, family, &dump::parse(text)))
-    }
-}
-
-/// Owned chains and jumps as a restore-like text that [`dump::parse`] reads back.
-fn owned_text(rs: &Ruleset) -> String {
-    let mut out = String::new();
-    for (table, t) in &rs.tables {
-        if t.chains.is_empty() && t.jumps.is_empty() {
-            continue;
-        }
-        out.push_str(&format!("*{table}\n"));
-        for c in &t.chains {
-            out.push_str(&format!(":{} - [0:0]\n", c.name));
-        }
-        for line in t.chains.iter().flat_map(|c| c.rules.iter()) {
-            out.push_str(line);
-            out.push('\n');
-        }
-        for j in &t.jumps {
-            out.push_str(&j.line());
-            out.push('\n');
-        }
-        out.push_str("COMMIT\n");
-    }
-    out
 }
 
 /// A transaction in progress; [`Transaction::finish`] commits it or puts everything back.
@@ -293,17 +258,13 @@ fn put_rules_back(
     family: Family,
     other: bool,
 ) -> Result<(), HostError> {
-    let Some(target) = pre.ruleset(family, other) else {
+    let parts = if other { &pre.other_rules } else { &pre.rules };
+    // A family the transaction does not write needs nothing put back.
+    let Some(part) = parts.iter().find(|p| p.family() == Some(family)) else {
         return Ok(());
     };
-    let now = match netfilter.save(family, "") {
-        Ok(text) => dump::parse(&text),
-        // A family that could not be read before either (no IPv6) was not written.
-        Err(_) if target.is_empty() && target.tables.iter().all(|(_, t)| t.jumps.is_empty()) => {
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
+    let now = dump::parse(&netfilter.save(family, "")?);
+    let target = part.target(&pre.prefix, family, &now);
     let back = rules::plan_family(&pre.prefix, &target, &now);
     if back.is_empty() {
         return Ok(());

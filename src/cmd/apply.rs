@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::host::Host;
 use crate::host::lock::{self, RunLock};
 use crate::host::systemd::OfflineServiceManager;
+use crate::plan::packaged_unit;
 use crate::render::files::unit::{UNIT_NAME, UNIT_PATH};
 use crate::spec::multi;
 
@@ -48,7 +49,12 @@ pub(super) fn apply_files(
         warnings: p.plan.warnings.clone(),
         ..Outcome::default()
     };
-    if !boot && let Some(problem) = host.binary.problem(&host.binary.unit_binary()) {
+    let offline = ctx.root.is_offline();
+    // Only a warning: a failure to look is no reason to stop the apply.
+    if !boot
+        && let Ok(Some(problem)) =
+            packaged_unit::boot_binary_problem(host.files, host.binary, offline)
+    {
         out.warnings.push(problem);
     }
     super::report::fill(&p, true, &mut out);
@@ -145,7 +151,14 @@ fn enable_unit(
         txn.step()?;
         sm.reload()?;
     }
-    if p.unit_enabled() != Some(true) {
+    // The package's unit replaced pfstate's own copy: the [Install] links still name the copy
+    // (a failure after this puts the copy and its links back: the transaction knows both).
+    let relink = unit_changed && packaged_unit::installed(host.files)?;
+    if relink {
+        txn.step()?;
+        sm.disable(UNIT_NAME)?;
+    }
+    if relink || p.unit_enabled() != Some(true) {
         txn.step()?;
         sm.enable(UNIT_NAME)?;
         // Runs after this apply releases the lock; finds the host in sync and stays active.

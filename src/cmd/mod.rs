@@ -4,6 +4,7 @@
 mod apply;
 mod confirm;
 pub mod ctx;
+mod generate;
 pub mod json;
 pub mod output;
 mod plan;
@@ -48,5 +49,6 @@ pub fn run(cli: &Cli, ctx: &Ctx, host: &Host) -> Result<Outcome, Error> {
         Cmd::Status { files } => status::status(ctx, host, files),
         Cmd::Remove { prefix } => remove::remove(ctx, host, prefix.as_deref()),
         Cmd::Try { file } => try_lab::try_file(file),
+        Cmd::Generate(what) => generate::run(what),
     }
 }

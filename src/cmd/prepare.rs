@@ -9,7 +9,6 @@ use crate::error::Error;
 use crate::host::Host;
 use crate::host::sysctl_before::SYSCTL_BEFORE_PATH;
 use crate::model::Model;
-use crate::plan::SysctlChange;
 use crate::plan::observe::{self, Observed, Scope};
 use crate::plan::{self, Plan, view};
 use crate::render::files::unit::UNIT_NAME;
@@ -46,10 +45,11 @@ pub(super) fn prepare(
     query_unit: bool,
 ) -> Result<Prepared, Error> {
     let desired = render::render(&model);
-    let files = match files_wanted {
+    let mut files = match files_wanted {
         Some(f) => f,
         None => files::desired_files(&model, &desired, source, &host.binary.unit_binary())?,
     };
+    plan::packaged_unit::defer_to_package(host.files, &mut files)?;
     let scope = Scope {
         files: files.iter().map(|f| f.target).collect(),
         unit: query_unit.then_some(UNIT_NAME),
@@ -99,9 +99,7 @@ pub(super) fn begin<'h>(
     // The record of sysctl values pfstate found is journalled like a managed file.
     let mut files: Vec<&'static str> = p.files.iter().map(|f| f.target).collect();
     files.push(SYSCTL_BEFORE_PATH);
-    let s = &p.plan.sysctls;
-    let sysctls: Vec<SysctlChange> = s.restores.iter().chain(&s.changes).cloned().collect();
-    let pre = PreState::capture(&p.desired.prefix, &p.observed, &sysctls, &files, unit);
+    let pre = PreState::capture(&p.desired.prefix, &p.observed, &p.plan, &files, unit);
     Transaction::begin(*host, pre)
 }
 

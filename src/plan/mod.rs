@@ -9,6 +9,7 @@
 //! - [`host_facts`] - warnings where the live host contradicts what the file states;
 //! - [`other_states`] - other pfstate states on the same kernel (their sysctls stay);
 //! - [`sysctls`] - runtime sysctls to set, and to put back as pfstate found them;
+//! - [`packaged_unit`] - with the package's unit installed, apply enables it, writes no copy;
 //! - [`view`] - the unified diffs a reviewer reads.
 
 pub mod backends;
@@ -17,6 +18,7 @@ pub mod host_facts;
 mod jumps;
 pub mod observe;
 pub mod other_states;
+pub mod packaged_unit;
 mod payload;
 pub mod placement;
 pub mod rules;

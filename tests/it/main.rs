@@ -62,6 +62,7 @@ mod json_contract;
 mod kernel_canonical;
 mod local_guard;
 mod offline_enable;
+mod package;
 mod pure_render;
 mod render_semantics;
 mod systemd_sandbox;

@@ -41,6 +41,16 @@ pub fn skip_reason() -> Option<String> {
     None
 }
 
+/// A command's exit code, stdout and stderr, for assertion messages.
+pub fn shown(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// The cargo target dir holding this test binary (bound read-only into the sandbox).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
@@ -56,10 +66,12 @@ pub struct Sandbox {
     pub dir: PathBuf,
     tmp: Option<tempfile::TempDir>,
     veth: String,
+    /// Extra dirs made writable inside (SANDBOX_OVERLAY), e.g. "usr" to install a package.
+    overlay: String,
     running: bool,
 }
 
-fn script(args: &[&str], dir: &Path, veth: &str) -> Output {
+fn script(args: &[&str], dir: &Path, veth: &str, overlay: &str) -> Output {
     Command::new(SCRIPT)
         .args(args.iter().take(1))
         .arg(dir)
@@ -69,6 +81,7 @@ fn script(args: &[&str], dir: &Path, veth: &str) -> Output {
             format!("{}:{}", target_dir().display(), env!("CARGO_MANIFEST_DIR")),
         )
         .env("SANDBOX_VETH", veth)
+        .env("SANDBOX_OVERLAY", overlay)
         .stdin(Stdio::null())
         .output()
         .expect("run sandbox.sh")
@@ -78,6 +91,11 @@ impl Sandbox {
     /// Boot a fresh sandbox in a new state dir under cargo's tmp dir; `veth` names interfaces
     /// created before systemd starts (space-separated).
     pub fn boot(name: &str, veth: &str) -> Sandbox {
+        Sandbox::boot_with_overlay(name, veth, "")
+    }
+
+    /// [`Sandbox::boot`] with more writable dirs (space-separated top-level names, e.g. "usr").
+    pub fn boot_with_overlay(name: &str, veth: &str, overlay: &str) -> Sandbox {
         let tmp = tempfile::Builder::new()
             .prefix(&format!("sbx-{name}-"))
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -87,6 +105,7 @@ impl Sandbox {
             dir: tmp.path().to_path_buf(),
             tmp: Some(tmp),
             veth: veth.to_string(),
+            overlay: overlay.to_string(),
             running: false,
         };
         sb.start();
@@ -95,7 +114,7 @@ impl Sandbox {
 
     fn start(&mut self) -> Duration {
         let t0 = Instant::now();
-        let out = script(&["boot"], &self.dir, &self.veth);
+        let out = script(&["boot"], &self.dir, &self.veth, &self.overlay);
         let took = t0.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "sandbox boot failed:\n{stderr}");
@@ -117,7 +136,7 @@ impl Sandbox {
     pub fn stop(&mut self) -> Duration {
         let t0 = Instant::now();
         if self.running {
-            let out = script(&["stop"], &self.dir, &self.veth);
+            let out = script(&["stop"], &self.dir, &self.veth, &self.overlay);
             assert!(
                 out.status.success(),
                 "sandbox stop failed:\n{}",
@@ -204,7 +223,7 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         if self.running {
-            let out = script(&["stop"], &self.dir, &self.veth);
+            let out = script(&["stop"], &self.dir, &self.veth, &self.overlay);
             self.running = !out.status.success();
         }
         if self.running {

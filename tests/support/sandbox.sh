@@ -17,6 +17,9 @@
 #                                 target dir holding the binaries under test)
 #   SANDBOX_VETH="NAME [NAME...]" veth interfaces created inside before systemd starts (peer:
 #                                 NAME-p, also inside), so per-interface sysctls exist at boot
+#   SANDBOX_OVERLAY="DIR [DIR...]" more top-level dirs made writable like /etc and /var (an
+#                                 overlay whose upper dir is DIR/ovl/NAME/upper), e.g. "usr" so
+#                                 dpkg can install a package inside; the host's copy is untouched
 #   SANDBOX_BOOT_TIMEOUT=60  SANDBOX_STOP_TIMEOUT=30   seconds
 #
 # Packages (Debian 12): systemd dbus util-linux bsdutils mount coreutils procps iproute2 iptables
@@ -171,6 +174,10 @@ stage2() {
         -o "lowerdir=/etc,upperdir=$dir/ovl/etc/upper,workdir=$dir/ovl/etc/work,volatile" "$R/etc"
     mount -t overlay overlay \
         -o "lowerdir=/var,upperdir=$dir/ovl/var/upper,workdir=$dir/ovl/var/work,volatile" "$R/var"
+    for d in ${SANDBOX_OVERLAY:-}; do
+        mount -t overlay overlay \
+            -o "lowerdir=/$d,upperdir=$dir/ovl/$d/upper,workdir=$dir/ovl/$d/work,volatile" "$R/$d"
+    done
     if [[ ! -e $dir/prepared ]]; then
         prepare_etc "$R/etc"
         touch "$dir/prepared"
@@ -244,9 +251,13 @@ cmd_boot() {
     cmd_stop "$dir"
     # An interrupted boot must not leave a sandbox behind.
     trap 'cmd_stop "$dir"; exit 130' INT TERM HUP
-    mkdir -p "$dir/root" "$dir/share" "$dir/ovl/etc/upper" "$dir/ovl/var/upper"
-    rm -rf "$dir/ovl/etc/work" "$dir/ovl/var/work"
-    mkdir "$dir/ovl/etc/work" "$dir/ovl/var/work"
+    mkdir -p "$dir/root" "$dir/share"
+    for d in etc var ${SANDBOX_OVERLAY:-}; do
+        [[ $d =~ ^[a-z]+$ && -d /$d ]] || fail_boot "$dir" "cannot overlay /$d"
+        mkdir -p "$dir/ovl/$d/upper"
+        rm -rf "$dir/ovl/$d/work"
+        mkdir "$dir/ovl/$d/work"
+    done
     : >"$dir/console.log"
     printf -v launch 'exec unshare --pid --fork --kill-child --mount --propagation private --net --uts --ipc -- %q stage1 %q' \
         "$SELF" "$dir"

@@ -33,6 +33,8 @@ pub struct UnitParams {
 
 #[derive(Serialize)]
 struct Vars {
+    /// The package's copy (units/pfstate.service) says who installs and removes it.
+    packaged: bool,
     description: String,
     documentation: String,
     exec: String,
@@ -94,8 +96,23 @@ fn file_uri(path: &str) -> String {
     out.replace('%', "%%")
 }
 
-/// Render the unit file text.
+/// Render the unit file text `apply` writes to [`UNIT_PATH`].
 pub fn render_unit(p: &UnitParams) -> String {
+    render(p, false)
+}
+
+/// The unit the Debian package ships as `units/pfstate.service`: the same unit for
+/// `/usr/sbin/pfstate`, whose header says the package owns the file.
+pub fn render_packaged_unit() -> String {
+    let p = UnitParams {
+        binary: "/usr/sbin/pfstate".into(),
+        state_path: STATE_PATH.into(),
+        host_label: None,
+    };
+    render(&p, true)
+}
+
+fn render(p: &UnitParams, packaged: bool) -> String {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);
@@ -113,6 +130,7 @@ pub fn render_unit(p: &UnitParams) -> String {
         .collect::<Vec<_>>()
         .join(" ");
     let vars = Vars {
+        packaged,
         description,
         documentation: format!("man:pfstate(8) {}", file_uri(&p.state_path)),
         exec,
@@ -235,11 +253,23 @@ mod tests {
         assert_eq!(quote_exec_arg("%h"), "%%h");
     }
 
-    /// `units/pfstate.service` is what a package ships; it must stay the rendering of the
-    /// template with the packaged binary path.
+    /// `units/pfstate.service` is what the package ships; it must stay the rendering of the
+    /// template with the packaged binary path, and differ from apply's only in its header.
     #[test]
     fn shipped_unit_is_current() {
         let shipped = include_str!("../../../units/pfstate.service");
-        assert_eq!(shipped, render_unit(&params(None)));
+        assert_eq!(shipped, render_packaged_unit());
+        let generated = render_unit(&params(None));
+        assert!(
+            shipped.starts_with("# Shipped by the pfstate package"),
+            "{shipped}"
+        );
+        let body = |t: &str| {
+            t.lines()
+                .skip_while(|l| l.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(body(shipped), body(&generated));
     }
 }

@@ -290,3 +290,60 @@ root_test!(the_kernel_agrees_with_the_fake, || {
         );
     }
 });
+
+/// With the Debian package's unit installed, apply writes no unit copy and enables the
+/// package's; a host that applied before the package moves over (copy removed, links re-made),
+/// and a failure at any step of that move leaves the host as before, links included.
+#[test]
+fn the_package_unit_replaces_the_own_copy_and_rollback_restores_it() {
+    use pfstate::host::Files;
+    use pfstate::plan::packaged_unit::VENDOR_UNIT_PATH;
+    let vendor = "[Unit]\nDescription=packaged\n[Install]\nWantedBy=multi-user.target\n";
+    let packaged = FakeWorld::new();
+    packaged.host.files.write(VENDOR_UNIT_PATH, vendor).unwrap();
+    let file = packaged.write_input("state.yaml", &example("edge-gateway.yaml"));
+    assert_eq!(packaged.pfstate(&["apply", &file]).0, 0);
+    assert_eq!(packaged.file(UNIT_PATH), None);
+    assert!(packaged.host.services.enabled().contains(UNIT_NAME));
+    assert_eq!(packaged.pfstate(&["plan", &file]).0, 0);
+
+    // Applied before the package existed, then the package was installed.
+    let before_package = || {
+        let w = FakeWorld::new();
+        let file = w.write_input("state.yaml", &example("edge-gateway.yaml"));
+        assert_eq!(w.pfstate(&["apply", &file]).0, 0);
+        assert!(w.file(UNIT_PATH).is_some());
+        w.host.files.write(VENDOR_UNIT_PATH, vendor).unwrap();
+        (w, file)
+    };
+    let (w, file) = before_package();
+    let (code, plan) = w.pfstate(&["plan", &file]);
+    assert_eq!(code, 2, "{plan}");
+    assert!(plan.contains(UNIT_PATH), "{plan}");
+    let from = w.host.faults.steps().len();
+    assert_eq!(w.pfstate(&["apply", &file]).0, 0);
+    assert_eq!(w.file(UNIT_PATH), None);
+    assert!(w.host.services.enabled().contains(UNIT_NAME));
+    let steps = w.host.faults.steps()[from..].to_vec();
+    let disable = format!("disable {UNIT_NAME}");
+    let enable = format!("enable {UNIT_NAME}");
+    let at = |s: &str| steps.iter().position(|x| x == s);
+    assert!(
+        at(&disable) < at(&enable) && at(&disable).is_some(),
+        "{steps:?}"
+    );
+    assert_eq!(w.pfstate(&["plan", &file]).0, 0);
+
+    for (i, step) in steps.iter().enumerate() {
+        let (w, file) = before_package();
+        let before = w.host.state();
+        w.host.faults.fail_at(w.host.faults.steps().len() + i);
+        let (code, out) = w.pfstate(&["apply", &file]);
+        assert_eq!(code, 1, "step {i} ({step}): {out}");
+        assert_eq!(
+            w.host.state(),
+            before,
+            "step {i} ({step}) left changes: {out}"
+        );
+    }
+}
