@@ -133,8 +133,8 @@ pub enum SourceNat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hairpin {
     Off,
-    /// Masquerade clients from the networks of the `via` interface (looked up at render).
-    Auto,
+    /// Masquerade clients from these networks (`hairpin: true` takes the networks the file
+    /// states on the `via` interface alias).
     Networks(Vec<IpNet>),
 }
 

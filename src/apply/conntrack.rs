@@ -1,7 +1,7 @@
 //! Delete conntrack entries of forwards that changed, so existing flows (notably UDP, whose
 //! entries outlive any rule change) do not keep their old translation or lack of one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::host::Conntrack;
@@ -55,6 +55,55 @@ impl Listen {
             address,
         })
     }
+}
+
+impl Listen {
+    /// Whether a conntrack entry (protocol, original destination port and address) is one of
+    /// this listen's: what its flush deletes.
+    fn catches(&self, proto: &str, port: u16, dst: &str) -> bool {
+        self.protos.iter().any(|p| p.name() == proto)
+            && self.port.lo <= port
+            && port <= self.port.hi
+            && self.address.is_none_or(|a| dst.parse().ok() == Some(a))
+    }
+}
+
+/// How many active connections the flush of these listens cuts, per entry name (entries with
+/// none left out; a connection counted once per entry). `None` when the conntrack table
+/// cannot be listed. One `conntrack -L` per family in use.
+pub fn count_cut(tool: &dyn Conntrack, listens: &[Listen]) -> Option<Vec<(String, usize)>> {
+    let mut out: BTreeMap<String, usize> = BTreeMap::new();
+    for family in [Family::V4, Family::V6] {
+        let of_family: Vec<&Listen> = listens
+            .iter()
+            .filter(|l| l.family == family && l.port.width() <= MAX_PORTS_TO_FLUSH)
+            .collect();
+        if of_family.is_empty() {
+            continue;
+        }
+        let listed = tool.list(family, false).ok()?;
+        for (proto, port, dst) in listed.lines().filter_map(entry_of_line) {
+            let names: BTreeSet<&str> = of_family
+                .iter()
+                .filter(|l| l.catches(&proto, port, &dst))
+                .map(|l| l.name.as_str())
+                .collect();
+            for n in names {
+                *out.entry(n.to_string()).or_default() += 1;
+            }
+        }
+    }
+    Some(out.into_iter().collect())
+}
+
+/// One line per entry whose connections a change cuts: `will be` (plan) or `were` (apply).
+pub fn cut_notes(cut: &[(String, usize)], tense: &str) -> Vec<String> {
+    cut.iter()
+        .map(|(name, n)| {
+            let what = if *n == 1 { "connection" } else { "connections" };
+            format!("`{name}`: {n} active {what} {tense} cut (its conntrack entries are deleted so no flow keeps the old translation)")
+        })
+        .collect()
 }
 
 /// Ranges wider than this are not flushed port by port (the conntrack tool takes one port).
@@ -128,10 +177,7 @@ fn flush_listed(
             continue;
         }
         for (proto, port, dst) in &entries {
-            let hit = l.protos.iter().any(|p| p.name() == proto)
-                && l.port.lo <= *port
-                && *port <= l.port.hi
-                && l.address.is_none_or(|a| dst.parse().ok() == Some(a));
+            let hit = l.catches(proto, *port, dst);
             let key = (proto.clone(), *port, l.address);
             if hit && !done.contains(&key) {
                 let _ = tool.delete(family, proto, *port, l.address);

@@ -15,10 +15,11 @@ pub mod units;
 
 use crate::error::Error;
 use crate::host::Host;
+use crate::host::sysctl_before::{self, Record, SYSCTL_BEFORE_PATH};
 use crate::model::{Family, Model};
 use crate::names;
-use crate::plan::Plan;
 use crate::plan::observe::Observed;
+use crate::plan::{Plan, SysctlChange};
 use crate::render::files::ManagedFile;
 use crate::ruleset::dump::{self, Saved};
 use crate::ruleset::{Chain, Jump, Ruleset, TABLES, TableRules};
@@ -35,11 +36,20 @@ pub struct Report {
     pub files_changed: Vec<&'static str>,
 }
 
-/// The kernel part of a plan: one restore per family that changes, the removal of pfstate's
-/// copy in the other iptables backend, then the sysctls. Each
-/// write is a step of `txn`; the caller finishes it.
+/// The kernel part of a plan, in an order that never leaves `route_localnet` on without its
+/// guard rule (issue 11): record the sysctls about to change (persisted before any is
+/// changed); put back the ones no entry needs any more (route_localnet off before its guard
+/// goes); one restore per family that changes and the removal of pfstate's copy in the other
+/// iptables backend; the desired sysctls (route_localnet on after its guard is in); the record
+/// without the keys put back. Each write is a step of `txn` (whose put-back runs the same
+/// order backwards); the caller finishes it.
 pub fn apply(host: &Host, txn: &Transaction, plan: &Plan) -> Result<Report, Error> {
     let mut report = Report::default();
+    let s = &plan.sysctls;
+    store_record(host, txn, &s.record_before, &s.record_during)?;
+    for c in &s.restores {
+        set_sysctl(host, txn, c, &mut report)?;
+    }
     for fp in plan.families.iter().filter(|f| !f.is_empty()) {
         txn.step()?;
         host.netfilter.restore(fp.family, &fp.payload())?;
@@ -52,15 +62,42 @@ pub fn apply(host: &Host, txn: &Transaction, plan: &Plan) -> Result<Report, Erro
             report.other_backend_cleaned.push(fp.family);
         }
     }
-    for c in plan.sysctls.iter().filter(|c| c.live.is_some()) {
-        txn.step()?;
-        host.sysctl
-            .set(&c.setting.key.proc_path(), &c.setting.value)?;
-        report
-            .sysctls_set
-            .push(format!("{} = {}", c.setting.key, c.setting.value));
+    for c in s.changes.iter().filter(|c| c.live.is_some()) {
+        set_sysctl(host, txn, c, &mut report)?;
     }
+    store_record(host, txn, &s.record_during, &s.record_after)?;
     Ok(report)
+}
+
+fn set_sysctl(
+    host: &Host,
+    txn: &Transaction,
+    c: &SysctlChange,
+    report: &mut Report,
+) -> Result<(), Error> {
+    txn.step()?;
+    host.sysctl
+        .set(&c.setting.key.proc_path(), &c.setting.value)?;
+    report
+        .sysctls_set
+        .push(format!("{} = {}", c.setting.key, c.setting.value));
+    Ok(())
+}
+
+/// Replace the record of the values pfstate found (`now` -> `want`); an empty one removes
+/// the file. The transaction journalled the record as it was (see `cmd::prepare`).
+fn store_record(host: &Host, txn: &Transaction, now: &Record, want: &Record) -> Result<(), Error> {
+    if now == want {
+        return Ok(());
+    }
+    txn.step()?;
+    if want.is_empty() {
+        host.files.remove(SYSCTL_BEFORE_PATH)?;
+    } else {
+        host.files
+            .write(SYSCTL_BEFORE_PATH, &sysctl_before::render(want))?;
+    }
+    Ok(())
 }
 
 /// Make the managed files hold what `files` says (`None`: absent), each write a step of
@@ -89,15 +126,20 @@ pub fn converge_files(
 }
 
 /// After a committed apply: flush the conntrack entries of changed forwards (warnings only:
-/// a flow that survives is not a reason to undo the rules).
+/// a flow that survives is not a reason to undo the rules). Returns the warnings and how many
+/// active connections of each entry were cut.
 pub fn flush_conntrack(
     host: &Host,
     model: &Model,
     observed: &Observed,
     plan: &Plan,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<(String, usize)>) {
     let listens = conntrack::stale_listens(model, observed, plan);
-    conntrack::flush_all(host.conntrack, &listens)
+    if listens.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let cut = conntrack::count_cut(host.conntrack, &listens).unwrap_or_default();
+    (conntrack::flush_all(host.conntrack, &listens), cut)
 }
 
 /// The error of a step that failed, saying what state the rollback left the host in.

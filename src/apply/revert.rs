@@ -54,9 +54,10 @@ pub fn snapshot_files(
         .collect()
 }
 
-pub fn snapshot_sysctls(changes: &[crate::plan::SysctlChange]) -> Vec<OldSysctl> {
-    changes
+pub fn snapshot_sysctls(plan: &crate::plan::SysctlPlan) -> Vec<OldSysctl> {
+    plan.changes
         .iter()
+        .chain(&plan.restores)
         .filter_map(|c| {
             c.live.as_ref().map(|v| OldSysctl {
                 path: c.setting.key.proc_path(),
@@ -70,6 +71,20 @@ pub fn snapshot_sysctls(changes: &[crate::plan::SysctlChange]) -> Vec<OldSysctl>
 /// what could not be put back.
 pub fn revert(host: &Host, p: &Pending) -> Result<(), Error> {
     let mut failed: Vec<String> = Vec::new();
+    // route_localnet goes off before the rules lose its guard, and on only after they have
+    // it back (issue 11): the other sysctls follow the rules.
+    let (off_first, after): (Vec<&OldSysctl>, Vec<&OldSysctl>) = p
+        .sysctls
+        .iter()
+        .partition(|s| s.path.ends_with("/route_localnet") && s.value.trim() == "0");
+    let set = |list: &[&OldSysctl], failed: &mut Vec<String>| {
+        for s in list {
+            if let Err(e) = host.sysctl.set(&s.path, &s.value) {
+                failed.push(format!("sysctl {}: {e}", s.path));
+            }
+        }
+    };
+    set(&off_first, &mut failed);
     for (name, text) in &p.rules {
         let Some(family) = Family::ALL.into_iter().find(|f| f.name() == name) else {
             continue;
@@ -78,11 +93,7 @@ pub fn revert(host: &Host, p: &Pending) -> Result<(), Error> {
             failed.push(format!("{name} rules: {e}"));
         }
     }
-    for s in &p.sysctls {
-        if let Err(e) = host.sysctl.set(&s.path, &s.value) {
-            failed.push(format!("sysctl {}: {e}", s.path));
-        }
-    }
+    set(&after, &mut failed);
     let mut unit_file_changed = false;
     for f in &p.files {
         match put_file_back(host.files, f) {

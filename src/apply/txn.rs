@@ -65,7 +65,8 @@ impl PreState {
             other_rules: (plan.other_backend.iter())
                 .filter_map(|fp| part(fp, other_saved(fp.family)))
                 .collect(),
-            sysctls: (plan.sysctls.iter())
+            // Sysctls put back as found, then those set: both kinds are journalled.
+            sysctls: (plan.sysctls.restores.iter().chain(&plan.sysctls.changes))
                 .filter_map(|c| Some((c.setting.key.proc_path(), c.live.clone()?)))
                 .collect(),
             files: files
@@ -175,7 +176,33 @@ pub fn put_back(host: &Host, pre: &PreState) -> Vec<String> {
     if let Err(e) = put_unit_back(host, pre.unit_enabled, unit_file_back) {
         failed.push(format!("unit {UNIT_NAME}: {e}"));
     }
-    for (key, old) in pre.sysctls.iter().rev() {
+    // route_localnet back on (a change had turned it off) only after the rules have its guard
+    // back; every other sysctl, route_localnet back off included, before the rules (issue 11).
+    let (after_rules, before_rules): (Vec<_>, Vec<_>) = pre
+        .sysctls
+        .iter()
+        .rev()
+        .partition(|(key, old)| key.ends_with("/route_localnet") && old.trim() != "0");
+    put_sysctls_back(host, &before_rules, &mut failed);
+    if let Some(other) = host.netfilter.other_backend() {
+        for family in Family::ALL.into_iter().rev() {
+            if let Err(e) = put_rules_back(other, pre, family, true) {
+                let name = other.backend_name();
+                failed.push(format!("{family} rules in the {name} backend: {e}"));
+            }
+        }
+    }
+    for family in Family::ALL.into_iter().rev() {
+        if let Err(e) = put_rules_back(host.netfilter, pre, family, false) {
+            failed.push(format!("{family} rules: {e}"));
+        }
+    }
+    put_sysctls_back(host, &after_rules, &mut failed);
+    failed
+}
+
+fn put_sysctls_back(host: &Host, sysctls: &[&(String, String)], failed: &mut Vec<String>) {
+    for (key, old) in sysctls {
         let now = host.sysctl.get(key);
         if now
             .as_ref()
@@ -190,20 +217,6 @@ pub fn put_back(host: &Host, pre: &PreState) -> Vec<String> {
             ));
         }
     }
-    if let Some(other) = host.netfilter.other_backend() {
-        for family in Family::ALL.into_iter().rev() {
-            if let Err(e) = put_rules_back(other, pre, family, true) {
-                let name = other.backend_name();
-                failed.push(format!("{family} rules in the {name} backend: {e}"));
-            }
-        }
-    }
-    for family in Family::ALL.into_iter().rev() {
-        if let Err(e) = put_rules_back(host.netfilter, pre, family, false) {
-            failed.push(format!("{family} rules: {e}"));
-        }
-    }
-    failed
 }
 
 /// Returns whether the file had to be put back.

@@ -134,8 +134,9 @@ fn settle_pending(ctx: &Ctx, host: &Host, boot: bool) -> Result<(), Error> {
 /// The whole change, then the conntrack flush of changed forwards and the summary.
 fn write_all(host: &Host, p: &Prepared, boot: bool, out: &mut Outcome) -> Result<(), Error> {
     let report = transact(host, p, !boot)?;
-    out.warnings
-        .extend(apply::flush_conntrack(host, &p.model, &p.observed, &p.plan));
+    let (warnings, cut) = apply::flush_conntrack(host, &p.model, &p.observed, &p.plan);
+    out.warnings.extend(warnings);
+    out.notes.extend(apply::conntrack::cut_notes(&cut, "were"));
     let fams: Vec<&str> = report.restored_families.iter().map(|f| f.name()).collect();
     out.notes.push(format!(
         "applied: {} rule set(s) rewritten{}, {} sysctl(s) set",

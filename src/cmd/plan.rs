@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::apply::conntrack;
 use crate::apply::txn::JOURNAL_PATH;
 use crate::error::Error;
 use crate::host::Host;
@@ -25,6 +26,13 @@ pub(super) fn plan_files(ctx: &Ctx, host: &Host, paths: &[PathBuf]) -> Result<Ou
     };
     if !changed {
         out.notes.push("in sync: nothing to change".into());
+    }
+    // Connections of changed or removed forwards lose their conntrack entries on apply.
+    let listens = conntrack::stale_listens(&p.model, &p.observed, &p.plan);
+    if !listens.is_empty()
+        && let Some(cut) = conntrack::count_cut(host.conntrack, &listens)
+    {
+        out.notes.extend(conntrack::cut_notes(&cut, "will be"));
     }
     super::report::fill(&p, true, &mut out);
     // Plan takes no lock and changes nothing: it only says a transaction is unfinished.

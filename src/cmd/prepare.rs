@@ -7,6 +7,7 @@ use crate::apply::{
 };
 use crate::error::Error;
 use crate::host::Host;
+use crate::host::sysctl_before::SYSCTL_BEFORE_PATH;
 use crate::model::Model;
 use crate::plan::observe::{self, Observed, Scope};
 use crate::plan::{self, Plan, view};
@@ -44,7 +45,7 @@ pub(super) fn prepare(
     files_wanted: Option<Vec<ManagedFile>>,
     query_unit: bool,
 ) -> Result<Prepared, Error> {
-    let desired = render::render(&model, host.resolver);
+    let desired = render::render(&model);
     let mut files = match files_wanted {
         Some(f) => f,
         None => {
@@ -62,9 +63,16 @@ pub(super) fn prepare(
     };
     let observed = observe::observe(host, &model, &desired, &scope)?;
     let mut plan = plan::plan(&desired, &observed);
+    // Entries that can never act (a drop before a forward's accept).
+    plan.warnings.extend(crate::spec::shadow::warnings(&model));
     // Port conflicts with foreign DNATs and nftables tables iptables-save cannot show.
     plan.warnings
         .extend(plan::coexist::warnings(&model, &observed));
+    // What the live host says about the facts the file states: warnings only.
+    if let Some(facts) = &observed.facts {
+        plan.warnings
+            .extend(plan::host_facts::warnings(&model, facts));
+    }
     // Filter entries that would cut off the operator, this session first.
     let ssh = plan::ssh_guard::SshConnection::from_env();
     plan.warnings
@@ -107,7 +115,9 @@ pub(super) fn begin<'h>(
     p: &Prepared,
     unit: Option<bool>,
 ) -> Result<Transaction<'h>, Error> {
-    let files: Vec<&'static str> = p.files.iter().map(|f| f.target).collect();
+    // The record of sysctl values pfstate found is journalled like a managed file.
+    let mut files: Vec<&'static str> = p.files.iter().map(|f| f.target).collect();
+    files.push(SYSCTL_BEFORE_PATH);
     let pre = PreState::capture(&p.desired.prefix, &p.observed, &p.plan, &files, unit);
     Transaction::begin(*host, pre)
 }

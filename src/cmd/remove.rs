@@ -78,6 +78,11 @@ pub(super) fn remove(
         return Ok(out);
     }
     let removed = transact(ctx, host, &p)?;
+    // The removed forwards' connections lose their translation: say how many were cut.
+    let (warnings, cut) = crate::apply::flush_conntrack(host, &p.model, &p.observed, &p.plan);
+    out.warnings.extend(warnings);
+    out.notes
+        .extend(crate::apply::conntrack::cut_notes(&cut, "were"));
     out.notes.push(format!(
         "removed everything under prefix {prefix}: {}",
         removed.join(", ")

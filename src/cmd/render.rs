@@ -24,9 +24,10 @@ pub struct Rendered {
     pub warnings: Vec<String>,
 }
 
-/// Render `model`; machine facts (interface addresses, the binary path) come from `host`.
+/// Render `model`; only the binary path (the unit's ExecStart) comes from `host`: the rules
+/// are the file's alone.
 pub fn render_parts(host: &Host, model: &Model, source: &str) -> Result<Rendered, Error> {
-    let desired = render::render(model, host.resolver);
+    let desired = render::render(model);
     let payloads = desired
         .rulesets
         .iter()
@@ -51,7 +52,9 @@ pub fn render_parts(host: &Host, model: &Model, source: &str) -> Result<Rendered
     Ok(Rendered {
         payloads,
         files,
-        warnings: desired.warnings,
+        // Rendering asks the machine nothing: its only warnings are about the file itself
+        // (entries that can never act); what the host says is warned by plan and apply.
+        warnings: crate::spec::shadow::warnings(model),
     })
 }
 

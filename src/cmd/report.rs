@@ -47,7 +47,9 @@ impl Sides {
 pub(super) fn fill(p: &Prepared, want_enabled: bool, out: &mut Outcome) {
     let mut sides = Sides::default();
     let mut changes = rule_changes(p, &mut sides);
-    for c in p.plan.sysctls.iter().filter(|c| c.live.is_some()) {
+    let s = &p.plan.sysctls;
+    let sets = s.changes.iter().filter(|c| c.live.is_some());
+    for c in sets.chain(&s.restores) {
         let key = c.setting.key.dotted();
         sides.put("sysctls", &key, json!(c.live), json!(c.setting.value));
         changes.push(change(&key, "sysctl", "change"));

@@ -36,7 +36,7 @@ pub fn status(ctx: &Ctx, host: &Host, files: &[PathBuf]) -> Result<Outcome, Erro
     let conns = connections_per_forward(host.conntrack, &model);
     let (mut text, entries) = entry_rows(&model, &counters, &conns);
     text.push_str(&connection_lines(&conns));
-    let desired = render::render(&model, host.resolver);
+    let desired = render::render(&model);
     let observed = observe::observe(host, &model, &desired, &Default::default())?;
     let pl = plan::plan(&desired, &observed);
     let drift = pl.kernel_changes() || pl.sysctl_changes();

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use crate::error::HostError;
 use crate::host::binary::RunningBinary;
 use crate::host::conntrack::ConntrackTool;
+use crate::host::facts::IpTool;
 use crate::host::fs::{Root, RootFiles};
 use crate::host::iptables::LiveNetfilter;
 use crate::host::nft_tables::NftList;
-use crate::host::resolve::SystemResolver;
 use crate::host::sysctl::ProcSys;
 use crate::host::systemd::{DbusServiceManager, OfflineServiceManager};
 use crate::host::{Host, ServiceManager};
@@ -42,8 +42,8 @@ impl LiveHost {
             services: &self.services,
             conntrack: &ConntrackTool,
             files: &self.files,
-            addresses: &SystemResolver,
-            resolver: &SystemResolver,
+            addresses: &IpTool,
+            facts: &IpTool,
             binary: &RunningBinary,
         }
     }

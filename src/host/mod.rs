@@ -10,16 +10,18 @@
 //! - [`fs`] - the root directory, atomic file writes, the run lock, reading a managed file;
 //! - [`binary`] - the binary the boot unit runs, and whether that is safe;
 //! - [`conntrack`] - the `conntrack` tool (list, delete);
-//! - [`resolve`] - machine facts the renderer may ask for (interface addresses);
 //! - [`transient`], [`deadline`] - running the revert of `apply --confirm` at its deadline;
 //! - [`nft_events`] - nf_tables ruleset events (what `pfstate watch` waits on);
 //! - [`firewalld`] - firewalld's D-Bus announcements (`Reloaded`, start, stop), and
-//!   [`firewalld_zone`], its zones' permanent configuration.
+//!   [`firewalld_zone`], its zones' permanent configuration;
+//! - [`facts`] - interfaces, addresses and routes, read for the warnings of plan and apply;
+//! - [`sysctl_before`] - the record of what each sysctl held before pfstate changed it.
 
 pub mod binary;
 pub mod confine;
 pub mod conntrack;
 pub mod deadline;
+pub mod facts;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod firewalld;
@@ -31,9 +33,9 @@ pub mod lock;
 pub mod nfnetlink;
 pub mod nft_events;
 pub mod nft_tables;
-pub mod resolve;
 pub mod save_cache;
 pub mod sysctl;
+pub mod sysctl_before;
 pub mod systemd;
 pub mod systemd_offline;
 pub mod transient;
@@ -43,8 +45,6 @@ use std::net::IpAddr;
 
 use crate::error::HostError;
 use crate::model::Family;
-
-pub use resolve::Resolver;
 
 /// The machine as pfstate reaches it: every read and write of a command goes through one of
 /// these. `main` builds the real one ([`live::LiveHost`]); tests build fakes.
@@ -57,7 +57,7 @@ pub struct Host<'a> {
     pub conntrack: &'a dyn Conntrack,
     pub files: &'a dyn Files,
     pub addresses: &'a dyn LocalAddresses,
-    pub resolver: &'a dyn Resolver,
+    pub facts: &'a dyn InterfaceFacts,
     pub binary: &'a dyn Binary,
 }
 
@@ -94,6 +94,13 @@ pub trait Netfilter {
 /// they cannot be listed: tables `iptables-save` cannot show still filter packets.
 pub trait NftTables {
     fn list(&self) -> Option<String>;
+}
+
+/// Interfaces, addresses and routes of this network namespace: read for warnings only, never
+/// for rendering (the rules are a function of the file alone).
+pub trait InterfaceFacts {
+    /// `None` when they cannot be read.
+    fn read(&self) -> Option<facts::Facts>;
 }
 
 /// The addresses configured on this network namespace's interfaces.

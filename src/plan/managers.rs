@@ -239,8 +239,7 @@ mod tests {
 
     #[test]
     fn docker_forward_policy_left_at_accept() {
-        let render =
-            |yaml: &str| crate::render::render(&model(yaml), &crate::host::resolve::SystemResolver);
+        let render = |yaml: &str| crate::render::render(&model(yaml));
         // The masquerade implies ip_forward=1.
         let forwarding = turns_on_forwarding(&render(STATE));
         assert!(forwarding);

@@ -8,35 +8,35 @@
 //! - [`ssh_guard`] - warnings about filter entries that would cut the operator off;
 //! - [`managers`] - warnings about the managers that flush or bypass pfstate's rules;
 //! - [`units`] - the companion units' enablement and its plan lines;
+//! - [`host_facts`] - warnings where the live host contradicts what the file states;
+//! - [`other_states`] - other pfstate states on the same kernel (their sysctls stay);
+//! - [`sysctls`] - runtime sysctls to set, and to put back as pfstate found them;
 //! - [`packaged_unit`] - with the package's unit installed, apply enables it, writes no copy;
 //! - [`view`] - the unified diffs a reviewer reads.
 
 pub mod backends;
 pub mod coexist;
+pub mod host_facts;
 mod jumps;
 pub mod managers;
 pub mod observe;
+pub mod other_states;
 pub mod packaged_unit;
 mod payload;
 pub mod placement;
 pub mod rules;
 pub mod ssh_guard;
+pub mod sysctls;
 pub mod units;
 pub mod view;
 
-use crate::model::{Family, Sysctl as SysctlSetting};
+use crate::model::Family;
 use crate::render::Desired;
 use observe::Observed;
 use rules::FamilyPlan;
 
 pub use rules::plan_family;
-
-/// One runtime sysctl that differs (or whose interface is missing: `live == None`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SysctlChange {
-    pub setting: SysctlSetting,
-    pub live: Option<String>,
-}
+pub use sysctls::{SysctlChange, SysctlPlan};
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -44,9 +44,7 @@ pub struct Plan {
     /// Removal of pfstate's chains from the other iptables backend (only families that
     /// hold some).
     pub other_backend: Vec<FamilyPlan>,
-    pub sysctls: Vec<SysctlChange>,
-    /// Every desired sysctl with its live value, for the plan's view.
-    pub sysctl_view: (String, String),
+    pub sysctls: SysctlPlan,
     pub warnings: Vec<String>,
 }
 
@@ -58,7 +56,7 @@ impl Plan {
             .any(|f| !f.is_empty())
     }
     pub fn sysctl_changes(&self) -> bool {
-        self.sysctls.iter().any(|c| c.live.is_some())
+        self.sysctls.has_changes()
     }
 }
 
@@ -69,54 +67,19 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         .map(|f| rules::plan_family(&desired.prefix, desired.ruleset(*f), observed.saved(*f)))
         .collect();
     let mut warnings = observed.warnings.clone();
-    warnings.extend(desired.warnings.iter().cloned());
     let other_backend = backends::remove_other_copy(&desired.prefix, observed);
     warnings.extend(backends::warning(&other_backend, observed));
-    let mut changes = Vec::new();
-    let (mut live_view, mut want_view) = (String::new(), String::new());
-    for s in &desired.sysctls {
-        let live = observed.sysctls.get(&s.key.proc_path()).cloned().flatten();
-        match &live {
-            None => {
-                let what = s
-                    .key
-                    .interface()
-                    .map(|i| format!("interface {i} does not exist (yet)"))
-                    .unwrap_or_else(|| "no such key here".into());
-                warnings.push(format!(
-                    "sysctl {}: {what}; it is written to sysctl.d and applies when it appears",
-                    s.key
-                ));
-                live_view.push_str(&format!("# {} (absent)\n", s.key));
-            }
-            Some(v) => live_view.push_str(&format!("{} = {v}\n", s.key)),
-        }
-        want_view.push_str(&format!("{} = {}\n", s.key, s.value));
-        let differs = live
-            .as_deref()
-            .is_none_or(|v| normalize(v) != normalize(&s.value));
-        if differs {
-            changes.push(SysctlChange {
-                setting: s.clone(),
-                live,
-            });
-        }
-    }
+    let sysctls = sysctls::plan_sysctls(desired, observed);
+    warnings.extend(sysctls.warnings.iter().cloned());
     if observed_forwarding_off(desired, observed) {
         warnings.push("an interface has forwarding=0 although ip_forward=1: writing ip_forward resets the per-interface flags only on a 0->1 change; check `sysctl net.ipv4.conf`".into());
     }
     Plan {
         families,
         other_backend,
-        sysctls: changes,
-        sysctl_view: (live_view, want_view),
+        sysctls,
         warnings,
     }
-}
-
-/// Kernel sysctl values print tabs between fields; compare them by their words.
-fn normalize(v: &str) -> String {
-    v.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A plan also reports an interface whose own `forwarding` flag is 0 (notes: S3) when

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 
 use crate::error::HostError;
 use crate::host::Host;
+use crate::host::facts::Facts;
+use crate::host::sysctl_before::{self, Record, SYSCTL_BEFORE_PATH};
 use crate::model::{Family, Model};
 use crate::render::Desired;
 use crate::ruleset::dump::{self, Saved};
@@ -22,7 +24,8 @@ pub struct Observed {
     /// Families whose rules could not be read (taken as empty), with why.
     pub unreadable: Vec<(Family, String)>,
     pub warnings: Vec<String>,
-    /// The live value of every desired sysctl, by its /proc/sys key (`None`: absent).
+    /// The live value of every desired or recorded sysctl, by its /proc/sys key (`None`:
+    /// absent).
     pub sysctls: HashMap<String, Option<String>>,
     /// `net.ipv4.conf.IF.forwarding` of every interface but `all`, `default` and `lo`; read
     /// only when the desired state wants `ip_forward = 1`.
@@ -41,6 +44,10 @@ pub struct Observed {
     pub companions: Vec<(&'static str, Option<bool>)>,
     /// firewalld, nftables.service, Docker (asked with the unit).
     pub managers: super::managers::Managers,
+    /// What each sysctl held before pfstate first changed it (the persisted record).
+    pub sysctl_before: Record,
+    /// Interfaces, addresses and routes, when the state has entries (for warnings only).
+    pub facts: Option<Facts>,
 }
 
 /// Which optional reads to make.
@@ -92,10 +99,25 @@ pub fn observe(
             Err(e) => return Err(e),
         }
     }
-    for s in &desired.sysctls {
-        let key = s.key.proc_path();
-        let live = host.sysctl.get(&key)?;
-        o.sysctls.insert(key, live);
+    // The record is also kept as a file, so a transaction can journal and put it back.
+    let record = host.files.read(SYSCTL_BEFORE_PATH)?;
+    o.sysctl_before = record
+        .as_deref()
+        .map(sysctl_before::parse)
+        .unwrap_or_default();
+    o.files.push((SYSCTL_BEFORE_PATH, record));
+    // Desired keys, recorded ones (to put back) and route_localnet where this state's live
+    // rules have a guard (to turn off with it).
+    let guarded: Vec<String> = super::other_states::guarded_interfaces(&desired.prefix, &o)
+        .iter()
+        .map(|i| super::other_states::route_localnet_key(i))
+        .collect();
+    let keys = desired.sysctls.iter().map(|s| s.key.proc_path());
+    for key in keys.chain(o.sysctl_before.keys().cloned()).chain(guarded) {
+        if let std::collections::hash_map::Entry::Vacant(e) = o.sysctls.entry(key) {
+            let live = host.sysctl.get(e.key())?;
+            e.insert(live);
+        }
     }
     if wants_forwarding(desired) {
         for name in host.sysctl.interfaces() {
@@ -115,6 +137,7 @@ pub fn observe(
     }
     if has_entries {
         o.nft_tables = host.nft.list();
+        o.facts = host.facts.read();
     }
     if let Some(other) = host.netfilter.other_backend() {
         o.other_name = other.backend_name();

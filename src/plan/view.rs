@@ -65,7 +65,7 @@ pub fn plan_view(
         ));
         out.push_str(&rules_diff(fp));
     }
-    let (live, want) = &plan.sysctl_view;
+    let (live, want) = &plan.sysctls.view;
     if plan.sysctl_changes() {
         changed = true;
         out.push_str(&unified(live, want, "sysctl (live)", "sysctl (desired)"));

@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::builder::{Builder, Names, comment, host};
-use crate::host::resolve::Resolver;
 use crate::model::*;
 use crate::names;
 use crate::ruleset::rule::{Rule, addr_text, probability_text};
@@ -90,8 +89,8 @@ struct Fwd<'a> {
     c: String,
     /// The balancing chain, when there are several backends.
     lb_chain: Option<String>,
-    /// The interface towards the backends: `via`, else the route to the first backend (asked
-    /// only when local access or hairpin needs it: a process per forward).
+    /// The interface towards the backends: `via` (the file states it; validate requires it
+    /// where a rule needs it).
     egress: Option<String>,
 }
 
@@ -101,32 +100,27 @@ pub(crate) fn forward_rules(
     n: &Names,
     nat: &mut Builder,
     filter: &mut Builder,
-    resolver: &dyn Resolver,
-    warnings: &mut Vec<String>,
 ) {
-    let needs_egress = f.local || f.hairpin != Hairpin::Off;
     let x = Fwd {
         f,
         n,
         c: comment(&f.name),
         lb_chain: (f.backends.len() > 1).then(|| names::lb_chain(&model.prefix, &f.name)),
-        egress: f.via.clone().or_else(|| {
-            needs_egress
-                .then(|| resolver.egress_interface(f.backends[0].addr))
-                .flatten()
-        }),
+        // The interface towards the backends comes from the file alone (validate requires it
+        // where a rule needs it), so the same file renders the same rules on any machine.
+        egress: f.via.clone(),
     };
     for proto in &f.protos {
         x.dispatch_rules(*proto, nat);
         for b in &f.backends {
-            x.backend_snat(*proto, b, nat, resolver, warnings);
+            x.backend_snat(*proto, b, nat);
             if f.accept {
                 filter.push(&n.forward, x.accept(*proto, b));
             }
         }
     }
     if f.local && f.family == Family::V4 {
-        x.local_guard(filter, warnings);
+        x.local_guard(filter);
     }
 }
 
@@ -143,7 +137,7 @@ impl Fwd<'_> {
         let wan = f.interface.as_deref();
         self.dispatch(&n.prerouting, proto, &sources, wan, f.address, nat);
         // A forward bound to the WAN interface still has to catch LAN clients for hairpin
-        // (the LAN interface: `via`, else the route to the first backend).
+        // (the LAN interface: `via`).
         if f.hairpin != Hairpin::Off
             && let (Some(wan), Some(lan)) = (wan, self.egress.as_deref())
             && wan != lan
@@ -205,14 +199,7 @@ impl Fwd<'_> {
 
     /// Source NAT towards one backend: the forward's `snat` (or hairpin masquerade), and the
     /// gateway's own connections for `local`.
-    fn backend_snat(
-        &self,
-        proto: Proto,
-        b: &Backend,
-        nat: &mut Builder,
-        resolver: &dyn Resolver,
-        warnings: &mut Vec<String>,
-    ) {
+    fn backend_snat(&self, proto: Proto, b: &Backend, nat: &mut Builder) {
         let (f, n) = (self.f, self.n);
         let pn = proto.name();
         let bport = format!("--dport {}", f.backend_port(b).match_text());
@@ -243,13 +230,8 @@ impl Fwd<'_> {
                 dnatted(to_backend(), &this_address).target(t),
             ),
             None => {
-                let lan = f.via.as_deref().or(self.egress.as_deref());
-                for net in hairpin_networks(f, lan, resolver, warnings) {
-                    let r = match net {
-                        Some(net) => to_backend().source(net),
-                        None => to_backend(),
-                    };
-                    let r = dnatted(r, &this_address).target("MASQUERADE");
+                for net in hairpin_networks(f) {
+                    let r = dnatted(to_backend().source(net), &this_address).target("MASQUERADE");
                     nat.push(&n.postrouting, r);
                 }
             }
@@ -288,25 +270,19 @@ impl Fwd<'_> {
     }
 
     /// Local access through 127.0.0.1 needs route_localnet on the interface towards the
-    /// backends; this guard drops what route_localnet would otherwise let in from outside.
-    fn local_guard(&self, filter: &mut Builder, warnings: &mut Vec<String>) {
-        let f = self.f;
-        match &self.egress {
-            Some(dev) => {
-                let lo: IpNet = "127.0.0.0/8".parse().expect("literal");
-                let guard = Rule::new(&self.n.input)
-                    .not_source(lo)
-                    .destination(lo)
-                    .in_interface(dev)
-                    .m("conntrack", "! --ctstate RELATED,ESTABLISHED,DNAT")
-                    .comment(&self.c)
-                    .target("DROP");
-                filter.push(&self.n.input, guard);
-            }
-            None => warnings.push(format!(
-                "forward `{}`: local access through 127.0.0.1 needs route_localnet on the interface towards the backends; set `via:` (no route to {} here)",
-                f.name, f.backends[0].addr
-            )),
+    /// backends (`via`, required for IPv4 `local`); this guard drops what route_localnet would
+    /// otherwise let in from outside (CVE-2020-8558).
+    fn local_guard(&self, filter: &mut Builder) {
+        if let Some(dev) = &self.egress {
+            let lo: IpNet = "127.0.0.0/8".parse().expect("literal");
+            let guard = Rule::new(&self.n.input)
+                .not_source(lo)
+                .destination(lo)
+                .in_interface(dev)
+                .m("conntrack", "! --ctstate RELATED,ESTABLISHED,DNAT")
+                .comment(&self.c)
+                .target("DROP");
+            filter.push(&self.n.input, guard);
         }
     }
 }
@@ -320,44 +296,10 @@ fn snat_target(snat: &SourceNat) -> Option<String> {
     }
 }
 
-/// The client networks hairpin masquerades: `None` stands for "any source" when the networks
-/// of the LAN interface are unknown (correct, but WAN clients are then masqueraded too).
-fn hairpin_networks(
-    f: &Forward,
-    lan: Option<&str>,
-    resolver: &dyn Resolver,
-    warnings: &mut Vec<String>,
-) -> Vec<Option<IpNet>> {
-    if f.hairpin != Hairpin::Off
-        && let Some(bridge) = lan.filter(|l| resolver.is_bridge(l))
-    {
-        let msg = format!(
-            "forward `{}`: {bridge} is a bridge; for a backend to reach itself through the forward, its bridge port needs hairpin mode (`bridge link set dev PORT hairpin on`)",
-            f.name
-        );
-        if !warnings.contains(&msg) {
-            warnings.push(msg);
-        }
-    }
+/// The client networks hairpin masquerades, as the file states them.
+fn hairpin_networks(f: &Forward) -> Vec<IpNet> {
     match &f.hairpin {
         Hairpin::Off => Vec::new(),
-        Hairpin::Networks(nets) => nets.iter().copied().map(Some).collect(),
-        Hairpin::Auto => {
-            let nets = lan
-                .map(|l| resolver.networks(l, f.family))
-                .unwrap_or_default();
-            if nets.is_empty() {
-                let msg = format!(
-                    "forward `{}`: hairpin networks unknown (give `hairpin: [CIDR]` or `via:`); masquerading every client of this forward",
-                    f.name
-                );
-                if !warnings.contains(&msg) {
-                    warnings.push(msg);
-                }
-                vec![None]
-            } else {
-                nets.into_iter().map(Some).collect()
-            }
-        }
+        Hairpin::Networks(nets) => nets.clone(),
     }
 }

@@ -1,5 +1,6 @@
 //! Model -> the rules pfstate owns, in the canonical text `iptables-save` prints, plus the
-//! sysctls the state needs. Pure: the only outside facts come through a [`Resolver`].
+//! sysctls the state needs. Pure: a function of the file alone, the same bytes on any machine
+//! (facts about the host the rules need, such as `via`, are stated in the file).
 //!
 //! Each built-in chain of `ruleset::table::HOOKS` jumps into its owned chain `PREFIX-<CHAIN>`
 //! (chains exist only when they hold rules); forwards may add a balancing chain
@@ -16,7 +17,6 @@ pub mod tree;
 
 use ipnet::IpNet;
 
-use crate::host::resolve::Resolver;
 use crate::model::*;
 use crate::names;
 use crate::ruleset::rule::{Rule, addr_text};
@@ -29,7 +29,6 @@ pub struct Desired {
     pub prefix: String,
     pub rulesets: Vec<Ruleset>,
     pub sysctls: Vec<Sysctl>,
-    pub warnings: Vec<String>,
 }
 
 impl Desired {
@@ -44,23 +43,21 @@ impl Desired {
 /// Render a model. Both families are always present (possibly empty), so stale chains of a
 /// family the file no longer uses are found and removed. Large rule sets get the port-range
 /// tree layout of [`crate::render::tree`]; small ones render exactly as [`render_linear`].
-pub fn render(model: &Model, resolver: &dyn Resolver) -> Desired {
-    render_with(model, resolver, Some(tree::THRESHOLD))
+pub fn render(model: &Model) -> Desired {
+    render_with(model, Some(tree::THRESHOLD))
 }
 
 /// Render with every owned chain linear, whatever its size (the layout of small files).
-pub fn render_linear(model: &Model, resolver: &dyn Resolver) -> Desired {
-    render_with(model, resolver, None)
+pub fn render_linear(model: &Model) -> Desired {
+    render_with(model, None)
 }
 
 /// Render; chains with more keyed rules than `tree_threshold` become trees.
-fn render_with(model: &Model, resolver: &dyn Resolver, tree_threshold: Option<usize>) -> Desired {
-    // Entries that can never act are worth a word wherever the render is shown.
-    let mut warnings = crate::spec::shadow::warnings(model);
+fn render_with(model: &Model, tree_threshold: Option<usize>) -> Desired {
     let rulesets = Family::ALL
         .iter()
         .map(|f| {
-            let mut tables = render_family(model, *f, resolver, &mut warnings);
+            let mut tables = render_family(model, *f);
             if let Some(threshold) = tree_threshold {
                 tree::layout(&model.prefix, &mut tables, threshold);
             }
@@ -68,22 +65,16 @@ fn render_with(model: &Model, resolver: &dyn Resolver, tree_threshold: Option<us
             Ruleset { family: *f, tables }
         })
         .collect();
-    let sysctls = sysctls(model, resolver);
+    let sysctls = sysctls(model);
     Desired {
         prefix: model.prefix.clone(),
         rulesets,
         sysctls,
-        warnings,
     }
 }
 
 /// The typed tables of one family, before any tree layout.
-fn render_family(
-    model: &Model,
-    family: Family,
-    resolver: &dyn Resolver,
-    warnings: &mut Vec<String>,
-) -> Vec<(Table, RuleTable)> {
+fn render_family(model: &Model, family: Family) -> Vec<(Table, RuleTable)> {
     let p = model.prefix.as_str();
     let n = Names::new(p);
     let mut nat = Builder::default();
@@ -104,7 +95,7 @@ fn render_family(
         }
     }
     for f in model.forwards.iter().filter(|f| f.family == family) {
-        forward_rules(model, f, &n, &mut nat, &mut filter, resolver, warnings);
+        forward_rules(model, f, &n, &mut nat, &mut filter);
     }
     for s in model.snats.iter().filter(|s| s.family == family) {
         snat_rules(s, &n, &mut nat, &mut filter);
@@ -176,7 +167,7 @@ fn snat_rules(s: &OutboundSnat, n: &Names, nat: &mut Builder, filter: &mut Build
 
 /// Implied sysctls first (forwarding per family in use, route_localnet per egress interface
 /// of `local` forwards), then the file's own; a key given in the file wins.
-fn sysctls(model: &Model, resolver: &dyn Resolver) -> Vec<Sysctl> {
+fn sysctls(model: &Model) -> Vec<Sysctl> {
     let mut out: Vec<Sysctl> = Vec::new();
     let mut add = |key: SysctlKey, value: &str| {
         if !out.iter().any(|s| s.key == key) {
@@ -204,13 +195,9 @@ fn sysctls(model: &Model, resolver: &dyn Resolver) -> Vec<Sysctl> {
         .iter()
         .filter(|f| f.local && f.family == Family::V4)
     {
-        if let Some(dev) = f
-            .via
-            .clone()
-            .or_else(|| resolver.egress_interface(f.backends[0].addr))
-        {
+        if let Some(dev) = &f.via {
             add(
-                SysctlKey::from_parts(&["net", "ipv4", "conf", &dev, "route_localnet"]),
+                SysctlKey::from_parts(&["net", "ipv4", "conf", dev, "route_localnet"]),
                 "1",
             );
         }

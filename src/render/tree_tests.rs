@@ -46,7 +46,6 @@ fn parse_key(line: &str, option: &str) -> Option<TextKey> {
     };
     Some(TextKey { proto, lo, hi })
 }
-use crate::host::resolve::NoLookup;
 use crate::model::Family;
 use crate::render::{Desired, render, render_linear};
 
@@ -86,7 +85,7 @@ fn yaml(n: usize, changed: Option<usize>) -> String {
 
 fn desired(n: usize, changed: Option<usize>) -> (Desired, Desired) {
     let model = crate::spec::validate::load_str("t.yaml", &yaml(n, changed)).expect("valid");
-    (render(&model, &NoLookup), render_linear(&model, &NoLookup))
+    (render(&model), render_linear(&model))
 }
 
 fn chains(d: &Desired, table: Table) -> HashMap<&str, &Vec<String>> {
@@ -224,14 +223,13 @@ fn rules_that_cannot_be_split_stay_linear() {
         ));
     }
     let model = crate::spec::validate::load_str("t.yaml", &s).expect("valid");
-    assert_eq!(render(&model, &NoLookup), render_linear(&model, &NoLookup));
+    assert_eq!(render(&model), render_linear(&model));
 }
 
 #[test]
 fn typed_keys_are_the_keys_the_printed_rules_show() {
     let model = crate::spec::validate::load_str("t.yaml", &yaml(200, None)).expect("valid");
-    let mut warnings = Vec::new();
-    let tables = super::super::render_family(&model, Family::V4, &NoLookup, &mut warnings);
+    let tables = super::super::render_family(&model, Family::V4);
     let mut keyed = 0;
     for (t, rt) in &tables {
         for hook in table::hooks(*t) {

@@ -14,6 +14,7 @@
 //! - [`multi`] - several files (or a directory) making one state.
 
 pub mod filter_values;
+pub mod iface;
 pub mod lines;
 pub mod multi;
 pub mod read;
@@ -27,6 +28,7 @@ pub mod tree;
 pub mod validate;
 pub mod validate_filter;
 mod validate_forward;
+pub mod validate_iface;
 pub mod validate_rules;
 pub mod values;
 pub mod yaml;

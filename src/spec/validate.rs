@@ -25,6 +25,7 @@ pub fn check(spec: &spec::Spec, files: &[String]) -> Result<Model, SpecError> {
         diags: Vec::new(),
         interfaces: BTreeMap::new(),
         files: files.to_vec(),
+        networks: BTreeMap::new(),
     };
     let model = v.model(spec);
     if v.diags.is_empty() {
@@ -41,7 +42,9 @@ pub fn check(spec: &spec::Spec, files: &[String]) -> Result<Model, SpecError> {
 
 pub(crate) struct Validator {
     pub(crate) diags: Vec<Diagnostic>,
-    interfaces: BTreeMap<String, String>,
+    pub(crate) interfaces: BTreeMap<String, String>,
+    /// The networks an alias states (`lan: {name: eth1, networks: [...]}`), by alias.
+    pub(crate) networks: BTreeMap<String, Vec<IpNet>>,
     files: Vec<String>,
 }
 
@@ -96,22 +99,7 @@ impl Validator {
             }
             h.value.clone()
         });
-        for (alias, device) in &spec.interfaces.0 {
-            if names::entry_name_problem(alias).is_some() {
-                self.err(
-                    at(alias),
-                    format!(
-                        "interface alias `{}` must be lowercase letters, digits, '-' or '_'",
-                        alias.escape_debug()
-                    ),
-                );
-            }
-            if let Some(p) = names::interface_problem(device) {
-                self.err(at(device), p);
-            }
-            self.interfaces
-                .insert(alias.value.clone(), device.value.clone());
-        }
+        self.aliases(&spec.interfaces);
         let mut seen: HashMap<String, Location> = HashMap::new();
         let mut check_name = |v: &mut Validator, name: &Spanned<String>| {
             if let Some(p) = names::entry_name_problem(name) {

@@ -114,18 +114,14 @@ impl Validator {
             None => SourceNat::None,
             Some(s) => self.source_nat(s, family, false),
         };
-        let hairpin = match f.hairpin.as_ref().map(|h| &h.value) {
-            None | Some(spec::Hairpin::Flag(false)) => Hairpin::Off,
-            Some(spec::Hairpin::Flag(true)) => Hairpin::Auto,
-            Some(spec::Hairpin::Networks(nets)) => {
-                let nets: Vec<IpNet> = nets
-                    .iter()
-                    .filter_map(|n| self.network_of(n, family))
-                    .collect();
-                Hairpin::Networks(nets)
-            }
-        };
-        let via = f.via.as_ref().and_then(|v| self.interface(v));
+        let via = f
+            .via
+            .as_ref()
+            .and_then(|v| self.concrete_interface(v, "via"));
+        let hairpin = self.hairpin(f, family, via.is_some());
+        if let Some(family) = family {
+            self.check_needs_via(f, family);
+        }
         if self.diags.len() != before {
             return None;
         }

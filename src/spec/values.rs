@@ -36,6 +36,24 @@ pub fn sysctl_key_problem(key: &str) -> Option<String> {
             SYSCTL_ROOTS.join(", ")
         ));
     }
+    if k.0[0] != "net" {
+        return Some(format!(
+            "`{}` is outside net.: pfstate keeps a host's networking state, and a key elsewhere (kernel., vm., fs., ...) changes how the whole machine behaves, which a firewall file must not do; set it in a sysctl.d file of your own",
+            key.escape_debug()
+        ));
+    }
+    if let Some(wild) = k.0.iter().find(|c| c.contains('+')) {
+        return Some(format!(
+            "`{}` names the interface wildcard `{wild}`; a sysctl is set on one interface: write its name, such as eth1",
+            key.escape_debug()
+        ));
+    }
+    if k.0.last().is_some_and(|c| c == "route_localnet") {
+        return Some(format!(
+            "`{}`: pfstate sets route_localnet itself, only on the interface of a `local: true` forward (its `via:`) and only together with the guard rule that keeps the LAN away from 127.0.0.1 (CVE-2020-8558); remove this line and write `local: true` and `via:` on the forward",
+            key.escape_debug()
+        ));
+    }
     None
 }
 
@@ -150,6 +168,11 @@ mod tests {
         assert_eq!(sysctl_key_problem("net/ipv4/conf/eth0.100/rp_filter"), None);
         for bad in [
             "foo.bar",
+            "kernel.core_pattern",
+            "vm.swappiness",
+            "net.ipv4.conf.eth+.rp_filter",
+            "net.ipv4.conf.eth1.route_localnet",
+            "net.ipv4.conf.all.route_localnet",
             "net",
             "net.ipv4.ip_forward\nkernel.x",
             "net/../../etc",

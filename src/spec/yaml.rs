@@ -6,6 +6,7 @@
 //! Reading: text -> YAML tree (`syntax.rs`) -> these structs (`schema.rs`, with the helpers of
 //! `read.rs`; shapes YAML allows in more than one way in `shapes.rs`).
 
+pub use super::iface::InterfaceSpec;
 use super::read::Reader;
 use super::schema::read_spec;
 pub use super::shapes::{BackendItem, Backends, Entries, Hairpin, OneOrMany, PortSpec, Scalar};
@@ -19,7 +20,7 @@ pub struct Spec {
     pub prefix: Option<Spanned<String>>,
     /// Install pfstate-watch.service (default true).
     pub watch: Option<Spanned<bool>>,
-    pub interfaces: Entries<Spanned<String>>,
+    pub interfaces: Entries<Spanned<InterfaceSpec>>,
     pub sysctl: Entries<Spanned<Scalar>>,
     pub forwards: Vec<Spanned<ForwardSpec>>,
     pub snat: Vec<Spanned<SnatSpec>>,

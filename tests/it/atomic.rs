@@ -277,7 +277,14 @@ fn the_boot_run_finishes_a_transaction_without_asking_systemd() {
             .any(|s| s.contains("enable") || s.contains("daemon-reload")),
         "{later:?}"
     );
-    assert_eq!(m.state().files, before.files, "{later:?}");
+    // The managed files are as before; the boot run records the sysctls it changes (what it
+    // found, to put back later) like any apply.
+    let mut files = m.state().files;
+    let record = files
+        .remove("/var/lib/pfstate/sysctl-before")
+        .unwrap_or_default();
+    assert!(record.contains("net/ipv4/ip_forward = 0\n"), "{record}");
+    assert_eq!(files, before.files, "{later:?}");
     assert!(
         m.state().dumps[0].contains("PFSTATE"),
         "the boot run applied the state"

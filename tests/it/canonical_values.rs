@@ -121,7 +121,7 @@ const ALONE: &[(&str, &str, &str)] = &[(
 
 const HEADER: &str = "version: 1
 prefix: EDGE_1
-interfaces: {wan: wan0, lan: lan0}
+interfaces: {wan: wan0, lan: {name: lan0, networks: [10.77.0.0/24]}}
 ";
 
 fn file_of(cases: &[&(&str, &str, &str)]) -> String {

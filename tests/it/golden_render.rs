@@ -10,18 +10,16 @@
 //!
 //! The unit's ExecStart names the running binary, which depends on where the checkout is; the
 //! golden files hold `@PFSTATE_BINARY@` there. Nothing else is rewritten: a render that depends
-//! on the machine (an interface's networks, the route to a backend) must not get in here, and
-//! `examples_render_without_host_facts` proves the examples do not need any.
+//! on the machine (an interface's networks, the route to a backend) cannot get in here: the
+//! renderer takes the model alone, and `tests/pure_render.rs` proves the bytes are the same in
+//! a boot-like namespace, a configured one, and as an unprivileged user.
 
 use crate::payload_check;
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ipnet::IpNet;
-use pfstate::host::resolve::{NoLookup, Resolver};
-use pfstate::model::{Family, Model};
+use pfstate::model::Model;
 use pfstate::render;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
@@ -184,43 +182,6 @@ fn every_golden_payload_is_consistent() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// A machine that has everything: every backend is routed through `other0`, a bridge with
-/// networks of both families. Renders that ask it differ from renders that know nothing.
-struct KnowsEverything;
-
-impl Resolver for KnowsEverything {
-    fn egress_interface(&self, _addr: IpAddr) -> Option<String> {
-        Some("other0".to_string())
-    }
-    fn networks(&self, _interface: &str, family: Family) -> Vec<IpNet> {
-        let net = match family {
-            Family::V4 => "198.18.0.0/15",
-            Family::V6 => "2001:db8:ffff::/48",
-        };
-        vec![net.parse().expect("literal")]
-    }
-    fn is_bridge(&self, _interface: &str) -> bool {
-        true
-    }
-}
-
-/// The rules and sysctls of every example are the same whatever the machine knows, so the
-/// golden files hold no host facts. (Warnings may still name host facts, e.g. a bridge.)
-#[test]
-fn examples_render_without_host_facts() {
-    for example in examples() {
-        let model = load(&example);
-        let blind = render::render(&model, &NoLookup);
-        let seeing = render::render(&model, &KnowsEverything);
-        assert_eq!(
-            (&blind.rulesets, &blind.sysctls),
-            (&seeing.rulesets, &seeing.sysctls),
-            "{}: the render depends on the machine; state the networks (`hairpin: [CIDR]`) and `via:` in the file",
-            example.display()
-        );
-    }
-}
-
 /// The port-range tree layout of large files (dispatch chains joined by `-g`, the tree's own
 /// comment) passes the same checks, in both families.
 #[test]
@@ -233,7 +194,7 @@ fn a_tree_layout_payload_is_consistent() {
         ));
     }
     let model = pfstate::spec::load_str("big.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
-    let desired = render::render(&model, &NoLookup);
+    let desired = render::render(&model);
     let mut problems = Vec::new();
     for rs in &desired.rulesets {
         let payload =

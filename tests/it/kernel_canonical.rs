@@ -2,7 +2,6 @@
 //! and read back with `iptables-save`: the render must equal what the kernel prints, so that a
 //! plan against the live host is a plain text comparison (and a second apply writes nothing).
 
-use pfstate::host::resolve::NoLookup;
 use pfstate::lab::{Netns, NetnsOptions};
 use pfstate::model::Family;
 use pfstate::plan;
@@ -12,7 +11,7 @@ use pfstate::spec::validate;
 
 fn desired(yaml: &str) -> Desired {
     let model = validate::load_str("shape.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
-    render::render(&model, &NoLookup)
+    render::render(&model)
 }
 
 /// Load the render into a fresh namespace and assert the kernel prints exactly the render.
@@ -71,7 +70,10 @@ macro_rules! shape {
         root_test!($name, || {
             round_trip(
                 stringify!($name),
-                concat!("version: 1\ninterfaces: {wan: wan0, lan: lan0}\n", $yaml),
+                concat!(
+                    "version: 1\ninterfaces: {wan: wan0, lan: {name: lan0, networks: [10.77.0.0/24]}}\n",
+                    $yaml
+                ),
             );
         });
     };

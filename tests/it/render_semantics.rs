@@ -1,7 +1,6 @@
 //! The rule text for each lesson of the SPEC's semantics section (where the seeds are wrong),
 //! compared line by line, as kube-proxy's tests compare expected rule text.
 
-use pfstate::host::resolve::NoLookup;
 use pfstate::model::Family;
 use pfstate::render::{self, Desired};
 use pfstate::ruleset::{TABLES, Table};
@@ -13,7 +12,7 @@ fn render(yaml: &str) -> Desired {
         &format!("version: 1\ninterfaces: {{wan: wan0, lan: lan0}}\n{yaml}"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    render::render(&model, &NoLookup)
+    render::render(&model)
 }
 
 fn chain(d: &Desired, family: Family, table: &str, name: &str) -> Vec<String> {
@@ -235,34 +234,4 @@ fn every_owned_rule_names_its_entry_and_every_jump_is_commented() {
             }
         }
     }
-}
-
-#[test]
-fn hairpin_through_a_bridge_warns_about_bridge_port_hairpin_mode() {
-    struct Bridged;
-    impl pfstate::host::resolve::Resolver for Bridged {
-        fn egress_interface(&self, _: std::net::IpAddr) -> Option<String> {
-            Some("br0".into())
-        }
-        fn networks(&self, _: &str, _: Family) -> Vec<ipnet::IpNet> {
-            vec!["10.77.0.0/24".parse().unwrap()]
-        }
-        fn is_bridge(&self, i: &str) -> bool {
-            i == "br0"
-        }
-    }
-    let yaml = "version: 1\nforwards:\n  - {name: web, listen: {port: 80}, to: 10.77.0.11:8080, hairpin: true}\n";
-    let d = render::render(&validate::load_str("t.yaml", yaml).unwrap(), &Bridged);
-    assert!(
-        d.warnings
-            .iter()
-            .any(|w| w.contains("br0 is a bridge") && w.contains("hairpin on")),
-        "{:?}",
-        d.warnings
-    );
-    let post = chain(&d, Family::V4, "nat", "PFSTATE-POSTROUTING");
-    assert!(
-        post[0].starts_with("-A PFSTATE-POSTROUTING -s 10.77.0.0/24 -d 10.77.0.11/32 "),
-        "{post:?}"
-    );
 }

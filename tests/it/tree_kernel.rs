@@ -3,7 +3,6 @@
 //! the rendered rules, and a plan against what the kernel holds must be empty. Needs root;
 //! skipped otherwise. No timing assertions.
 
-use pfstate::host::resolve::NoLookup;
 use pfstate::lab::{Netns, NetnsOptions};
 use pfstate::model::Family;
 use pfstate::plan::plan_family;
@@ -32,7 +31,7 @@ fn state(n: usize) -> String {
 
 root_test!(tree_layout_round_trips_through_the_kernel, || {
     let model = pfstate::spec::load_str("t.yaml", &state(400)).expect("valid");
-    let desired = render(&model, &NoLookup);
+    let desired = render(&model);
     let rs = desired.ruleset(Family::V4);
     let nat = rs.table(pfstate::ruleset::Table::Nat).expect("nat");
     assert!(

@@ -128,7 +128,7 @@ pub(crate) fn connect_rate(ns: &Netns, dst: SocketAddr, secs: f64) -> Result<(f6
 pub(crate) fn linear_payload(n: usize, last: &str) -> Result<String, String> {
     let model = pfstate::spec::load_str("linear.yaml", &state_yaml(n, Some(last), None))
         .map_err(|e| e.to_string())?;
-    let desired = pfstate::render::render_linear(&model, &pfstate::host::resolve::NoLookup);
+    let desired = pfstate::render::render_linear(&model);
     let rs = desired.ruleset(pfstate::model::Family::V4);
     let plan = pfstate::plan::plan_family(&desired.prefix, rs, &Default::default());
     Ok(plan.payload())

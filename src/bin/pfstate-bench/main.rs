@@ -108,7 +108,7 @@ fn engine(n: usize) {
     let model = pfstate::spec::load_str("state.yaml", &text).expect("valid");
     let load = t.elapsed();
     let t = Instant::now();
-    let desired = pfstate::render::render(&model, &pfstate::host::resolve::NoLookup);
+    let desired = pfstate::render::render(&model);
     let render = t.elapsed();
     let rs = desired.ruleset(pfstate::model::Family::V4);
     let t = Instant::now();

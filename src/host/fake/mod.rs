@@ -15,11 +15,11 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use ipnet::IpNet;
-
 use crate::error::HostError;
+use crate::host::facts::Facts;
 use crate::host::{
-    Binary, Conntrack, Files, Host, LocalAddresses, NftTables, Resolver, ServiceManager, Sysctl,
+    Binary, Conntrack, Files, Host, InterfaceFacts, LocalAddresses, NftTables, ServiceManager,
+    Sysctl,
 };
 use crate::model::Family;
 
@@ -40,6 +40,7 @@ struct FaultLog {
     /// Steps whose name contains one of these fail every time (a read-only or full file
     /// system, a broken tool), from the given step index on.
     fail_matching: Vec<(String, usize)>,
+    fail_from: Option<usize>,
 }
 
 impl Faults {
@@ -52,7 +53,8 @@ impl Faults {
             .fail_matching
             .iter()
             .any(|(part, from)| n >= *from && name.contains(part.as_str()));
-        if log.fail_at == Some(n) || persistent {
+        let cut = log.fail_from.is_some_and(|f| n >= f);
+        if log.fail_at == Some(n) || persistent || cut {
             return Err(HostError::Command {
                 program: "fake host".into(),
                 message: format!("injected failure at step {n} ({name})"),
@@ -84,6 +86,13 @@ impl Faults {
         let mut log = locked(&self.0);
         log.fail_at = None;
         log.fail_matching.clear();
+    }
+
+    /// Make every step from this index on fail: the host stays as the steps before it left
+    /// it (with [`Faults::fail_at`], also the steps of a rollback), so a test can look at every
+    /// intermediate state a command goes through.
+    pub fn fail_from(&self, n: usize) {
+        locked(&self.0).fail_from = Some(n);
     }
 
     /// Every write step so far, in order.
@@ -258,8 +267,8 @@ impl Conntrack for FakeConntrack {
 pub struct FakeFacts {
     pub addresses: Vec<IpAddr>,
     pub nft_tables: Option<String>,
-    /// Interface networks the resolver reports, by (interface, family).
-    pub networks: BTreeMap<(String, Family), Vec<IpNet>>,
+    /// Interfaces, addresses and routes (`None`: they cannot be read).
+    pub interfaces: Option<Facts>,
     /// Detached processes started ([`Binary::spawn_detached`]), by their command.
     pub spawned: Mutex<Vec<Vec<String>>>,
     /// Make [`Binary::spawn_detached`] fail.
@@ -278,13 +287,9 @@ impl NftTables for FakeFacts {
     }
 }
 
-impl Resolver for FakeFacts {
-    fn egress_interface(&self, _addr: IpAddr) -> Option<String> {
-        None
-    }
-    fn networks(&self, interface: &str, family: Family) -> Vec<IpNet> {
-        let key = (interface.to_string(), family);
-        self.networks.get(&key).cloned().unwrap_or_default()
+impl InterfaceFacts for FakeFacts {
+    fn read(&self) -> Option<Facts> {
+        self.interfaces.clone()
     }
 }
 
@@ -370,7 +375,7 @@ impl FakeHost {
             conntrack: &self.conntrack,
             files: &self.files,
             addresses: &self.facts,
-            resolver: &self.facts,
+            facts: &self.facts,
             binary: &self.facts,
         }
     }

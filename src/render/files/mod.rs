@@ -9,7 +9,7 @@ pub mod unit;
 
 use crate::error::HostError;
 use crate::host::binary::exec_path_problem;
-use crate::model::Model;
+use crate::model::{Model, Sysctl};
 use crate::render::Desired;
 use sysctl_d::{SYSCTL_CONF_PATH, SysctlEntry};
 use unit::{STATE_PATH, UNIT_PATH, UnitParams};
@@ -31,21 +31,7 @@ pub fn desired_files(
     source: &str,
     binary: &str,
 ) -> Result<Vec<ManagedFile>, HostError> {
-    let entries: Vec<SysctlEntry> = desired
-        .sysctls
-        .iter()
-        .map(|s| SysctlEntry::new(s.key.0.clone(), s.value.clone()))
-        .collect();
-    let sysctl = if entries.is_empty() {
-        None
-    } else {
-        Some(
-            sysctl_d::render_sysctl_conf(&entries).map_err(|e| HostError::Command {
-                program: "sysctl.d".into(),
-                message: e.to_string(),
-            })?,
-        )
-    };
+    let sysctl = sysctl_conf(desired)?;
     if let Some(problem) = exec_path_problem(binary) {
         return Err(HostError::Command {
             program: "pfstate".into(),
@@ -71,6 +57,34 @@ pub fn desired_files(
             content: Some(unit),
         },
     ])
+}
+
+/// The sysctl.d file: every sysctl the state needs except `route_localnet`, which must never
+/// be on without its guard rule: systemd-sysctl runs before pfstate.service, so the boot unit
+/// sets it itself, after the rules (a comment in the file says so).
+fn sysctl_conf(desired: &Desired) -> Result<Option<String>, HostError> {
+    let (guarded, entries): (Vec<&Sysctl>, Vec<&Sysctl>) = desired
+        .sysctls
+        .iter()
+        .partition(|s| s.key.0.last().is_some_and(|c| c == "route_localnet"));
+    if entries.is_empty() && guarded.is_empty() {
+        return Ok(None);
+    }
+    let entries: Vec<SysctlEntry> = entries
+        .iter()
+        .map(|s| SysctlEntry::new(s.key.0.clone(), s.value.clone()))
+        .collect();
+    let mut text = sysctl_d::render_sysctl_conf(&entries).map_err(|e| HostError::Command {
+        program: "sysctl.d".into(),
+        message: e.to_string(),
+    })?;
+    for s in guarded {
+        text.push_str(&format!(
+            "# {} = {} is set by pfstate.service after its guard rule, not here\n",
+            s.key, s.value
+        ));
+    }
+    Ok(Some(text))
 }
 
 /// What `remove` converges to: none of the files.

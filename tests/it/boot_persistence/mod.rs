@@ -120,9 +120,15 @@ sandbox_test!(apply_survives_reboot_and_remove_does_not, || {
         YAML
     );
     let conf = std::fs::read_to_string(sb.root().join(&SYSCTL_CONF[1..])).unwrap();
+    // route_localnet is set by the unit after its guard rule, never by systemd-sysctl.
+    assert!(
+        !conf
+            .lines()
+            .any(|l| !l.starts_with('#') && l.contains("route_localnet")),
+        "{conf}"
+    );
     for line in [
-        "net.ipv4.conf.eth1.route_localnet = 1",
-        "net.ipv4.conf.late0.route_localnet = 1",
+        "# net.ipv4.conf.eth1.route_localnet = 1 is set by pfstate.service after its guard rule, not here",
         "net.ipv4.ip_forward = 1",
         "net.ipv6.conf.all.forwarding = 1",
         "net.ipv4.tcp_fin_timeout = 42",

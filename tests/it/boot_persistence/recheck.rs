@@ -75,6 +75,7 @@ sandbox_test!(
         assert!(out.contains(&format!("-{key} = 0\n")) && out.contains(&format!("+{key} = 1\n")));
 
         // 1. udev's path (99-systemd.rules, ACTION=="add", SUBSYSTEM=="net"): the same command.
+        // It must not turn route_localnet on (only pfstate does, after the guard rule).
         sb.check(&[
             "/lib/systemd/systemd-sysctl",
             "--prefix=/net/ipv4/conf/late0",
@@ -84,10 +85,10 @@ sandbox_test!(
         ]);
         assert_eq!(
             sysctl(&sb, key),
-            "1",
-            "systemd-sysctl --prefix did not apply the key"
+            "0",
+            "systemd-sysctl turned route_localnet on"
         );
-        assert_eq!(plan_code(&sb).0, 0);
+        assert_eq!(plan_code(&sb).0, 2);
 
         // 2. `systemctl reload pfstate` (ExecReload). The first apply also started the unit (a
         // queued start that finds the host in sync), so reload works before any reboot.

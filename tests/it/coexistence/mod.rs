@@ -164,8 +164,13 @@ root_test!(two_prefixes_manage_only_their_own_chains, || {
         &["EDGE"],
         "EDGE remove leaves PFSTATE and foreign alone",
     );
+    // Both states set route_localnet on lan0 (with a guard each); the one removed first left
+    // it for the other, whose remove turns it off with the last guard.
+    let rl = || ns.sysctl("net.ipv4.conf.lan0.route_localnet");
+    assert_eq!(rl(), "1");
     main.ok(&["remove"]);
     assert_eq!(foreign(&ns.save(false), &[]), foreign(&base[0], &[]));
+    assert_eq!(rl(), "0");
 });
 
 // ---------------------------------------------------------------------------------------------

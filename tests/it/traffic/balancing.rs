@@ -95,12 +95,12 @@ pub(super) fn check_hairpin(lab: &Lab, file: &Path) {
 
 pub(super) fn hairpin_files(lab: &Lab) -> Vec<PathBuf> {
     let file = example("seed-hairpin.yaml");
-    // The looked-up form: `hairpin: true` without `via` (networks of the route to the backend).
+    // The listed form: `hairpin: [CIDR]` instead of `hairpin: true` with the alias's networks.
     let text = std::fs::read_to_string(&file)
         .unwrap()
-        .replace("hairpin: [10.77.0.0/24]", "hairpin: true")
-        .replace("    via: lan\n", "");
-    assert!(text.contains("hairpin: true"), "{text}");
+        .replace("lan: {name: lan0, networks: [10.77.0.0/24]}", "lan: lan0")
+        .replace("hairpin: true", "hairpin: [10.77.0.0/24]");
+    assert!(text.contains("hairpin: [10.77.0.0/24]"), "{text}");
     let nets = lab.root.path().join("hairpin-auto.yaml");
     std::fs::write(&nets, text).unwrap();
     vec![file, nets]

@@ -206,17 +206,18 @@ root_test!(source_nat_stays_with_its_forward, || {
 });
 
 // Seed 004's forward bound to the WAN interface (`-i wan0`) never matches LAN clients; with
-// `hairpin: true` pfstate also catches them on the LAN interface (here found from the route to
-// the backend, no `via`), so the LAN client and the backend itself reach it too.
+// hairpin pfstate also catches them on the LAN interface (`via`), so the LAN client and the
+// backend itself reach it too.
 root_test!(hairpin_with_a_wan_bound_forward, || {
     let lab = Lab::switch(true);
     let text = std::fs::read_to_string(example("seed-conntrack.yaml"))
         .unwrap()
         .replace(
             "      interface: wan\n",
-            "      interface: wan\n    hairpin: true\n",
-        );
-    assert!(text.contains("hairpin: true"), "{text}");
+            "      interface: wan\n    hairpin: true\n    via: lan\n",
+        )
+        .replace("lan: lan0", "lan: {name: lan0, networks: [10.77.0.0/24]}");
+    assert!(text.contains("networks: [10.77.0.0/24]"), "{text}");
     lab.apply_text("wan-bound-hairpin.yaml", &text);
     let public = sa(PUBLIC, 80);
     let r = probe_tcp(lab.client(), public, T);
@@ -296,7 +297,7 @@ root_test!(local_and_balanced_hairpin_on_a_bridge, || {
     lab.apply_text(
         "lb-hairpin.yaml",
         "version: 1\n\
-         interfaces: {wan: wan0, lan: lan0}\n\
+         interfaces: {wan: wan0, lan: {name: lan0, networks: [10.77.0.0/24]}}\n\
          forwards:\n\
          \x20 - name: web\n\
          \x20   proto: both\n\

@@ -1,0 +1,224 @@
+//! Facts about the machine's interfaces, addresses and routes, read once (three `ip -j` runs,
+//! no privileges) for the warnings of `plan` and `apply`. Rendering never sees them: the same
+//! file renders the same rules on any machine (issue 11), and what the live host says only
+//! warns (see `plan::host_facts`).
+
+use std::net::IpAddr;
+use std::process::Command;
+
+use ipnet::IpNet;
+use serde_json::Value;
+
+use crate::host::{InterfaceFacts, LocalAddresses};
+
+/// One interface: its name, whether it is a Linux bridge, its (non link-local) addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub name: String,
+    pub bridge: bool,
+    /// Addresses with their prefix length (`192.168.1.1/24`).
+    pub addrs: Vec<IpNet>,
+}
+
+/// One route of the main table; `dev: None` for routes that send nowhere (unreachable,
+/// blackhole, prohibit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub dst: IpNet,
+    pub dev: Option<String>,
+}
+
+/// The host as `ip` shows it. Plain data, so tests build one by hand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub links: Vec<Link>,
+    pub routes: Vec<Route>,
+}
+
+impl Facts {
+    /// Read the links, addresses and routes of the current network namespace; `None` when
+    /// `ip` cannot be run or prints something else than JSON (then nothing is warned about).
+    pub fn read() -> Option<Facts> {
+        let links = parse_links(&ip(&["-d", "addr", "show"])?)?;
+        let mut routes = parse_routes(&ip(&["-4", "route", "show"])?)?;
+        routes.extend(parse_routes(&ip(&["-6", "route", "show"])?)?);
+        Some(Facts { links, routes })
+    }
+
+    pub fn link(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    /// Whether an address is one of the host's own.
+    pub fn is_local(&self, addr: IpAddr) -> bool {
+        addr.is_loopback()
+            || self
+                .links
+                .iter()
+                .any(|l| l.addrs.iter().any(|a| a.addr() == addr))
+    }
+
+    /// The interface the main table routes `addr` through (longest prefix), or `None` when
+    /// no route leads anywhere.
+    pub fn egress(&self, addr: IpAddr) -> Option<&str> {
+        self.routes
+            .iter()
+            .filter(|r| r.dst.contains(&addr))
+            .max_by_key(|r| r.dst.prefix_len())
+            .and_then(|r| r.dev.as_deref())
+    }
+}
+
+/// The real adapter: `ip` in this network namespace (no privileges needed).
+pub struct IpTool;
+
+impl InterfaceFacts for IpTool {
+    fn read(&self) -> Option<Facts> {
+        Facts::read()
+    }
+}
+
+impl LocalAddresses for IpTool {
+    /// `ip -o addr`: every address of this network namespace (link-local ones too).
+    fn local_addresses(&self) -> Vec<IpAddr> {
+        let Ok(out) = Command::new("ip").args(["-o", "addr", "show"]).output() else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let i = w.iter().position(|x| *x == "inet" || *x == "inet6")?;
+                let addr = w.get(i + 1)?.split('/').next()?;
+                addr.parse().ok()
+            })
+            .collect()
+    }
+}
+
+fn ip(args: &[&str]) -> Option<Value> {
+    let out = Command::new("ip").arg("-j").args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn parse_links(v: &Value) -> Option<Vec<Link>> {
+    let mut links = Vec::new();
+    for l in v.as_array()? {
+        let Some(name) = l.get("ifname").and_then(Value::as_str) else {
+            continue;
+        };
+        let kind = l.pointer("/linkinfo/info_kind").and_then(Value::as_str);
+        let mut addrs = Vec::new();
+        for a in l
+            .get("addr_info")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if a.get("scope").and_then(Value::as_str) == Some("link") {
+                continue;
+            }
+            let local = a.get("local").and_then(Value::as_str);
+            let len = a.get("prefixlen").and_then(Value::as_u64);
+            if let (Some(local), Some(len)) = (local, len)
+                && let Ok(net) = format!("{local}/{len}").parse::<IpNet>()
+            {
+                addrs.push(net);
+            }
+        }
+        links.push(Link {
+            name: name.to_string(),
+            bridge: kind == Some("bridge"),
+            addrs,
+        });
+    }
+    Some(links)
+}
+
+fn parse_routes(v: &Value) -> Option<Vec<Route>> {
+    let mut routes = Vec::new();
+    for r in v.as_array()? {
+        let Some(dst) = r.get("dst").and_then(Value::as_str) else {
+            continue;
+        };
+        let dst = match dst {
+            "default"
+                if r.get("gateway")
+                    .and_then(Value::as_str)
+                    .is_some_and(|g| g.contains(':')) =>
+            {
+                "::/0".parse().ok()
+            }
+            "default" => r
+                .get("dev")
+                .and_then(Value::as_str)
+                .map(|_| "0.0.0.0/0".parse().expect("literal")),
+            d => d
+                .parse::<IpNet>()
+                .ok()
+                .or_else(|| d.parse::<IpAddr>().ok().map(IpNet::from)),
+        };
+        let Some(dst) = dst else { continue };
+        let sends = r
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(|t| t == "unicast");
+        let dev = r.get("dev").and_then(Value::as_str).filter(|_| sends);
+        routes.push(Route {
+            dst,
+            dev: dev.map(str::to_string),
+        });
+    }
+    Some(routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_parse_with_defaults_host_routes_and_unreachable() {
+        let v: Value = serde_json::from_str(
+            r#"[{"dst":"default","gateway":"192.0.2.1","dev":"eth0"},
+                {"dst":"10.9.0.0/24","dev":"br9"},{"dst":"10.9.0.7","dev":"eth2"},
+                {"type":"unreachable","dst":"10.10.0.0/16"}]"#,
+        )
+        .unwrap();
+        let facts = Facts {
+            links: Vec::new(),
+            routes: parse_routes(&v).unwrap(),
+        };
+        let egress = |a: &str| facts.egress(a.parse().unwrap());
+        assert_eq!(egress("8.8.8.8"), Some("eth0"));
+        assert_eq!(egress("10.9.0.5"), Some("br9"));
+        assert_eq!(egress("10.9.0.7"), Some("eth2"));
+        assert_eq!(egress("10.10.1.1"), None);
+        assert_eq!(egress("2001:db8::1"), None);
+    }
+
+    #[test]
+    fn links_parse_bridges_and_skip_link_local_addresses() {
+        let v: Value = serde_json::from_str(
+            r#"[{"ifname":"br0","linkinfo":{"info_kind":"bridge"},"addr_info":[
+                  {"local":"10.0.0.1","prefixlen":24,"scope":"global"},
+                  {"local":"fe80::1","prefixlen":64,"scope":"link"}]},
+                {"ifname":"eth0","addr_info":[]}]"#,
+        )
+        .unwrap();
+        let links = parse_links(&v).unwrap();
+        assert!(links[0].bridge && !links[1].bridge);
+        assert_eq!(
+            links[0].addrs,
+            vec!["10.0.0.1/24".parse::<IpNet>().unwrap()]
+        );
+        let facts = Facts {
+            links,
+            routes: Vec::new(),
+        };
+        assert!(facts.is_local("10.0.0.1".parse().unwrap()));
+        assert!(!facts.is_local("10.0.0.2".parse().unwrap()));
+    }
+}
