@@ -11,10 +11,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
+use super::prefetch::Prefetched;
 use crate::error::HostError;
 use crate::host::Netfilter;
 use crate::host::fs::Root;
-use crate::host::save_cache;
 use crate::model::Family;
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +57,11 @@ impl Iptables {
     }
 
     /// Whether the rules live in the legacy (non-nf_tables) backend, which announces no events.
+    /// Only the default (nf_tables) tools have a generation id to key the save cache by.
+    pub(super) fn has_generation(&self) -> bool {
+        self.variant.is_empty()
+    }
+
     pub fn is_legacy(&self) -> bool {
         self.variant == "-legacy"
     }
@@ -86,7 +91,7 @@ impl Iptables {
         on_path(format!("iptables{other}-save")).then_some(Iptables { variant: other })
     }
 
-    fn tool(&self, family: Family, what: &str) -> String {
+    pub(super) fn tool(&self, family: Family, what: &str) -> String {
         let base = match family {
             Family::V4 => "iptables",
             Family::V6 => "ip6tables",
@@ -97,127 +102,6 @@ impl Iptables {
 
 /// An `iptables-save` started ahead of time, read by the first [`Netfilter::save`] of its
 /// family; later saves run afresh.
-type SaveThread = std::thread::JoinHandle<std::io::Result<std::process::Output>>;
-
-pub struct Prefetched {
-    inner: Iptables,
-    /// Threads draining each save's output (a pipe holds only 64 KiB: unread, the save stalls).
-    pending: std::sync::Mutex<Vec<(Family, SaveThread)>>,
-    /// Saves taken from the cache of an unchanged generation (see `save_cache`), served once.
-    cached: std::sync::Mutex<Vec<(Family, String)>>,
-    /// Fresh saves read so far, stored in the cache once both are in and the generation held.
-    collected: std::sync::Mutex<Vec<(Family, String)>>,
-    /// The nf_tables generation before the saves started; `None`: no caching.
-    generation: Option<save_cache::Generation>,
-    root: Root,
-}
-
-impl Iptables {
-    /// Start the full save of both families now, so that it runs while the caller parses and
-    /// renders (at 10,000 forwards each takes about as long as the other). Only use this
-    /// while holding the run lock: the state read must be the state the plan is made against.
-    pub fn prefetch(&self, root: &Root) -> Prefetched {
-        // Only the nf_tables backend has a generation id; legacy rules are always read.
-        let generation = if self.variant.is_empty() {
-            save_cache::Generation::current()
-        } else {
-            None
-        };
-        let cached = generation
-            .as_ref()
-            .and_then(|g| save_cache::load(root, g))
-            .unwrap_or_default();
-        let mut pending = Vec::new();
-        for family in Family::ALL {
-            if cached.iter().any(|(f, _)| *f == family) {
-                continue;
-            }
-            if let Ok(child) = Command::new(self.tool(family, "save"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-            {
-                pending.push((family, std::thread::spawn(move || child.wait_with_output())));
-            }
-        }
-        Prefetched {
-            inner: *self,
-            pending: std::sync::Mutex::new(pending),
-            cached: std::sync::Mutex::new(cached),
-            collected: std::sync::Mutex::new(Vec::new()),
-            generation,
-            root: root.clone(),
-        }
-    }
-}
-
-impl Prefetched {
-    /// Keep a fresh save; with both families in and the generation unchanged since before
-    /// they started, the texts are exactly that generation's rule set: cache them.
-    fn collect(&self, family: Family, text: &str) {
-        let Some(before) = &self.generation else {
-            return;
-        };
-        let mut collected = self.collected.lock().unwrap_or_else(|e| e.into_inner());
-        collected.push((family, text.to_string()));
-        if collected.len() == Family::ALL.len()
-            && save_cache::Generation::current().as_ref() == Some(before)
-        {
-            save_cache::store(&self.root, before, &collected);
-        }
-    }
-}
-
-impl Netfilter for Prefetched {
-    fn save(&self, family: Family, table: &str) -> Result<String, HostError> {
-        if table.is_empty() {
-            let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = cached.iter().position(|(f, _)| *f == family) {
-                return Ok(cached.remove(i).1);
-            }
-        }
-        let child = if table.is_empty() {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            pending
-                .iter()
-                .position(|(f, _)| *f == family)
-                .map(|i| pending.remove(i).1)
-        } else {
-            None
-        };
-        let Some(child) = child else {
-            return self.inner.save(family, table);
-        };
-        let program = self.inner.tool(family, "save");
-        let out = child
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the save thread panicked")))
-            .map_err(|e| HostError::io(&program, e))?;
-        let text = checked_output(&program, out)?;
-        self.collect(family, &text);
-        Ok(text)
-    }
-
-    fn save_counters(&self, family: Family, table: &str) -> Result<String, HostError> {
-        self.inner.save_counters(family, table)
-    }
-
-    fn restore(&self, family: Family, payload: &str) -> Result<(), HostError> {
-        self.inner.restore(family, payload)
-    }
-}
-
-impl Drop for Prefetched {
-    /// Reap saves nobody read (e.g. the file did not validate).
-    fn drop(&mut self) {
-        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        for (_, thread) in pending.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// The PIDs of the last restores this process ran. The kernel names the committing PID of each
 /// nf_tables transaction; `pfstate watch` uses this to tell its own writes from everyone else's.
 static RESTORE_PIDS: std::sync::Mutex<std::collections::VecDeque<u32>> =
@@ -241,7 +125,10 @@ pub fn is_own_restore(pid: u32) -> bool {
         .contains(&pid)
 }
 
-fn checked_output(program: &str, out: std::process::Output) -> Result<String, HostError> {
+pub(super) fn checked_output(
+    program: &str,
+    out: std::process::Output,
+) -> Result<String, HostError> {
     if !out.status.success() {
         let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
         // Said in pfstate's words: what needs root, and what does not.

@@ -15,7 +15,8 @@
 //! - [`firewalld`] - firewalld's D-Bus announcements (`Reloaded`, start, stop), and
 //!   [`firewalld_zone`], its zones' permanent configuration;
 //! - [`facts`] - interfaces, addresses and routes, read for the warnings of plan and apply;
-//! - [`sysctl_before`] - the record of what each sysctl held before pfstate changed it.
+//! - [`sysctl_before`] - the record of what each sysctl held before pfstate changed it;
+//! - [`prefetch`] - both families' saves read while the file is parsed, and the save cache.
 
 pub mod binary;
 pub mod confine;
@@ -33,6 +34,7 @@ pub mod lock;
 pub mod nfnetlink;
 pub mod nft_events;
 pub mod nft_tables;
+pub mod prefetch;
 pub mod save_cache;
 pub mod sysctl;
 pub mod sysctl_before;

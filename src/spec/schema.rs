@@ -1,5 +1,4 @@
-//! The keys of a desired-state file, what each takes, and an example of each, read from the
-//! YAML tree into the structs of `yaml.rs`.
+//! The keys of a state file, what each takes and an example of each: YAML tree -> `yaml.rs`.
 
 use crate::error::Location;
 use crate::spec::read::{Choice, Entry, FromNode, Reader};
