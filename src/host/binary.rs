@@ -134,7 +134,14 @@ mod tests {
         if nix::unistd::geteuid().is_root() && std::path::Path::new("/usr/bin/env").exists() {
             assert_eq!(unit_binary_problem("/usr/bin/env"), None);
         }
-        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        // A directory outside /tmp (a checkout may live there; /tmp is reported first): the
+        // checkout, else the home directory, else /run.
+        let home = std::env::var("HOME").unwrap_or_default();
+        let dir = [env!("CARGO_MANIFEST_DIR"), home.as_str(), "/run"]
+            .into_iter()
+            .filter(|d| !d.is_empty() && !d.starts_with("/tmp") && !d.starts_with("/var/tmp"))
+            .find_map(|d| tempfile::tempdir_in(d).ok())
+            .expect("a writable directory outside /tmp");
         std::fs::set_permissions(
             dir.path(),
             std::os::unix::fs::PermissionsExt::from_mode(0o777),
