@@ -41,6 +41,8 @@ impl Mode {
     }
 }
 
+// Over 60 lines on purpose: the steps of a run (lock, pending confirmation, recovery, plan,
+// transaction, units, confirm deadline) read top to bottom in the order they happen.
 pub(super) fn apply_files(
     ctx: &Ctx,
     host: &Host,

@@ -24,6 +24,8 @@ fn persisted_prefix(files: &dyn Files) -> Option<String> {
     spec::load_str(STATE_PATH, &text).ok().map(|m| m.prefix)
 }
 
+// Over 60 lines on purpose: lock, recovery, pending check, plan, then the dry run or the
+// transaction, in the order they must happen; split up, that order would be harder to see.
 pub(super) fn remove(
     ctx: &Ctx,
     host: &Host,

@@ -80,6 +80,8 @@ impl Observed {
 
 /// Read everything a plan of `desired` needs. An IPv6 stack that cannot be read is only an
 /// error when the desired state has IPv6 rules.
+// Over 60 lines on purpose: every read a plan needs is in this one function (the point of the
+// observe stage), each guarded by the scope; a reader sees at once what a command asks the host.
 pub fn observe(
     host: &Host,
     model: &Model,

@@ -14,6 +14,8 @@ const MULTIPORT_SLOTS: u32 = 15;
 const MAX_RULES_PER_ENTRY: usize = 256;
 
 impl Validator {
+    // Just over 60 lines: one line per key of a filter entry, each checked on its own so that
+    // every error of the entry is reported together.
     pub(crate) fn filter(&mut self, r: &Spanned<spec::FilterSpec>) -> Option<FilterRule> {
         let before = self.diags.len();
         let chain = match r.chain.value {
