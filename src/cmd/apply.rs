@@ -87,7 +87,7 @@ pub(super) fn apply_files(
     {
         out.warnings.push(problem);
     }
-    super::report::fill(&p, true, &mut out);
+    super::report::fill(ctx, &p, true, &mut out);
     out.set("confirm", serde_json::Value::Null);
     if !changed && (boot || p.unit_enabled() == Some(true)) {
         // The boot unit and the re-check timer run this every minute: a converged host should

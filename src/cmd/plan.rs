@@ -34,7 +34,7 @@ pub(super) fn plan_files(ctx: &Ctx, host: &Host, paths: &[PathBuf]) -> Result<Ou
     {
         out.notes.extend(conntrack::cut_notes(&cut, "will be"));
     }
-    super::report::fill(&p, true, &mut out);
+    super::report::fill(ctx, &p, true, &mut out);
     // Plan takes no lock and changes nothing: it only says a transaction is unfinished.
     if host.files.read(JOURNAL_PATH).ok().flatten().is_some() {
         out.warnings.push(format!(

@@ -65,7 +65,7 @@ pub(super) fn remove(
         changes_exit_2: dry_run,
         ..Outcome::default()
     };
-    super::report::fill(&p, false, &mut out);
+    super::report::fill(ctx, &p, false, &mut out);
     out.warnings.extend(recovered);
     if dry_run {
         out.notes.push(if changed {
