@@ -74,26 +74,36 @@ impl Listen {
 pub fn count_cut(tool: &dyn Conntrack, listens: &[Listen]) -> Option<Vec<(String, usize)>> {
     let mut out: BTreeMap<String, usize> = BTreeMap::new();
     for family in [Family::V4, Family::V6] {
-        let of_family: Vec<&Listen> = listens
-            .iter()
-            .filter(|l| l.family == family && l.port.width() <= MAX_PORTS_TO_FLUSH)
-            .collect();
+        let of_family = flushable(listens, family);
         if of_family.is_empty() {
             continue;
         }
         let listed = tool.list(family, false).ok()?;
-        for (proto, port, dst) in listed.lines().filter_map(entry_of_line) {
-            let names: BTreeSet<&str> = of_family
-                .iter()
-                .filter(|l| l.catches(&proto, port, &dst))
-                .map(|l| l.name.as_str())
-                .collect();
-            for n in names {
-                *out.entry(n.to_string()).or_default() += 1;
-            }
-        }
+        count_listed(&of_family, &listed, &mut out);
     }
     Some(out.into_iter().collect())
+}
+
+/// The listens of one family whose ports can be flushed one by one.
+fn flushable(listens: &[Listen], family: Family) -> Vec<&Listen> {
+    listens
+        .iter()
+        .filter(|l| l.family == family && l.port.width() <= MAX_PORTS_TO_FLUSH)
+        .collect()
+}
+
+/// Count, among the `listed` entries of one family, those each listen catches.
+fn count_listed(listens: &[&Listen], listed: &str, out: &mut BTreeMap<String, usize>) {
+    for (proto, port, dst) in listed.lines().filter_map(entry_of_line) {
+        let names: BTreeSet<&str> = listens
+            .iter()
+            .filter(|l| l.catches(&proto, port, &dst))
+            .map(|l| l.name.as_str())
+            .collect();
+        for n in names {
+            *out.entry(n.to_string()).or_default() += 1;
+        }
+    }
 }
 
 /// One line per entry whose connections a change cuts: `will be` (plan) or `were` (apply).
@@ -109,48 +119,32 @@ pub fn cut_notes(cut: &[(String, usize)], tense: &str) -> Vec<String> {
 /// Ranges wider than this are not flushed port by port (the conntrack tool takes one port).
 const MAX_PORTS_TO_FLUSH: u32 = 1024;
 
-/// More deletions than this are not run blindly, one `conntrack -D` each: the table is listed
-/// once and only the ports that have entries are deleted (a first apply of 10,000 forwards
-/// would otherwise start 10,000 processes).
-const MAX_BLIND_DELETES: usize = 16;
-
 const NO_TOOL: &str = "conntrack tool not found: existing connections keep their old translation until they end (install the conntrack package)";
 
-/// [`flush`] for several listens at once: one `conntrack -D` per port when there are few,
-/// otherwise one `conntrack -L` per family and a delete only for the ports that have entries.
-pub fn flush_all(tool: &dyn Conntrack, listens: &[Listen]) -> Vec<String> {
-    let deletes: usize = listens
-        .iter()
-        .filter(|l| l.port.width() <= MAX_PORTS_TO_FLUSH)
-        .map(|l| l.protos.len() * l.port.width() as usize)
-        .sum();
+/// Delete the entries of these listens and say how many connections of each entry that cut.
+/// The table is listed once per family, after the rules changed: every entry made under the
+/// old rules is in that list, and only the ports that have entries are deleted (a first apply
+/// of 10,000 forwards would otherwise start 10,000 `conntrack -D`). Returns the warnings and
+/// the count, as [`count_cut`] gives it.
+pub fn flush_all(tool: &dyn Conntrack, listens: &[Listen]) -> (Vec<String>, Vec<(String, usize)>) {
     let mut warnings: Vec<String> = Vec::new();
-    let note = |w: String, warnings: &mut Vec<String>| {
-        if !warnings.contains(&w) {
-            warnings.push(w);
-        }
-    };
-    if deletes <= MAX_BLIND_DELETES {
-        for l in listens {
-            for w in flush(tool, l) {
-                note(w, &mut warnings);
-            }
-        }
-        return warnings;
-    }
+    let mut cut: BTreeMap<String, usize> = BTreeMap::new();
     for family in [Family::V4, Family::V6] {
         let of_family: Vec<&Listen> = listens.iter().filter(|l| l.family == family).collect();
         if of_family.is_empty() {
             continue;
         }
         let Ok(listed) = tool.list(family, false) else {
-            return vec![NO_TOOL.to_string()];
+            return (vec![NO_TOOL.to_string()], Vec::new());
         };
+        count_listed(&flushable(listens, family), &listed, &mut cut);
         for w in flush_listed(tool, family, &of_family, &listed) {
-            note(w, &mut warnings);
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
         }
     }
-    warnings
+    (warnings, cut.into_iter().collect())
 }
 
 /// Delete, among the `listed` entries of one family, those of the given listens.
@@ -198,32 +192,6 @@ fn entry_of_line(line: &str) -> Option<(String, u16, String)> {
             .map(str::to_string)
     };
     Some((proto, field("dport=")?.parse().ok()?, field("dst=")?))
-}
-
-/// Delete the entries whose original destination is this forward's listen port (and address).
-/// Returns warnings; a missing `conntrack` tool is a warning, not an error.
-pub fn flush(tool: &dyn Conntrack, f: &Listen) -> Vec<String> {
-    let mut warnings = Vec::new();
-    if f.port.width() > MAX_PORTS_TO_FLUSH {
-        warnings.push(format!(
-            "forward `{}`: not flushing conntrack entries of {} ports",
-            f.name,
-            f.port.width()
-        ));
-        return warnings;
-    }
-    for proto in &f.protos {
-        for port in f.port.lo..=f.port.hi {
-            if tool
-                .delete(f.family, proto.name(), port, f.address)
-                .is_err()
-            {
-                warnings.push(NO_TOOL.to_string());
-                return warnings;
-            }
-        }
-    }
-    warnings
 }
 
 /// The listens whose conntrack entries must go: forwards that are new or changed (their old

@@ -138,8 +138,7 @@ pub fn flush_conntrack(
     if listens.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    let cut = conntrack::count_cut(host.conntrack, &listens).unwrap_or_default();
-    (conntrack::flush_all(host.conntrack, &listens), cut)
+    conntrack::flush_all(host.conntrack, &listens)
 }
 
 /// The error of a step that failed, saying what state the rollback left the host in.

@@ -66,7 +66,7 @@ pub(super) fn apply_files(
     let recovered = txn::recover(host, boot)?;
     settle_pending(ctx, host, boot)?;
     // Under the lock, the live rules are read while the files are parsed and rendered.
-    host.netfilter.prefetch();
+    host.prefetch();
     let (model, source) = multi::load_all(paths)?;
     // At boot the unit applies the persisted copy: files and unit are already as they should be.
     let files_wanted = boot.then(Vec::new);

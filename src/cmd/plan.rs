@@ -13,7 +13,7 @@ use super::prepare::{plan_diff, prepare};
 
 pub(super) fn plan_files(ctx: &Ctx, host: &Host, paths: &[PathBuf]) -> Result<Outcome, Error> {
     // The live rules are read while the file is parsed and rendered.
-    host.netfilter.prefetch();
+    host.prefetch();
     let (model, source) = multi::load_all(paths)?;
     let p = prepare(host, model, &source, None, true)?;
     let (d, changed) = plan_diff(ctx, &p, true);

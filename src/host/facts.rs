@@ -5,11 +5,14 @@
 
 use std::net::IpAddr;
 use std::process::Command;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::host::{InterfaceFacts, LocalAddresses};
+use crate::model::Family;
 
 /// One interface: its name, whether it is a Linux bridge, its (non link-local) addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,10 +42,7 @@ impl Facts {
     /// Read the links, addresses and routes of the current network namespace; `None` when
     /// `ip` cannot be run or prints something else than JSON (then nothing is warned about).
     pub fn read() -> Option<Facts> {
-        let links = parse_links(&ip(&["-d", "addr", "show"])?)?;
-        let mut routes = parse_routes(&ip(&["-4", "route", "show"])?)?;
-        routes.extend(parse_routes(&ip(&["-6", "route", "show"])?)?);
-        Some(Facts { links, routes })
+        read_all().0
     }
 
     pub fn link(&self, name: &str) -> Option<&Link> {
@@ -69,30 +69,80 @@ impl Facts {
     }
 }
 
-/// The real adapter: `ip` in this network namespace (no privileges needed).
-pub struct IpTool;
+/// Everything `ip` is asked: the facts, and every address of the namespace (link-local ones
+/// too, for foreign DNAT conflicts), both from the one `ip -j -d addr show`.
+type Read = (Option<Facts>, Vec<IpAddr>);
+
+fn read_all() -> Read {
+    let addrs = ip(&["-d", "addr", "show"]);
+    let every = addrs.as_ref().map(all_addresses).unwrap_or_default();
+    let facts = (|| {
+        let links = parse_links(addrs.as_ref()?)?;
+        let mut routes = parse_routes(&ip(&["-4", "route", "show"])?, Family::V4)?;
+        routes.extend(parse_routes(&ip(&["-6", "route", "show"])?, Family::V6)?);
+        Some(Facts { links, routes })
+    })();
+    (facts, every)
+}
+
+/// The real adapter: `ip` in this network namespace (no privileges needed). The reads can be
+/// started early ([`InterfaceFacts::prefetch`]): each of the two answers is then served once
+/// from them, and any later ask reads afresh (`pfstate watch` asks again on every repair).
+#[derive(Default)]
+pub struct IpTool {
+    started: Mutex<Option<JoinHandle<Read>>>,
+    served: Mutex<(Option<Option<Facts>>, Option<Vec<IpAddr>>)>,
+}
+
+impl IpTool {
+    /// Join a read started by `prefetch`, keeping both answers until asked.
+    fn settle(&self) -> std::sync::MutexGuard<'_, (Option<Option<Facts>>, Option<Vec<IpAddr>>)> {
+        let started = self
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let mut served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Ok((facts, addrs))) = started.map(JoinHandle::join) {
+            *served = (Some(facts), Some(addrs));
+        }
+        served
+    }
+}
 
 impl InterfaceFacts for IpTool {
+    fn prefetch(&self) {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if started.is_none() {
+            *started = Some(std::thread::spawn(read_all));
+        }
+    }
+
     fn read(&self) -> Option<Facts> {
-        Facts::read()
+        match self.settle().0.take() {
+            Some(facts) => facts,
+            None => Facts::read(),
+        }
     }
 }
 
 impl LocalAddresses for IpTool {
-    /// `ip -o addr`: every address of this network namespace (link-local ones too).
+    /// Every address of this network namespace (link-local ones too).
     fn local_addresses(&self) -> Vec<IpAddr> {
-        let Ok(out) = Command::new("ip").args(["-o", "addr", "show"]).output() else {
-            return Vec::new();
-        };
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                let w: Vec<&str> = l.split_whitespace().collect();
-                let i = w.iter().position(|x| *x == "inet" || *x == "inet6")?;
-                let addr = w.get(i + 1)?.split('/').next()?;
-                addr.parse().ok()
-            })
-            .collect()
+        match self.settle().1.take() {
+            Some(addrs) => addrs,
+            None => read_all().1,
+        }
+    }
+}
+
+impl Drop for IpTool {
+    /// Reap a read nobody asked for (e.g. the file did not validate).
+    fn drop(&mut self) {
+        let started = self.started.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(thread) = started.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -102,6 +152,16 @@ fn ip(args: &[&str]) -> Option<Value> {
         return None;
     }
     serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Every `local` address of `ip -j addr` output, link-local ones included.
+fn all_addresses(v: &Value) -> Vec<IpAddr> {
+    let links = v.as_array().into_iter().flatten();
+    let infos = links.filter_map(|l| l.get("addr_info").and_then(Value::as_array));
+    infos
+        .flatten()
+        .filter_map(|a| a.get("local").and_then(Value::as_str)?.parse().ok())
+        .collect()
 }
 
 fn parse_links(v: &Value) -> Option<Vec<Link>> {
@@ -138,24 +198,22 @@ fn parse_links(v: &Value) -> Option<Vec<Link>> {
     Some(links)
 }
 
-fn parse_routes(v: &Value) -> Option<Vec<Route>> {
+/// Routes of one family's main table (`ip -j -4|-6 route show`); `default` is that family's
+/// default route, also when it names only a device.
+fn parse_routes(v: &Value, family: Family) -> Option<Vec<Route>> {
+    let any: IpNet = match family {
+        Family::V4 => "0.0.0.0/0",
+        Family::V6 => "::/0",
+    }
+    .parse()
+    .expect("literal");
     let mut routes = Vec::new();
     for r in v.as_array()? {
         let Some(dst) = r.get("dst").and_then(Value::as_str) else {
             continue;
         };
         let dst = match dst {
-            "default"
-                if r.get("gateway")
-                    .and_then(Value::as_str)
-                    .is_some_and(|g| g.contains(':')) =>
-            {
-                "::/0".parse().ok()
-            }
-            "default" => r
-                .get("dev")
-                .and_then(Value::as_str)
-                .map(|_| "0.0.0.0/0".parse().expect("literal")),
+            "default" => Some(any),
             d => d
                 .parse::<IpNet>()
                 .ok()
@@ -189,7 +247,7 @@ mod tests {
         .unwrap();
         let facts = Facts {
             links: Vec::new(),
-            routes: parse_routes(&v).unwrap(),
+            routes: parse_routes(&v, Family::V4).unwrap(),
         };
         let egress = |a: &str| facts.egress(a.parse().unwrap());
         assert_eq!(egress("8.8.8.8"), Some("eth0"));
@@ -197,6 +255,31 @@ mod tests {
         assert_eq!(egress("10.9.0.7"), Some("eth2"));
         assert_eq!(egress("10.10.1.1"), None);
         assert_eq!(egress("2001:db8::1"), None);
+    }
+
+    /// A default route that names only a device (a point-to-point uplink) is its own family's:
+    /// an IPv6 one once sent IPv4 backends out through it.
+    #[test]
+    fn a_device_only_default_route_belongs_to_its_family() {
+        let v: Value = serde_json::from_str(r#"[{"dst":"default","dev":"ppp0"}]"#).unwrap();
+        let facts = Facts {
+            links: Vec::new(),
+            routes: parse_routes(&v, Family::V6).unwrap(),
+        };
+        assert_eq!(facts.egress("2001:db8::1".parse().unwrap()), Some("ppp0"));
+        assert_eq!(facts.egress("192.0.2.1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn every_address_counts_as_local_link_local_too() {
+        let v: Value = serde_json::from_str(
+            r#"[{"ifname":"lo","addr_info":[{"local":"127.0.0.1","prefixlen":8}]},
+                {"ifname":"eth0","addr_info":[{"local":"fe80::1","prefixlen":64,"scope":"link"}]},
+                {"ifname":"eth1"}]"#,
+        )
+        .unwrap();
+        let want: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap(), "fe80::1".parse().unwrap()];
+        assert_eq!(all_addresses(&v), want);
     }
 
     #[test]

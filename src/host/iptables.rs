@@ -27,6 +27,9 @@ impl Iptables {
     /// Choose the backend as described in the module docs.
     pub fn detect() -> Iptables {
         let has_rules = |tool: &str| {
+            if tool.contains("-legacy-") && legacy_is_empty(tool) {
+                return false;
+            }
             Command::new(tool)
                 .stderr(Stdio::null())
                 .output()
@@ -67,9 +70,14 @@ impl Iptables {
     }
 
     /// The other backend, when its tools are installed: `-nft` for `-legacy`; for the
-    /// distribution's default, whichever it is not (`iptables --version` says which it is).
+    /// distribution's default, whichever it is not. The alternatives link says which it is
+    /// (`xtables-nft-multi`, `xtables-legacy-multi`); only when it does not (a wrapper, another
+    /// layout) is `iptables --version` asked, a process on the path of every command.
     pub fn other(&self) -> Option<Iptables> {
         let default_is_nft = || {
+            if let Some(nft) = on_path("iptables").as_deref().and_then(backend_of_link) {
+                return Some(nft);
+            }
             let out = Command::new("iptables").arg("--version").output().ok()?;
             let text = String::from_utf8_lossy(&out.stdout);
             match (text.contains("(nf_tables)"), text.contains("(legacy)")) {
@@ -84,11 +92,8 @@ impl Iptables {
             _ if default_is_nft()? => "-legacy",
             _ => "-nft",
         };
-        let on_path = |name: String| {
-            std::env::var_os("PATH")
-                .is_some_and(|p| std::env::split_paths(&p).any(|dir| dir.join(&name).is_file()))
-        };
-        on_path(format!("iptables{other}-save")).then_some(Iptables { variant: other })
+        let save = on_path(&format!("iptables{other}-save"));
+        save.is_some().then_some(Iptables { variant: other })
     }
 
     pub(super) fn tool(&self, family: Family, what: &str) -> String {
@@ -100,8 +105,42 @@ impl Iptables {
     }
 }
 
-/// An `iptables-save` started ahead of time, read by the first [`Netfilter::save`] of its
-/// family; later saves run afresh.
+/// Where `name` is found on PATH.
+fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Whether the tool at `path` is the nf_tables one (`Some(true)`) or the legacy one, as the
+/// name of the binary its links end at says; `None` when the name does not tell.
+fn backend_of_link(path: &std::path::Path) -> Option<bool> {
+    let target = std::fs::canonicalize(path).ok()?;
+    let name = target.file_name()?.to_str()?;
+    match (name.contains("nft"), name.contains("legacy")) {
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether the legacy backend of a tool's family holds no table in this network namespace, so
+/// that its save would print nothing: `ip(6)tables-legacy-save` lists the tables the kernel
+/// names in `/proc/net/ip(6)_tables_names` (a file missing without the module), and reading
+/// that file costs no process. Root-only; a file that cannot be read says nothing.
+fn legacy_is_empty(tool: &str) -> bool {
+    let names = if tool.starts_with("ip6") {
+        "/proc/net/ip6_tables_names"
+    } else {
+        "/proc/net/ip_tables_names"
+    };
+    match std::fs::read_to_string(names) {
+        Ok(text) => text.trim().is_empty(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
 /// The PIDs of the last restores this process ran. The kernel names the committing PID of each
 /// nf_tables transaction; `pfstate watch` uses this to tell its own writes from everyone else's.
 static RESTORE_PIDS: std::sync::Mutex<std::collections::VecDeque<u32>> =
@@ -166,8 +205,13 @@ impl Netfilter for Iptables {
     }
 
     fn save(&self, family: Family, table: &str) -> Result<String, HostError> {
+        let program = self.tool(family, "save");
+        // Only the full save: `-t TABLE` would create that table and print its chains.
+        if table.is_empty() && self.is_legacy() && legacy_is_empty(&program) {
+            return Ok(String::new());
+        }
         if table.is_empty() {
-            return run_save(&self.tool(family, "save"), &[]);
+            return run_save(&program, &[]);
         }
         run_save(&self.tool(family, "save"), &["-t", table])
     }

@@ -19,6 +19,7 @@ pub struct LiveHost {
     netfilter: LiveNetfilter,
     services: LiveServices,
     files: RootFiles,
+    ip: IpTool,
 }
 
 impl LiveHost {
@@ -31,6 +32,7 @@ impl LiveHost {
                 dbus: Mutex::new(None),
             },
             files: RootFiles { root: root.clone() },
+            ip: IpTool::default(),
         }
     }
 
@@ -42,8 +44,8 @@ impl LiveHost {
             services: &self.services,
             conntrack: &ConntrackTool,
             files: &self.files,
-            addresses: &IpTool,
-            facts: &IpTool,
+            addresses: &self.ip,
+            facts: &self.ip,
             binary: &RunningBinary,
         }
     }

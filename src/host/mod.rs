@@ -92,6 +92,16 @@ pub trait Netfilter {
     }
 }
 
+impl Host<'_> {
+    /// Start the reads every plan makes (both families' saves, interfaces, addresses and
+    /// routes), so that they run while the file is parsed and rendered. Only while holding the
+    /// run lock: the state read must be the state the plan is made against.
+    pub fn prefetch(&self) {
+        self.netfilter.prefetch();
+        self.facts.prefetch();
+    }
+}
+
 /// The nf_tables tables of this network namespace (`nft list tables` text), or `None` when
 /// they cannot be listed: tables `iptables-save` cannot show still filter packets.
 pub trait NftTables {
@@ -103,6 +113,10 @@ pub trait NftTables {
 pub trait InterfaceFacts {
     /// `None` when they cannot be read.
     fn read(&self) -> Option<facts::Facts>;
+    /// Start reading the facts and the local addresses now, for the next [`Self::read`] and
+    /// [`LocalAddresses::local_addresses`]: they run while the caller parses and renders.
+    /// Nothing by default.
+    fn prefetch(&self) {}
 }
 
 /// The addresses configured on this network namespace's interfaces.
