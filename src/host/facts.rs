@@ -91,22 +91,32 @@ fn read_all() -> Read {
 #[derive(Default)]
 pub struct IpTool {
     started: Mutex<Option<JoinHandle<Read>>>,
-    served: Mutex<(Option<Option<Facts>>, Option<Vec<IpAddr>>)>,
+    ready: Mutex<Ready>,
+}
+
+/// The answers of a finished early read, each taken by the first ask.
+#[derive(Default)]
+struct Ready {
+    facts: Option<Option<Facts>>,
+    addresses: Option<Vec<IpAddr>>,
 }
 
 impl IpTool {
     /// Join a read started by `prefetch`, keeping both answers until asked.
-    fn settle(&self) -> std::sync::MutexGuard<'_, (Option<Option<Facts>>, Option<Vec<IpAddr>>)> {
+    fn settle(&self) -> std::sync::MutexGuard<'_, Ready> {
         let started = self
             .started
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let mut served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(Ok((facts, addrs))) = started.map(JoinHandle::join) {
-            *served = (Some(facts), Some(addrs));
+            *ready = Ready {
+                facts: Some(facts),
+                addresses: Some(addrs),
+            };
         }
-        served
+        ready
     }
 }
 
@@ -119,7 +129,7 @@ impl InterfaceFacts for IpTool {
     }
 
     fn read(&self) -> Option<Facts> {
-        match self.settle().0.take() {
+        match self.settle().facts.take() {
             Some(facts) => facts,
             None => Facts::read(),
         }
@@ -129,7 +139,7 @@ impl InterfaceFacts for IpTool {
 impl LocalAddresses for IpTool {
     /// Every address of this network namespace (link-local ones too).
     fn local_addresses(&self) -> Vec<IpAddr> {
-        match self.settle().1.take() {
+        match self.settle().addresses.take() {
             Some(addrs) => addrs,
             None => read_all().1,
         }
