@@ -13,6 +13,7 @@
 //! - [`suggest`] - "did you mean";
 //! - [`multi`] - several files (or a directory) making one state.
 
+mod events;
 pub mod filter_values;
 pub mod iface;
 pub mod lines;

@@ -4,6 +4,7 @@
 use serde_saphyr::granit_parser::{ErrorKind, ScanError};
 
 use crate::error::{Location, SpecError};
+use crate::spec::events::{self, TreeError};
 use crate::spec::lines::{self, Bracket};
 use crate::spec::span::current_file;
 use crate::spec::tree::Node;
@@ -31,10 +32,59 @@ pub fn parse_tree(file: &str, text: &str) -> Result<Node, SpecError> {
             ),
         ));
     }
-    serde_saphyr::from_str_with_options::<Node>(text, options()).map_err(|e| {
-        let (location, message) = describe(&e, text);
+    events::build(text, MAX_DEPTH, MAX_ALIAS_EVENTS).map_err(|e| {
+        let (location, message) = describe_tree(&e, text);
         SpecError::one(file, location.in_file(current_file()), message)
     })
+}
+
+/// Where and what, in pfstate's words, for any error of the tree builder.
+fn describe_tree(e: &TreeError, text: &str) -> (Location, String) {
+    match e {
+        TreeError::Scan(scan) => scan_error(scan, text),
+        TreeError::SecondDocument(at) => second_document(*at, text),
+        TreeError::UnknownAnchor(at) => (*at, unknown_anchor()),
+        TreeError::NonFinite { value, location } => (*location, not_a_number(value)),
+        TreeError::AliasLimit(at) => (*at, too_many_aliases()),
+        TreeError::TooDeep(at) => (*at, too_deep()),
+        TreeError::MergeNotMapping(at) => (
+            *at,
+            "`<<` merges a mapping (or a list of mappings) into this one; the `*name` here \
+             must name a mapping, e.g. `defaults: &defaults {proto: tcp}`"
+                .to_string(),
+        ),
+        TreeError::UnusedTag(at) => (
+            *at,
+            "pfstate has no binary or time values; write this value as plain text, without \
+             the `!!` tag"
+                .to_string(),
+        ),
+        TreeError::Unreadable(at) => (*at, unreadable()),
+    }
+}
+
+fn unknown_anchor() -> String {
+    "this `*name` refers to an anchor that is not defined above it; mark the value to reuse \
+     with `&name` first, e.g. `to: &backend 192.168.1.2` then `to: *backend`"
+        .to_string()
+}
+
+fn not_a_number(value: &str) -> String {
+    format!("`{value}` is not a number pfstate can use; write a plain number or quote text")
+}
+
+fn too_many_aliases() -> String {
+    format!(
+        "the aliases (`*name`) of this file expand to more than {MAX_ALIAS_EVENTS} values; \
+         write the repeated values out, or reuse fewer of them"
+    )
+}
+
+fn too_deep() -> String {
+    format!(
+        "the file is nested more than {MAX_DEPTH} levels deep or holds too many values or \
+         aliases to be a desired state; a pfstate file nests at most 5 levels"
+    )
 }
 
 pub(crate) fn options() -> serde_saphyr::Options {
@@ -57,7 +107,9 @@ pub(crate) fn options() -> serde_saphyr::Options {
     options
 }
 
-/// Where and what, in pfstate's words, for any error the YAML reader can return.
+/// The serde reader's errors in the same words: `syntax_tests` holds the tree builder to the
+/// serde path it replaced.
+#[cfg(test)]
 fn describe(e: &serde_saphyr::Error, text: &str) -> (Location, String) {
     let location = e
         .location()
@@ -68,37 +120,16 @@ fn describe(e: &serde_saphyr::Error, text: &str) -> (Location, String) {
             serde_saphyr::ExternalMessageSource::Parser(scan) => scan_error(scan, text),
             _ => (location, unreadable()),
         },
-        // An error met while replaying an alias: word the error itself.
         serde_saphyr::Error::AliasError { error, .. } => describe(error, text),
         serde_saphyr::Error::MultipleDocuments { .. } => second_document(location, text),
-        serde_saphyr::Error::UnknownAnchor { .. } => (
-            location,
-            "this `*name` refers to an anchor that is not defined above it; mark the value to \
-             reuse with `&name` first, e.g. `to: &backend 192.168.1.2` then `to: *backend`"
-                .to_string(),
-        ),
-        serde_saphyr::Error::NonFiniteFloat { value, .. } => (
-            location,
-            format!(
-                "`{value}` is not a number pfstate can use; write a plain number or quote text"
-            ),
-        ),
+        serde_saphyr::Error::UnknownAnchor { .. } => (location, unknown_anchor()),
+        serde_saphyr::Error::NonFiniteFloat { value, .. } => (location, not_a_number(value)),
         serde_saphyr::Error::AliasReplayLimitExceeded { .. }
         | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
-        | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. } => (
-            location,
-            format!(
-                "the aliases (`*name`) of this file expand to more than {MAX_ALIAS_EVENTS} \
-                 values; write the repeated values out, or reuse fewer of them"
-            ),
-        ),
-        serde_saphyr::Error::Budget { .. } => (
-            location,
-            format!(
-                "the file is nested more than {MAX_DEPTH} levels deep or holds too many \
-                 values or aliases to be a desired state; a pfstate file nests at most 5 levels"
-            ),
-        ),
+        | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. } => {
+            (location, too_many_aliases())
+        }
+        serde_saphyr::Error::Budget { .. } => (location, too_deep()),
         _ => (location, unreadable()),
     }
 }

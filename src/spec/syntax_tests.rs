@@ -155,3 +155,200 @@ fn alias_bombs_stop_early_with_a_message() {
         "{e}"
     );
 }
+
+/// The serde path the tree builder replaced, kept as the oracle it is held to.
+fn serde_tree(text: &str) -> Result<crate::spec::tree::Node, (crate::error::Location, String)> {
+    serde_saphyr::from_str_with_options::<crate::spec::tree::Node>(text, super::options())
+        .map_err(|e| super::describe(&e, text))
+}
+
+fn builder_tree(text: &str) -> Result<crate::spec::tree::Node, (crate::error::Location, String)> {
+    super::events::build(text, super::MAX_DEPTH, super::MAX_ALIAS_EVENTS)
+        .map_err(|e| super::describe_tree(&e, text))
+}
+
+/// Every example, every scalar spelling YAML 1.2 gives a type to (and near misses), anchors,
+/// merges, tags, documents and broken files: the same tree, or the same error at the same place.
+#[test]
+fn the_tree_is_the_one_serde_built() {
+    let mut corpus: Vec<String> = Vec::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            corpus.push(std::fs::read_to_string(path).unwrap());
+        }
+    }
+    let scalars = [
+        "",
+        "~",
+        "null",
+        "Null",
+        "NULL",
+        "nULL",
+        "true",
+        "True",
+        "TRUE",
+        "tRUE",
+        "false",
+        "yes",
+        "no",
+        "on",
+        "off",
+        "y",
+        "0",
+        "00",
+        "007",
+        "-0",
+        "+0",
+        "-7",
+        "+7",
+        "1_000",
+        "1__0",
+        "_1",
+        "1_",
+        "0x1F",
+        "0X1f",
+        "0o17",
+        "0b101",
+        "0x",
+        "0o8",
+        "-0x10",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "-170141183460469231731687303715884105729",
+        "1.5",
+        "-1.5",
+        "+.5",
+        ".5",
+        "1.",
+        "1e3",
+        "1E-3",
+        "-1e+3",
+        "1e999",
+        "-1e999",
+        ".inf",
+        "-.Inf",
+        "+.INF",
+        ".nan",
+        ".NaN",
+        "nan",
+        "inf",
+        "infinity",
+        "1_0.5",
+        "0.1.2",
+        "08080",
+        "-08",
+        "10.0.0.1",
+        "10.0.0.1:80",
+        "::1",
+        "fe80::1%eth0",
+        "0x1.8p3",
+        "1:30",
+        "a b",
+        "\"80\"",
+        "'true'",
+        "!!str 80",
+        "!!int \"80\"",
+        "!!int x",
+        "!!bool yes",
+        "!!float 1",
+        "!!null x",
+        "! 80",
+        "!local 80",
+        "|\n  80\n",
+        ">\n  a\n  b\n",
+        "'<<'",
+        "<<",
+    ];
+    for s in scalars {
+        corpus.push(format!("version: 1\nv: {s}\nl: [{s}]\n"));
+        corpus.push(format!("{s}\n"));
+    }
+    corpus.extend(
+        [
+            "",
+            "# only a comment\n",
+            "---\n",
+            "---\nversion: 1\n",
+            "version: 1\n...\n",
+            "version: 1\n---\n",
+            "version: 1\n---\nversion: 1\n",
+            "version: 1\nd: &d {port: 80, address: a}\nl:\n  <<: *d\n  address: x\n",
+            "d: &d {p: 1}\ne: &e {q: 2, p: 3}\nl: {<<: [*d, *e], r: 4}\n",
+            "l:\n  '<<': {a: 1}\n",
+            "l:\n  !!merge <<: {a: 1}\n",
+            "a: &x {b: &y [1, {c: *z}]}\n",
+            "a: &x [1, 2]\nb: *x\nc: [*x, *x]\nd: {k: *x}\n",
+            "a: &x\n  k: v\nb: *x\n",
+            "&r {a: 1}\n",
+            "k: 1\nk: 2\n",
+            "? [a, b]\n: c\n",
+            "{a: 1, b: [x, {c: d}]}\n",
+            "a: [1, 2\n",
+            "a: {b: 1]\n",
+            "a: \"x\n",
+            "a:\n\t- b\n",
+            "- a\nb: c\n",
+            "a: b: c\n",
+            "%YAML 1.2\n---\na: 1\n",
+        ]
+        .map(String::from),
+    );
+    for depth in 30..35 {
+        corpus.push(format!("x: {}{}\n", "[".repeat(depth), "]".repeat(depth)));
+        corpus.push(format!(
+            "x: {}1{}\n",
+            "{a: ".repeat(depth),
+            "}".repeat(depth)
+        ));
+    }
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..9 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let mut differ = Vec::new();
+    // Where the builder says more than the serde path did, on purpose.
+    let deliberate = [
+        ("d: &d [1, 2]\nl:\n  <<: *d\n", "3:7: `<<` merges a mapping"),
+        ("d: &d 5\nl:\n  <<: *d\n", "3:7: `<<` merges a mapping"),
+        (
+            "a: !!binary aGVsbG8=\n",
+            "1:13: pfstate has no binary or time values",
+        ),
+        (
+            "a: !!timestamp 2001-12-14\n",
+            "1:16: pfstate has no binary or time values",
+        ),
+        // The place the expansion passed the limit, not the first anchor.
+        (
+            bomb.as_str(),
+            "6:10: the aliases (`*name`) of this file expand to more than",
+        ),
+    ];
+    for (text, want) in deliberate {
+        let got = builder_tree(text).expect_err("refused");
+        let got = format!("{}:{}: {}", got.0.line, got.0.column, got.1);
+        if !got.starts_with(want) {
+            differ.push(format!("{text:?}\n  want {want}\n  got  {got}"));
+        }
+    }
+    for text in &corpus {
+        let (want, got) = (serde_tree(text), builder_tree(text));
+        if want != got {
+            differ.push(format!("{text:?}\n  serde:   {want:?}\n  builder: {got:?}"));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} of {} differ:\n{}",
+        differ.len(),
+        corpus.len(),
+        differ.join("\n")
+    );
+}

@@ -1,0 +1,413 @@
+//! YAML text -> [`Node`] tree, built straight from the YAML parser's events.
+//!
+//! Going through serde (`Spanned<Kind>` for every node) cost four times the parse itself: at
+//! 10,000 forwards it was most of a plan's CPU. The tree is the same: YAML 1.2 core scalars with
+//! strict booleans, aliases replayed at the place they are used, `<<` merge keys, repeated keys
+//! kept for the schema step to name, and the same limits (nesting depth, alias expansion).
+//! `syntax_tests::the_tree_is_the_one_serde_built` holds it to the serde path.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde_saphyr::granit_parser::{
+    ErrorKind, Event, Options, Parser, ScalarStyle, ScanError, Span, Tag,
+};
+
+use crate::error::Location;
+use crate::spec::tree::{Kind, Node};
+
+/// What went wrong, for `syntax.rs` to word.
+#[derive(Debug)]
+pub enum TreeError {
+    Scan(ScanError),
+    SecondDocument(Location),
+    UnknownAnchor(Location),
+    NonFinite {
+        value: String,
+        location: Location,
+    },
+    AliasLimit(Location),
+    TooDeep(Location),
+    /// A `<<` whose value is not a mapping or a list of them.
+    MergeNotMapping(Location),
+    /// A `!!binary` or `!!timestamp` value: pfstate has neither.
+    UnusedTag(Location),
+    /// A tagged scalar that is not what its tag says.
+    Unreadable(Location),
+}
+
+/// A collection being read.
+enum Open {
+    Seq(Vec<Node>),
+    Map {
+        pairs: Vec<(Node, Node)>,
+        /// The key read, waiting for its value; `true` when it is the merge key `<<`.
+        key: Option<(Node, bool)>,
+        /// The values of `<<` keys, merged in when the mapping ends.
+        merges: Vec<Node>,
+    },
+}
+
+struct Frame {
+    open: Open,
+    location: Location,
+    anchor: usize,
+}
+
+struct Builder {
+    stack: Vec<Frame>,
+    /// Anchored nodes by id, with their size in replayed events.
+    anchors: HashMap<usize, (Node, usize)>,
+    replayed: usize,
+    max_depth: usize,
+    max_replayed: usize,
+}
+
+/// Parse `text` into a tree; `max_depth` bounds the nesting, `max_replayed` the events that
+/// aliases replay (an "alias bomb" of a few lines would expand to a billion nodes).
+pub fn build(text: &str, max_depth: usize, max_replayed: usize) -> Result<Node, TreeError> {
+    let mut options = Options::default();
+    options.emit_comments = false;
+    options.block_nesting_limit = options.block_nesting_limit.max(max_depth + 1);
+    let mut parser = Parser::new_from_str_with_options(text, options);
+    let mut b = Builder {
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        replayed: 0,
+        max_depth,
+        max_replayed,
+    };
+    let mut root: Option<Node> = None;
+    let mut documents = 0;
+    // An empty document is a null where the stream ends, as the serde reader had it.
+    let mut end = Location::new(1, 1);
+    while let Some(next) = parser.next_event() {
+        let (event, span) = next.map_err(scan_error)?;
+        let at = location(&span);
+        let done = match event {
+            Event::StreamStart | Event::DocumentEnd => None,
+            Event::StreamEnd => {
+                end = at;
+                break;
+            }
+            Event::DocumentStart(..) => {
+                documents += 1;
+                // The error points at the second document's content, like the serde reader.
+                if documents > 1 {
+                    let content = parser.next_event().and_then(Result::ok);
+                    let at = content.map(|(_, s)| location(&s)).unwrap_or(at);
+                    return Err(TreeError::SecondDocument(at));
+                }
+                None
+            }
+            Event::Scalar(value, style, anchor, tag) => {
+                let tag = tag.as_deref();
+                let merge = is_merge_key(&value, style, tag);
+                let node = Node {
+                    kind: scalar(value, style, tag, at)?,
+                    location: at,
+                };
+                b.finish(node, anchor, merge)?
+            }
+            Event::Alias(id) => b.alias(id, at)?,
+            Event::SequenceStart(_, anchor, _) => b.open(Open::Seq(Vec::new()), at, anchor)?,
+            Event::MappingStart(_, anchor, _) => {
+                let map = Open::Map {
+                    pairs: Vec::new(),
+                    key: None,
+                    merges: Vec::new(),
+                };
+                b.open(map, at, anchor)?
+            }
+            Event::SequenceEnd | Event::MappingEnd => b.close()?,
+            _ => None,
+        };
+        if let Some(node) = done {
+            root = Some(node);
+        }
+    }
+    Ok(root.unwrap_or(Node {
+        kind: Kind::Null,
+        location: end,
+    }))
+}
+
+fn location(span: &Span) -> Location {
+    Location::new(span.start.line() as u64, span.start.col() as u64 + 1)
+        .in_file(crate::spec::span::current_file())
+}
+
+fn scan_error(e: ScanError) -> TreeError {
+    if matches!(e.kind(), ErrorKind::UnknownAnchor) {
+        let m = e.marker();
+        return TreeError::UnknownAnchor(Location::new(m.line() as u64, m.col() as u64 + 1));
+    }
+    TreeError::Scan(e)
+}
+
+impl Builder {
+    fn open(&mut self, open: Open, at: Location, anchor: usize) -> Result<Option<Node>, TreeError> {
+        if self.stack.len() >= self.max_depth {
+            return Err(TreeError::TooDeep(at));
+        }
+        self.stack.push(Frame {
+            open,
+            location: at,
+            anchor,
+        });
+        Ok(None)
+    }
+
+    fn close(&mut self) -> Result<Option<Node>, TreeError> {
+        let Some(frame) = self.stack.pop() else {
+            return Ok(None);
+        };
+        let kind = match frame.open {
+            Open::Seq(items) => Kind::Seq(items),
+            Open::Map { pairs, merges, .. } => Kind::Map(merged(pairs, merges)?),
+        };
+        let node = Node {
+            kind,
+            location: frame.location,
+        };
+        self.finish(node, frame.anchor, false)
+    }
+
+    /// `*name`: the anchored node again, every part of it at the place of the alias.
+    fn alias(&mut self, id: usize, at: Location) -> Result<Option<Node>, TreeError> {
+        let Some((node, size)) = self.anchors.get(&id) else {
+            return Err(TreeError::UnknownAnchor(at));
+        };
+        self.replayed += size;
+        if self.replayed > self.max_replayed {
+            return Err(TreeError::AliasLimit(at));
+        }
+        let mut copy = node.clone();
+        relocate(&mut copy, at);
+        self.finish(copy, 0, false)
+    }
+
+    /// A node is complete: keep it under its anchor, and hand it to the collection it is in
+    /// (`Some` when it is the document's root). `merge`: the node is a `<<` merge key.
+    fn finish(
+        &mut self,
+        node: Node,
+        anchor: usize,
+        merge: bool,
+    ) -> Result<Option<Node>, TreeError> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (node.clone(), events(&node)));
+        }
+        let Some(frame) = self.stack.last_mut() else {
+            return Ok(Some(node));
+        };
+        match &mut frame.open {
+            Open::Seq(items) => items.push(node),
+            Open::Map { pairs, key, merges } => match key.take() {
+                None => *key = Some((node, merge)),
+                Some((_, true)) => merges.push(node),
+                Some((k, false)) => pairs.push((k, node)),
+            },
+        }
+        Ok(None)
+    }
+}
+
+/// A plain, untagged `<<` (or one tagged `!!merge`) is a merge key; a quoted one is text.
+fn is_merge_key(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> bool {
+    let merge_tag =
+        tag.is_some_and(|t| t.handle() == "tag:yaml.org,2002:" && t.suffix() == "merge");
+    value == "<<" && (merge_tag || tag.is_none() && matches!(style, ScalarStyle::Plain))
+}
+
+/// The mapping's own pairs, then those of each `<<` value whose key it does not have yet.
+fn merged(mut pairs: Vec<(Node, Node)>, merges: Vec<Node>) -> Result<Vec<(Node, Node)>, TreeError> {
+    // Merged pairs read as written where they are merged: at the `<<` value (an alias's place,
+    // or the inline mapping's).
+    let mut sources = Vec::new();
+    for m in merges {
+        match m.kind {
+            Kind::Map(_) => sources.push(m),
+            Kind::Seq(items) => {
+                for item in items {
+                    match item.kind {
+                        Kind::Map(_) => sources.push(item),
+                        _ => return Err(TreeError::MergeNotMapping(item.location)),
+                    }
+                }
+            }
+            _ => return Err(TreeError::MergeNotMapping(m.location)),
+        }
+    }
+    let sources = sources.into_iter().map(|mut m| {
+        let at = m.location;
+        relocate(&mut m, at);
+        match m.kind {
+            Kind::Map(p) => p,
+            _ => Vec::new(),
+        }
+    });
+    for (k, v) in sources.flatten() {
+        if !pairs.iter().any(|(have, _)| have.kind == k.kind) {
+            pairs.push((k, v));
+        }
+    }
+    Ok(pairs)
+}
+
+/// How many events replaying this node takes: one per scalar, two per collection.
+fn events(node: &Node) -> usize {
+    match &node.kind {
+        Kind::Seq(items) => 2 + items.iter().map(events).sum::<usize>(),
+        Kind::Map(pairs) => {
+            2 + pairs
+                .iter()
+                .map(|(k, v)| events(k) + events(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+fn relocate(node: &mut Node, at: Location) {
+    node.location = at;
+    match &mut node.kind {
+        Kind::Seq(items) => items.iter_mut().for_each(|n| relocate(n, at)),
+        Kind::Map(pairs) => pairs.iter_mut().for_each(|(k, v)| {
+            relocate(k, at);
+            relocate(v, at);
+        }),
+        _ => {}
+    }
+}
+
+/// A scalar's value under YAML 1.2's core schema: quoted and block scalars are text; a plain
+/// one is null, a boolean (`true`/`false` only, in three casings), an integer, a float, or
+/// else text. An explicit `!!str`, `!!int`, ... tag decides instead.
+fn scalar(
+    value: Cow<str>,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    at: Location,
+) -> Result<Kind, TreeError> {
+    let plain = matches!(style, ScalarStyle::Plain);
+    let core = tag
+        .filter(|t| t.handle() == "tag:yaml.org,2002:")
+        .map(Tag::suffix);
+    let t = value.trim_matches([' ', '\t', '\r', '\n']);
+    match core {
+        Some("str") => return Ok(Kind::Str(value.into_owned())),
+        Some("null") => return Ok(Kind::Null),
+        Some("bool") => return bool_of(t).map(Kind::Bool).ok_or(TreeError::Unreadable(at)),
+        Some("int") => return int_of(t).ok_or(TreeError::Unreadable(at)),
+        Some("float") => return float_of(t, &value, at)?.ok_or(TreeError::Unreadable(at)),
+        Some("merge") => return Ok(Kind::Str(value.into_owned())),
+        // pfstate has no binary or time values: say so rather than guess.
+        Some("binary" | "timestamp") => return Err(TreeError::UnusedTag(at)),
+        _ => {}
+    }
+    // `!` (non-specific) and any tag on a quoted scalar keep the text.
+    let forced = tag.is_some_and(|t| (t.handle(), t.suffix()) == ("", "!"));
+    if !plain || forced {
+        return Ok(Kind::Str(value.into_owned()));
+    }
+    if matches!(&*value, "" | "~" | "null" | "Null" | "NULL") {
+        return Ok(Kind::Null);
+    }
+    if let Some(b) = bool_of(t) {
+        return Ok(Kind::Bool(b));
+    }
+    if let Some(i) = int_of(t) {
+        return Ok(i);
+    }
+    Ok(float_of(t, &value, at)?.unwrap_or_else(|| Kind::Str(value.into_owned())))
+}
+
+fn bool_of(t: &str) -> Option<bool> {
+    match t {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+/// Decimal (no leading zero), `0x`, `0o` or `0b`, an optional sign, `_` between digits.
+/// Beyond i64 the value is clamped, as the schema's range checks expect.
+fn int_of(t: &str) -> Option<Kind> {
+    let (negative, rest) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (radix, digits) = if let Some(d) = rest.strip_prefix("0x").or(rest.strip_prefix("0X")) {
+        (16, d)
+    } else if let Some(d) = rest.strip_prefix("0o").or(rest.strip_prefix("0O")) {
+        (8, d)
+    } else if let Some(d) = rest.strip_prefix("0b").or(rest.strip_prefix("0B")) {
+        (2, d)
+    } else {
+        if rest.len() > 1 && rest.starts_with('0') {
+            return None;
+        }
+        (10, rest)
+    };
+    let magnitude = digits_of(digits, radix)?;
+    let value: i128 = if negative {
+        let m = i128::try_from(magnitude).ok()?;
+        if m > i128::from(i64::MAX) + 1 {
+            return None;
+        }
+        -m
+    } else {
+        if magnitude > u128::from(u64::MAX) {
+            return None;
+        }
+        magnitude as i128
+    };
+    Some(Kind::Int(
+        value.clamp(i64::MIN.into(), i64::MAX.into()) as i64
+    ))
+}
+
+fn digits_of(digits: &str, radix: u32) -> Option<u128> {
+    let bytes = digits.as_bytes();
+    let mut value: u128 = 0;
+    let mut any = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'_' {
+            let between =
+                i > 0 && bytes[i - 1] != b'_' && bytes.get(i + 1).is_some_and(|n| *n != b'_');
+            if !between {
+                return None;
+            }
+            continue;
+        }
+        let d = (b as char).to_digit(radix)?;
+        value = value
+            .checked_mul(u128::from(radix))?
+            .checked_add(u128::from(d))?;
+        any = true;
+    }
+    any.then_some(value)
+}
+
+/// A float, `Ok(None)` when the text is not one; `.inf`, `.nan` and overflowing literals are
+/// refused (no pfstate value is one, and a silent infinity would mislead a range check).
+fn float_of(t: &str, raw: &str, at: Location) -> Result<Option<Kind>, TreeError> {
+    let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let non_finite = matches!(
+        unsigned,
+        ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF"
+    );
+    let overflow = unsigned.as_bytes().first().is_some_and(u8::is_ascii_digit)
+        && t.parse::<f64>().is_ok_and(f64::is_infinite);
+    if non_finite || overflow {
+        return Err(TreeError::NonFinite {
+            value: raw.to_string(),
+            location: at,
+        });
+    }
+    Ok(t.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(Kind::Float))
+}
