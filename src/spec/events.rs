@@ -6,7 +6,6 @@
 //! kept for the schema step to name, and the same limits (nesting depth, alias expansion).
 //! `syntax_tests::the_tree_is_the_one_serde_built` holds it to the serde path.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_saphyr::granit_parser::{
@@ -14,6 +13,7 @@ use serde_saphyr::granit_parser::{
 };
 
 use crate::error::Location;
+use crate::spec::scalars::scalar;
 use crate::spec::tree::{Kind, Node};
 
 /// What went wrong, for `syntax.rs` to word.
@@ -85,7 +85,6 @@ pub fn build(text: &str, max_depth: usize, max_replayed: usize) -> Result<Node, 
         let (event, span) = next.map_err(scan_error)?;
         let at = location(&span);
         let done = match event {
-            Event::StreamStart | Event::DocumentEnd => None,
             Event::StreamEnd => {
                 end = at;
                 break;
@@ -100,27 +99,7 @@ pub fn build(text: &str, max_depth: usize, max_replayed: usize) -> Result<Node, 
                 }
                 None
             }
-            Event::Scalar(value, style, anchor, tag) => {
-                let tag = tag.as_deref();
-                let merge = is_merge_key(&value, style, tag);
-                let node = Node {
-                    kind: scalar(value, style, tag, at)?,
-                    location: at,
-                };
-                b.finish(node, anchor, merge)?
-            }
-            Event::Alias(id) => b.alias(id, at)?,
-            Event::SequenceStart(_, anchor, _) => b.open(Open::Seq(Vec::new()), at, anchor)?,
-            Event::MappingStart(_, anchor, _) => {
-                let map = Open::Map {
-                    pairs: Vec::new(),
-                    key: None,
-                    merges: Vec::new(),
-                };
-                b.open(map, at, anchor)?
-            }
-            Event::SequenceEnd | Event::MappingEnd => b.close()?,
-            _ => None,
+            node => b.node(node, at)?,
         };
         if let Some(node) = done {
             root = Some(node);
@@ -146,6 +125,33 @@ fn scan_error(e: ScanError) -> TreeError {
 }
 
 impl Builder {
+    /// One event of a document's content; `Some` when it completes the document's root.
+    fn node(&mut self, event: Event, at: Location) -> Result<Option<Node>, TreeError> {
+        match event {
+            Event::Scalar(value, style, anchor, tag) => {
+                let tag = tag.as_deref();
+                let merge = is_merge_key(&value, style, tag);
+                let node = Node {
+                    kind: scalar(value, style, tag, at)?,
+                    location: at,
+                };
+                self.finish(node, anchor, merge)
+            }
+            Event::Alias(id) => self.alias(id, at),
+            Event::SequenceStart(_, anchor, _) => self.open(Open::Seq(Vec::new()), at, anchor),
+            Event::MappingStart(_, anchor, _) => {
+                let map = Open::Map {
+                    pairs: Vec::new(),
+                    key: None,
+                    merges: Vec::new(),
+                };
+                self.open(map, at, anchor)
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.close(),
+            _ => Ok(None),
+        }
+    }
+
     fn open(&mut self, open: Open, at: Location, anchor: usize) -> Result<Option<Node>, TreeError> {
         if self.stack.len() >= self.max_depth {
             return Err(TreeError::TooDeep(at));
@@ -279,135 +285,4 @@ fn relocate(node: &mut Node, at: Location) {
         }),
         _ => {}
     }
-}
-
-/// A scalar's value under YAML 1.2's core schema: quoted and block scalars are text; a plain
-/// one is null, a boolean (`true`/`false` only, in three casings), an integer, a float, or
-/// else text. An explicit `!!str`, `!!int`, ... tag decides instead.
-fn scalar(
-    value: Cow<str>,
-    style: ScalarStyle,
-    tag: Option<&Tag>,
-    at: Location,
-) -> Result<Kind, TreeError> {
-    let plain = matches!(style, ScalarStyle::Plain);
-    let core = tag
-        .filter(|t| t.handle() == "tag:yaml.org,2002:")
-        .map(Tag::suffix);
-    let t = value.trim_matches([' ', '\t', '\r', '\n']);
-    match core {
-        Some("str") => return Ok(Kind::Str(value.into_owned())),
-        Some("null") => return Ok(Kind::Null),
-        Some("bool") => return bool_of(t).map(Kind::Bool).ok_or(TreeError::Unreadable(at)),
-        Some("int") => return int_of(t).ok_or(TreeError::Unreadable(at)),
-        Some("float") => return float_of(t, &value, at)?.ok_or(TreeError::Unreadable(at)),
-        Some("merge") => return Ok(Kind::Str(value.into_owned())),
-        // pfstate has no binary or time values: say so rather than guess.
-        Some("binary" | "timestamp") => return Err(TreeError::UnusedTag(at)),
-        _ => {}
-    }
-    // `!` (non-specific) and any tag on a quoted scalar keep the text.
-    let forced = tag.is_some_and(|t| (t.handle(), t.suffix()) == ("", "!"));
-    if !plain || forced {
-        return Ok(Kind::Str(value.into_owned()));
-    }
-    if matches!(&*value, "" | "~" | "null" | "Null" | "NULL") {
-        return Ok(Kind::Null);
-    }
-    if let Some(b) = bool_of(t) {
-        return Ok(Kind::Bool(b));
-    }
-    if let Some(i) = int_of(t) {
-        return Ok(i);
-    }
-    Ok(float_of(t, &value, at)?.unwrap_or_else(|| Kind::Str(value.into_owned())))
-}
-
-fn bool_of(t: &str) -> Option<bool> {
-    match t {
-        "true" | "True" | "TRUE" => Some(true),
-        "false" | "False" | "FALSE" => Some(false),
-        _ => None,
-    }
-}
-
-/// Decimal (no leading zero), `0x`, `0o` or `0b`, an optional sign, `_` between digits.
-/// Beyond i64 the value is clamped, as the schema's range checks expect.
-fn int_of(t: &str) -> Option<Kind> {
-    let (negative, rest) = match t.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let (radix, digits) = if let Some(d) = rest.strip_prefix("0x").or(rest.strip_prefix("0X")) {
-        (16, d)
-    } else if let Some(d) = rest.strip_prefix("0o").or(rest.strip_prefix("0O")) {
-        (8, d)
-    } else if let Some(d) = rest.strip_prefix("0b").or(rest.strip_prefix("0B")) {
-        (2, d)
-    } else {
-        if rest.len() > 1 && rest.starts_with('0') {
-            return None;
-        }
-        (10, rest)
-    };
-    let magnitude = digits_of(digits, radix)?;
-    let value: i128 = if negative {
-        let m = i128::try_from(magnitude).ok()?;
-        if m > i128::from(i64::MAX) + 1 {
-            return None;
-        }
-        -m
-    } else {
-        if magnitude > u128::from(u64::MAX) {
-            return None;
-        }
-        magnitude as i128
-    };
-    Some(Kind::Int(
-        value.clamp(i64::MIN.into(), i64::MAX.into()) as i64
-    ))
-}
-
-fn digits_of(digits: &str, radix: u32) -> Option<u128> {
-    let bytes = digits.as_bytes();
-    let mut value: u128 = 0;
-    let mut any = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'_' {
-            let between =
-                i > 0 && bytes[i - 1] != b'_' && bytes.get(i + 1).is_some_and(|n| *n != b'_');
-            if !between {
-                return None;
-            }
-            continue;
-        }
-        let d = (b as char).to_digit(radix)?;
-        value = value
-            .checked_mul(u128::from(radix))?
-            .checked_add(u128::from(d))?;
-        any = true;
-    }
-    any.then_some(value)
-}
-
-/// A float, `Ok(None)` when the text is not one; `.inf`, `.nan` and overflowing literals are
-/// refused (no pfstate value is one, and a silent infinity would mislead a range check).
-fn float_of(t: &str, raw: &str, at: Location) -> Result<Option<Kind>, TreeError> {
-    let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
-    let non_finite = matches!(
-        unsigned,
-        ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF"
-    );
-    let overflow = unsigned.as_bytes().first().is_some_and(u8::is_ascii_digit)
-        && t.parse::<f64>().is_ok_and(f64::is_infinite);
-    if non_finite || overflow {
-        return Err(TreeError::NonFinite {
-            value: raw.to_string(),
-            location: at,
-        });
-    }
-    Ok(t.parse::<f64>()
-        .ok()
-        .filter(|f| f.is_finite())
-        .map(Kind::Float))
 }

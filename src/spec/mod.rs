@@ -19,6 +19,7 @@ pub mod iface;
 pub mod lines;
 pub mod multi;
 pub mod read;
+mod scalars;
 pub mod schema;
 pub mod shadow;
 pub mod shapes;

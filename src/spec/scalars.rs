@@ -1,0 +1,141 @@
+//! A YAML scalar's value under YAML 1.2's core schema, as the tree builder ([`super::events`])
+//! gives it: the same spellings serde's reader typed (strict booleans, no leading zeros).
+
+use std::borrow::Cow;
+
+use serde_saphyr::granit_parser::{ScalarStyle, Tag};
+
+use crate::error::Location;
+use crate::spec::events::TreeError;
+use crate::spec::tree::Kind;
+
+/// A scalar's value under YAML 1.2's core schema: quoted and block scalars are text; a plain
+/// one is null, a boolean (`true`/`false` only, in three casings), an integer, a float, or
+/// else text. An explicit `!!str`, `!!int`, ... tag decides instead.
+pub(super) fn scalar(
+    value: Cow<str>,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    at: Location,
+) -> Result<Kind, TreeError> {
+    let plain = matches!(style, ScalarStyle::Plain);
+    let core = tag
+        .filter(|t| t.handle() == "tag:yaml.org,2002:")
+        .map(Tag::suffix);
+    let t = value.trim_matches([' ', '\t', '\r', '\n']);
+    match core {
+        Some("str") => return Ok(Kind::Str(value.into_owned())),
+        Some("null") => return Ok(Kind::Null),
+        Some("bool") => return bool_of(t).map(Kind::Bool).ok_or(TreeError::Unreadable(at)),
+        Some("int") => return int_of(t).ok_or(TreeError::Unreadable(at)),
+        Some("float") => return float_of(t, &value, at)?.ok_or(TreeError::Unreadable(at)),
+        Some("merge") => return Ok(Kind::Str(value.into_owned())),
+        // pfstate has no binary or time values: say so rather than guess.
+        Some("binary" | "timestamp") => return Err(TreeError::UnusedTag(at)),
+        _ => {}
+    }
+    // `!` (non-specific) and any tag on a quoted scalar keep the text.
+    let forced = tag.is_some_and(|t| (t.handle(), t.suffix()) == ("", "!"));
+    if !plain || forced {
+        return Ok(Kind::Str(value.into_owned()));
+    }
+    if matches!(&*value, "" | "~" | "null" | "Null" | "NULL") {
+        return Ok(Kind::Null);
+    }
+    if let Some(b) = bool_of(t) {
+        return Ok(Kind::Bool(b));
+    }
+    if let Some(i) = int_of(t) {
+        return Ok(i);
+    }
+    Ok(float_of(t, &value, at)?.unwrap_or_else(|| Kind::Str(value.into_owned())))
+}
+
+fn bool_of(t: &str) -> Option<bool> {
+    match t {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+/// Decimal (no leading zero), `0x`, `0o` or `0b`, an optional sign, `_` between digits.
+/// Beyond i64 the value is clamped, as the schema's range checks expect.
+fn int_of(t: &str) -> Option<Kind> {
+    let (negative, rest) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (radix, digits) = if let Some(d) = rest.strip_prefix("0x").or(rest.strip_prefix("0X")) {
+        (16, d)
+    } else if let Some(d) = rest.strip_prefix("0o").or(rest.strip_prefix("0O")) {
+        (8, d)
+    } else if let Some(d) = rest.strip_prefix("0b").or(rest.strip_prefix("0B")) {
+        (2, d)
+    } else {
+        if rest.len() > 1 && rest.starts_with('0') {
+            return None;
+        }
+        (10, rest)
+    };
+    let magnitude = digits_of(digits, radix)?;
+    let value: i128 = if negative {
+        let m = i128::try_from(magnitude).ok()?;
+        if m > i128::from(i64::MAX) + 1 {
+            return None;
+        }
+        -m
+    } else {
+        if magnitude > u128::from(u64::MAX) {
+            return None;
+        }
+        magnitude as i128
+    };
+    Some(Kind::Int(
+        value.clamp(i64::MIN.into(), i64::MAX.into()) as i64
+    ))
+}
+
+fn digits_of(digits: &str, radix: u32) -> Option<u128> {
+    let bytes = digits.as_bytes();
+    let mut value: u128 = 0;
+    let mut any = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'_' {
+            let between =
+                i > 0 && bytes[i - 1] != b'_' && bytes.get(i + 1).is_some_and(|n| *n != b'_');
+            if !between {
+                return None;
+            }
+            continue;
+        }
+        let d = (b as char).to_digit(radix)?;
+        value = value
+            .checked_mul(u128::from(radix))?
+            .checked_add(u128::from(d))?;
+        any = true;
+    }
+    any.then_some(value)
+}
+
+/// A float, `Ok(None)` when the text is not one; `.inf`, `.nan` and overflowing literals are
+/// refused (no pfstate value is one, and a silent infinity would mislead a range check).
+fn float_of(t: &str, raw: &str, at: Location) -> Result<Option<Kind>, TreeError> {
+    let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let non_finite = matches!(
+        unsigned,
+        ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF"
+    );
+    let overflow = unsigned.as_bytes().first().is_some_and(u8::is_ascii_digit)
+        && t.parse::<f64>().is_ok_and(f64::is_infinite);
+    if non_finite || overflow {
+        return Err(TreeError::NonFinite {
+            value: raw.to_string(),
+            location: at,
+        });
+    }
+    Ok(t.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(Kind::Float))
+}
