@@ -121,11 +121,15 @@ impl IpTool {
 }
 
 impl InterfaceFacts for IpTool {
+    /// A read left over from an earlier prefetch (a long-running `pfstate watch` whose file
+    /// did not ask for it) is dropped: each prefetch serves only what it read itself.
     fn prefetch(&self) {
         let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
-        if started.is_none() {
-            *started = Some(std::thread::spawn(read_all));
+        if let Some(old) = started.take() {
+            let _ = old.join();
         }
+        *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = Ready::default();
+        *started = Some(std::thread::spawn(read_all));
     }
 
     fn read(&self) -> Option<Facts> {
