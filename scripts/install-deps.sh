@@ -34,7 +34,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # ansible-core from PyPI: the Ansible collection's fleet test (tests/ansible_fleet.rs) runs
 # ansible-playbook as `python3 -m ansible`.
-if ! python3 -c 'import ansible' 2>/dev/null; then
+# Asked from / and for a module only ansible-core has: from the checkout, this repository's
+# ansible/ folder would pass for the package (a namespace package) and hide that it is missing.
+if ! (cd / && python3 -c 'import ansible.release') 2>/dev/null; then
     python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
     python3 -m pip install --quiet --disable-pip-version-check 'ansible-core>=2.15' \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'ansible-core>=2.15'

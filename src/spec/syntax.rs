@@ -149,7 +149,7 @@ fn second_document(location: Location, text: &str) -> (Location, String) {
         .filter(|(_, l)| l.starts_with("---"))
         .map(|(i, _)| i as u64 + 1)
         .last()
-        .unwrap_or(location.line);
+        .unwrap_or(location.line.into());
     (
         Location::new(line, 1),
         "a second YAML document starts here: a pfstate file holds one desired state; remove \
@@ -347,7 +347,7 @@ fn structure_error(text: &str, at: Location) -> (Location, String) {
             ),
         );
     }
-    indentation(at.line, line, &above)
+    indentation(at.line.into(), line, &above)
 }
 
 fn indentation(row: u64, line: &str, above: &[&str]) -> (Location, String) {

@@ -50,7 +50,7 @@ impl Validator {
                 .map_err(|e| self.err(at(&l.rate), e))
                 .ok()
         });
-        let action = action(r.action.value);
+        let action = r.action.value;
         let log_prefix = self.log_prefix(r, action);
         if self.diags.len() != before {
             return None;
@@ -238,16 +238,6 @@ impl Validator {
                 ),
             );
         }
-    }
-}
-
-fn action(a: spec::ActionSpec) -> Action {
-    match a {
-        spec::ActionSpec::Accept => Action::Accept,
-        spec::ActionSpec::Drop => Action::Drop,
-        spec::ActionSpec::Reject => Action::Reject,
-        spec::ActionSpec::Log => Action::Log,
-        spec::ActionSpec::Return => Action::Return,
     }
 }
 

@@ -151,14 +151,8 @@ pub enum StateSpec {
     Dnat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionSpec {
-    Accept,
-    Drop,
-    Reject,
-    Log,
-    Return,
-}
+/// A filter entry's `action:` as written is the model's action: the five words map one to one.
+pub use crate::model::Action as ActionSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FamilySpec {

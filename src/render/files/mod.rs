@@ -8,7 +8,6 @@ pub mod sysctl_d;
 pub mod unit;
 
 use crate::error::HostError;
-use crate::host::binary::exec_path_problem;
 use crate::model::{Model, Sysctl};
 use crate::render::Desired;
 use sysctl_d::{SYSCTL_CONF_PATH, SysctlEntry};
@@ -32,7 +31,7 @@ pub fn desired_files(
     binary: &str,
 ) -> Result<Vec<ManagedFile>, HostError> {
     let sysctl = sysctl_conf(desired)?;
-    if let Some(problem) = exec_path_problem(binary) {
+    if let Some(problem) = unit::exec_path_problem(binary) {
         return Err(HostError::Command {
             program: "pfstate".into(),
             message: problem,

@@ -139,9 +139,58 @@ fn render(p: &UnitParams, packaged: bool) -> String {
         .expect("every template variable is provided (unit tests render it)")
 }
 
+/// Why `ExecStart=` cannot name this binary, if it cannot: systemd wants an absolute, normalized
+/// path, expands `$` (environment) in command lines, and a control character or a byte that is
+/// not UTF-8 (shown as U+FFFD here) cannot be written back as the same path.
+pub fn exec_path_problem(binary: &str) -> Option<String> {
+    let path = std::path::Path::new(binary);
+    let normal = path.is_absolute()
+        && !binary.contains("//")
+        && path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::RootDir | std::path::Component::Normal(_)
+            )
+        });
+    let bad = binary
+        .chars()
+        .find(|c| c.is_control() || "$\\\u{fffd}".contains(*c));
+    let why = match (normal, bad) {
+        (false, _) => "it is not an absolute, normalized path".to_string(),
+        (true, Some(c)) => format!("it contains {c:?}, which ExecStart= cannot express"),
+        (true, None) => return None,
+    };
+    Some(format!(
+        "the boot unit cannot run {binary:?}: {why}; install pfstate under a plain path (e.g. /usr/sbin/pfstate) and run it from there"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_exec_start_cannot_express_are_refused() {
+        assert_eq!(exec_path_problem("/usr/sbin/pfstate"), None);
+        assert_eq!(exec_path_problem("/opt/my tools/pfstate"), None);
+        for bad in [
+            "/opt/a$b/pfstate",
+            "/opt/a\nb/pfstate",
+            "/opt/a\\b/pfstate",
+            "/opt/\u{fffd}/pfstate",
+            "/opt/a/../pfstate",
+            "/opt//pfstate",
+            "pfstate",
+        ] {
+            let p = exec_path_problem(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(p.starts_with("the boot unit cannot run"), "{p}");
+        }
+        assert!(
+            exec_path_problem("/opt/a$b/pfstate")
+                .unwrap()
+                .contains("'$'")
+        );
+    }
 
     fn params(label: Option<&str>) -> UnitParams {
         UnitParams {
