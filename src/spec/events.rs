@@ -13,7 +13,7 @@ use serde_saphyr::granit_parser::{
 };
 
 use crate::error::Location;
-use crate::spec::scalars::scalar;
+use crate::spec::scalars::{Refusal, scalar};
 use crate::spec::tree::{Kind, Node};
 
 /// What went wrong, for `syntax.rs` to word.
@@ -116,6 +116,17 @@ fn location(span: &Span) -> Location {
         .in_file(crate::spec::span::current_file())
 }
 
+fn refused(r: Refusal, at: Location) -> TreeError {
+    match r {
+        Refusal::NonFinite(value) => TreeError::NonFinite {
+            value,
+            location: at,
+        },
+        Refusal::UnusedTag => TreeError::UnusedTag(at),
+        Refusal::NotItsTag => TreeError::Unreadable(at),
+    }
+}
+
 fn scan_error(e: ScanError) -> TreeError {
     if matches!(e.kind(), ErrorKind::UnknownAnchor) {
         let m = e.marker();
@@ -132,7 +143,7 @@ impl Builder {
                 let tag = tag.as_deref();
                 let merge = is_merge_key(&value, style, tag);
                 let node = Node {
-                    kind: scalar(value, style, tag, at)?,
+                    kind: scalar(value, style, tag).map_err(|r| refused(r, at))?,
                     location: at,
                 };
                 self.finish(node, anchor, merge)

@@ -5,9 +5,18 @@ use std::borrow::Cow;
 
 use serde_saphyr::granit_parser::{ScalarStyle, Tag};
 
-use crate::error::Location;
-use crate::spec::events::TreeError;
 use crate::spec::tree::Kind;
+
+/// Why a scalar has no value pfstate can use; the tree builder adds where.
+#[derive(Debug)]
+pub enum Refusal {
+    /// `.inf`, `.nan` or a literal beyond f64: no pfstate value is one.
+    NonFinite(String),
+    /// `!!binary` or `!!timestamp`: pfstate has neither.
+    UnusedTag,
+    /// A tagged scalar that is not what its tag says.
+    NotItsTag,
+}
 
 /// A scalar's value under YAML 1.2's core schema: quoted and block scalars are text; a plain
 /// one is null, a boolean (`true`/`false` only, in three casings), an integer, a float, or
@@ -16,8 +25,7 @@ pub(super) fn scalar(
     value: Cow<str>,
     style: ScalarStyle,
     tag: Option<&Tag>,
-    at: Location,
-) -> Result<Kind, TreeError> {
+) -> Result<Kind, Refusal> {
     let plain = matches!(style, ScalarStyle::Plain);
     let core = tag
         .filter(|t| t.handle() == "tag:yaml.org,2002:")
@@ -26,12 +34,12 @@ pub(super) fn scalar(
     match core {
         Some("str") => return Ok(Kind::Str(value.into_owned())),
         Some("null") => return Ok(Kind::Null),
-        Some("bool") => return bool_of(t).map(Kind::Bool).ok_or(TreeError::Unreadable(at)),
-        Some("int") => return int_of(t).ok_or(TreeError::Unreadable(at)),
-        Some("float") => return float_of(t, &value, at)?.ok_or(TreeError::Unreadable(at)),
+        Some("bool") => return bool_of(t).map(Kind::Bool).ok_or(Refusal::NotItsTag),
+        Some("int") => return int_of(t).ok_or(Refusal::NotItsTag),
+        Some("float") => return float_of(t, &value)?.ok_or(Refusal::NotItsTag),
         Some("merge") => return Ok(Kind::Str(value.into_owned())),
         // pfstate has no binary or time values: say so rather than guess.
-        Some("binary" | "timestamp") => return Err(TreeError::UnusedTag(at)),
+        Some("binary" | "timestamp") => return Err(Refusal::UnusedTag),
         _ => {}
     }
     // `!` (non-specific) and any tag on a quoted scalar keep the text.
@@ -48,7 +56,7 @@ pub(super) fn scalar(
     if let Some(i) = int_of(t) {
         return Ok(i);
     }
-    Ok(float_of(t, &value, at)?.unwrap_or_else(|| Kind::Str(value.into_owned())))
+    Ok(float_of(t, &value)?.unwrap_or_else(|| Kind::Str(value.into_owned())))
 }
 
 fn bool_of(t: &str) -> Option<bool> {
@@ -120,7 +128,7 @@ fn digits_of(digits: &str, radix: u32) -> Option<u128> {
 
 /// A float, `Ok(None)` when the text is not one; `.inf`, `.nan` and overflowing literals are
 /// refused (no pfstate value is one, and a silent infinity would mislead a range check).
-fn float_of(t: &str, raw: &str, at: Location) -> Result<Option<Kind>, TreeError> {
+fn float_of(t: &str, raw: &str) -> Result<Option<Kind>, Refusal> {
     let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
     let non_finite = matches!(
         unsigned,
@@ -129,10 +137,7 @@ fn float_of(t: &str, raw: &str, at: Location) -> Result<Option<Kind>, TreeError>
     let overflow = unsigned.as_bytes().first().is_some_and(u8::is_ascii_digit)
         && t.parse::<f64>().is_ok_and(f64::is_infinite);
     if non_finite || overflow {
-        return Err(TreeError::NonFinite {
-            value: raw.to_string(),
-            location: at,
-        });
+        return Err(Refusal::NonFinite(raw.to_string()));
     }
     Ok(t.parse::<f64>()
         .ok()

@@ -60,6 +60,7 @@ mod hostile_host;
 mod hostile_input;
 mod json_contract;
 mod kernel_canonical;
+mod layout;
 mod local_guard;
 mod offline_enable;
 mod package;
