@@ -38,27 +38,29 @@ fn resolve(
 ) -> Option<String> {
     let segs: Vec<&str> = path.split("::").collect();
     let mut base: Vec<&str> = at.split("::").filter(|s| !s.is_empty()).collect();
-    let mut rest = &segs[..];
-    match segs[0] {
+    let rest = match segs[0] {
         "crate" => {
             base.clear();
-            rest = &segs[1..];
+            &segs[1..]
         }
-        "self" | "super" => {
+        "self" => {
             if !is_mod {
                 base.pop();
             }
-            rest = &segs[1..];
-            if segs[0] == "super" {
+            &segs[1..]
+        }
+        "super" => {
+            if !is_mod {
                 base.pop();
-                while rest.first() == Some(&"super") {
-                    base.pop();
-                    rest = &rest[1..];
-                }
             }
+            let ups = segs.iter().take_while(|s| **s == "super").count();
+            for _ in 0..ups {
+                base.pop();
+            }
+            &segs[ups..]
         }
         _ => return None,
-    }
+    };
     let full: Vec<&str> = base.into_iter().chain(rest.iter().copied()).collect();
     (1..=full.len())
         .rev()
