@@ -43,6 +43,8 @@ pub(super) struct JumpViews {
 /// Plan one table's jumps into `tp`. pfstate's jumps are the rules outside owned chains that
 /// target an owned chain. A wanted jump is kept only when it is there once and well placed;
 /// otherwise every copy is deleted by its full text and one is inserted where it belongs.
+// Over 60 lines on purpose: keep, delete and insert are decided in one pass over the live
+// jumps, so a reader sees every case of one hook's jumps together.
 pub(super) fn plan(
     prefix: &str,
     table: Table,

@@ -168,9 +168,8 @@ fn builder_tree(text: &str) -> Result<crate::spec::tree::Node, (crate::error::Lo
 }
 
 /// Every example, every scalar spelling YAML 1.2 gives a type to (and near misses), anchors,
-/// merges, tags, documents and broken files: the same tree, or the same error at the same place.
-#[test]
-fn the_tree_is_the_one_serde_built() {
+/// merges, tags, documents and broken files.
+fn corpus() -> Vec<String> {
     let mut corpus: Vec<String> = Vec::new();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -307,6 +306,13 @@ fn the_tree_is_the_one_serde_built() {
             "}".repeat(depth)
         ));
     }
+    corpus
+}
+
+/// The same tree as the serde path, or the same error at the same place.
+#[test]
+fn the_tree_is_the_one_serde_built() {
+    let corpus = corpus();
     let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..9 {
         let refs = vec![format!("*a{}", i - 1); 10].join(", ");
