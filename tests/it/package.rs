@@ -271,14 +271,39 @@ sandbox_test!(package_install_apply_reboot_purge, || {
     // An upgrade whose version refuses the applied state says so, with the file's own error,
     // and still changes nothing in the kernel.
     let applied = ok(&sb, &["cat", STATE]);
-    ok(&sb, &["sh", "-c", &format!("echo 'forwardz: []' >> {STATE}")]);
+    ok(
+        &sb,
+        &["sh", "-c", &format!("echo 'forwardz: []' >> {STATE}")],
+    );
     let said = dpkg(&sb, &["--install", &format!("{SHARE}/pfstate.deb")]);
-    assert!(said.contains("this version refuses the applied state"), "{said}");
-    assert!(said.contains("forwardz"), "the file's own error is shown: {said}");
-    assert_eq!(kernel(&sb), live, "an upgrade over a refused state changed the kernel");
-    ok(&sb, &["sh", "-c", &format!("printf '%s' \"$1\" > {STATE}"), "sh", &applied]);
+    assert!(
+        said.contains("this version refuses the applied state"),
+        "{said}"
+    );
+    assert!(
+        said.contains("forwardz"),
+        "the file's own error is shown: {said}"
+    );
+    assert_eq!(
+        kernel(&sb),
+        live,
+        "an upgrade over a refused state changed the kernel"
+    );
+    ok(
+        &sb,
+        &[
+            "sh",
+            "-c",
+            &format!("printf '%s' \"$1\" > {STATE}"),
+            "sh",
+            &applied,
+        ],
+    );
     let said = dpkg(&sb, &["--install", &format!("{SHARE}/pfstate.deb")]);
-    assert!(!said.contains("refuses"), "a valid state was called refused: {said}");
+    assert!(
+        !said.contains("refuses"),
+        "a valid state was called refused: {said}"
+    );
 
     // Remove keeps what pfstate wrote in /etc; purge deletes it (and only it: an administrator's
     // own file in /etc/pfstate stays); neither touches the kernel.
