@@ -9,6 +9,7 @@ use crate::apply::{
     txn::{self, Transaction},
     units,
 };
+use crate::cli::Format;
 use crate::error::Error;
 use crate::host::Host;
 use crate::host::lock::{self, RunLock};
@@ -19,7 +20,7 @@ use crate::spec::multi;
 
 use super::confirm;
 use super::ctx::{Ctx, Outcome};
-use super::prepare::{Prepared, begin, plan_diff, prepare, rules_and_files};
+use super::prepare::{Prepared, begin, plan_changed, plan_diff, prepare, rules_and_files};
 
 /// Who applies: a person (files and unit too), the boot unit (kernel only; an unconfirmed
 /// `apply --confirm` is put back first), or a repair after drift (kernel only; nothing while
@@ -71,14 +72,18 @@ pub(super) fn apply_files(
     // At boot the unit applies the persisted copy: files and unit are already as they should be.
     let files_wanted = boot.then(Vec::new);
     let p = prepare(host, model, &source, files_wanted, !boot)?;
-    let (d, changed) = plan_diff(ctx, &p, true);
-    let d = if boot { String::new() } else { d };
+    let changed = plan_changed(&p, true);
     let mut out = Outcome {
         changed,
-        diff: d,
         warnings: p.plan.warnings.clone(),
         ..Outcome::default()
     };
+    // JSON records the diff with the plan, before the change. Text shows it after: at 10,000
+    // forwards it is as large as the restore payload, and the two need not be held at once.
+    let diff_after_write = !boot && ctx.format != Format::Json;
+    if !boot && !diff_after_write {
+        out.diff = plan_diff(ctx, &p, true).0;
+    }
     let offline = ctx.root.is_offline();
     // Only a warning: a failure to look is no reason to stop the apply.
     if !boot
@@ -107,6 +112,9 @@ pub(super) fn apply_files(
             host.files.remove(pending::PENDING_PATH)?;
         }
         return Err(e);
+    }
+    if diff_after_write {
+        out.diff = plan_diff(ctx, &p, true).0;
     }
     if let Some(rec) = record.as_mut() {
         confirm::arm(ctx, host, rec, &mut out)?;

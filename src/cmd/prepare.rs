@@ -92,7 +92,7 @@ pub(super) fn prepare(
 /// The unified diff of a prepared plan and whether anything would change, with the
 /// companion units whose enablement changes.
 pub(super) fn plan_diff(ctx: &Ctx, p: &Prepared, want_enabled: bool) -> (String, bool) {
-    let (mut d, mut changed) = view::plan_view(
+    let (mut d, _) = view::plan_view(
         &p.plan,
         &p.observed,
         &p.files,
@@ -100,12 +100,22 @@ pub(super) fn plan_diff(ctx: &Ctx, p: &Prepared, want_enabled: bool) -> (String,
         UNIT_NAME,
         want_enabled,
     );
-    let (companions, legacy) = (&p.observed.companions, p.observed.legacy);
-    for line in plan::units::plan_lines(companions, want_enabled, p.model.watch, legacy) {
-        changed = true;
+    for line in companion_lines(p, want_enabled) {
         d.push_str(&line);
     }
-    (d, changed)
+    (d, plan_changed(p, want_enabled))
+}
+
+/// Whether applying the prepared plan would change anything ([`view::plan_changes`], or a
+/// companion unit's enablement), without building the diff.
+pub(super) fn plan_changed(p: &Prepared, want_enabled: bool) -> bool {
+    view::plan_changes(&p.plan, &p.observed, &p.files, want_enabled)
+        || !companion_lines(p, want_enabled).is_empty()
+}
+
+fn companion_lines(p: &Prepared, want_enabled: bool) -> Vec<String> {
+    let (companions, legacy) = (&p.observed.companions, p.observed.legacy);
+    plan::units::plan_lines(companions, want_enabled, p.model.watch, legacy)
 }
 
 /// Start the transaction of a prepared plan: the state it starts from is journalled first.

@@ -40,9 +40,27 @@ pub fn rules_diff(fp: &FamilyPlan) -> String {
     d
 }
 
+/// Whether applying the plan would change anything: rules in either backend, runtime sysctls,
+/// a managed file, or the state of the unit. The one place this is decided; [`plan_view`]
+/// shows the same parts.
+pub fn plan_changes(
+    plan: &Plan,
+    observed: &Observed,
+    files: &[ManagedFile],
+    want_enabled: bool,
+) -> bool {
+    plan.families.iter().any(|fp| !fp.is_empty())
+        || !plan.other_backend.is_empty()
+        || plan.sysctl_changes()
+        || files
+            .iter()
+            .any(|f| observed.file(f.target) != f.content.as_deref())
+        || observed.unit_enabled.is_some_and(|e| e != want_enabled)
+}
+
 /// The whole diff of a plan: rules per family, runtime sysctls, files (shown at their path
 /// under `root`), and the state of `unit` (`want_enabled`). Returns it and whether anything
-/// would change.
+/// would change ([`plan_changes`]).
 pub fn plan_view(
     plan: &Plan,
     observed: &Observed,
@@ -52,13 +70,10 @@ pub fn plan_view(
     want_enabled: bool,
 ) -> (String, bool) {
     let mut out = String::new();
-    let mut changed = false;
     for fp in &plan.families {
-        changed |= !fp.is_empty();
-        out.push_str(&rules_diff(fp));
+        append(&mut out, rules_diff(fp));
     }
     for fp in &plan.other_backend {
-        changed = true;
         out.push_str(&format!(
             "# {} backend: pfstate's copy there is removed\n",
             observed.other_name
@@ -67,13 +82,11 @@ pub fn plan_view(
     }
     let (live, want) = &plan.sysctls.view;
     if plan.sysctl_changes() {
-        changed = true;
         out.push_str(&unified(live, want, "sysctl (live)", "sysctl (desired)"));
     }
     for f in files {
         let live = observed.file(f.target);
         if live != f.content.as_deref() {
-            changed = true;
             let shown = root.path(f.target).display().to_string();
             out.push_str(&unified(
                 live.unwrap_or_default(),
@@ -83,18 +96,25 @@ pub fn plan_view(
             ));
         }
     }
-    match observed.unit_enabled {
-        Some(e) if e != want_enabled => {
-            changed = true;
-            out.push_str(&format!(
-                "unit {unit}: {} -> {}\n",
-                enabled_word(e),
-                enabled_word(want_enabled)
-            ));
-        }
-        _ => {}
+    if let Some(e) = observed.unit_enabled.filter(|e| *e != want_enabled) {
+        out.push_str(&format!(
+            "unit {unit}: {} -> {}\n",
+            enabled_word(e),
+            enabled_word(want_enabled)
+        ));
     }
+    let changed = plan_changes(plan, observed, files, want_enabled);
     (out, changed)
+}
+
+/// `out` followed by `part`, without a second copy of a first part (a whole rule set's diff is
+/// megabytes at 10,000 forwards).
+fn append(out: &mut String, part: String) {
+    if out.is_empty() {
+        *out = part;
+    } else {
+        out.push_str(&part);
+    }
 }
 
 pub fn enabled_word(e: bool) -> &'static str {
