@@ -27,6 +27,8 @@ pub enum TreeError {
         location: Location,
     },
     AliasLimit(Location),
+    /// Anchors (`&name`) that hold more values than aliases may replay.
+    AnchorLimit(Location),
     TooDeep(Location),
     /// A `<<` whose value is not a mapping or a list of them.
     MergeNotMapping(Location),
@@ -61,10 +63,14 @@ struct Builder {
     replayed: usize,
     max_depth: usize,
     max_replayed: usize,
+    /// Events held by anchors (each anchored node is kept for its aliases), bounded by the same
+    /// limit: thirty anchors nested around one long list would otherwise hold thirty copies.
+    anchored: usize,
 }
 
 /// Parse `text` into a tree; `max_depth` bounds the nesting, `max_replayed` the events that
-/// aliases replay (an "alias bomb" of a few lines would expand to a billion nodes).
+/// aliases replay (an "alias bomb" of a few lines would expand to a billion nodes) and, apart,
+/// the events anchors hold.
 pub fn build(text: &str, max_depth: usize, max_replayed: usize) -> Result<Node, TreeError> {
     let mut options = Options::default();
     options.emit_comments = false;
@@ -76,6 +82,7 @@ pub fn build(text: &str, max_depth: usize, max_replayed: usize) -> Result<Node, 
         replayed: 0,
         max_depth,
         max_replayed,
+        anchored: 0,
     };
     let mut root: Option<Node> = None;
     let mut documents = 0;
@@ -213,7 +220,12 @@ impl Builder {
         merge: bool,
     ) -> Result<Option<Node>, TreeError> {
         if anchor != 0 {
-            self.anchors.insert(anchor, (node.clone(), events(&node)));
+            let size = events(&node);
+            self.anchored += size;
+            if self.anchored > self.max_replayed {
+                return Err(TreeError::AnchorLimit(node.location));
+            }
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         let Some(frame) = self.stack.last_mut() else {
             return Ok(Some(node));

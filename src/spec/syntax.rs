@@ -46,6 +46,13 @@ fn describe_tree(e: &TreeError, text: &str) -> (Location, String) {
         TreeError::UnknownAnchor(at) => (*at, unknown_anchor()),
         TreeError::NonFinite { value, location } => (*location, not_a_number(value)),
         TreeError::AliasLimit(at) => (*at, too_many_aliases()),
+        TreeError::AnchorLimit(at) => (
+            *at,
+            format!(
+                "the anchors (`&name`) of this file hold more than {MAX_ALIAS_EVENTS} values; \
+                 anchor only what is reused, e.g. `defaults: &defaults {{proto: tcp}}`"
+            ),
+        ),
         TreeError::TooDeep(at) => (*at, too_deep()),
         TreeError::MergeNotMapping(at) => (
             *at,

@@ -134,6 +134,28 @@ fn unknown_alias_and_escape_and_depth() {
     assert!(error(&deep).contains("nested more than 32 levels"));
 }
 
+/// Anchors nested around one long list would hold a copy per level: refused early, with the
+/// place, instead of taking hundreds of megabytes.
+#[test]
+fn anchors_that_hold_too_much_are_refused() {
+    let list = format!("[{}]", vec!["x"; 20_000].join(", "));
+    let nested = format!(
+        "version: 1\nz: {}{list}{}\n",
+        "&a [".repeat(12),
+        "]".repeat(12)
+    );
+    let started = std::time::Instant::now();
+    let e = error(&nested);
+    assert!(
+        e.contains("the anchors (`&name`) of this file hold more than"),
+        "{e}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // One anchor around the same list is fine.
+    let once = format!("version: 1\nz: &a {list}\ny: *a\n");
+    assert!(parse_tree("f.yaml", &once).is_ok());
+}
+
 #[test]
 fn anchors_and_merge_keys_still_work() {
     let text = "version: 1\nd: &d {port: 80}\nl:\n  <<: *d\n  address: x\n";
