@@ -6,7 +6,7 @@
 //! kept for the schema step to name, and the same limits (nesting depth, alias expansion).
 //! `syntax_tests::the_tree_is_the_one_serde_built` holds it to the serde path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_saphyr::granit_parser::{
     ErrorKind, Event, Options, Parser, ScalarStyle, ScanError, Span, Tag,
@@ -276,8 +276,20 @@ fn merged(mut pairs: Vec<(Node, Node)>, merges: Vec<Node>) -> Result<Vec<(Node, 
             _ => Vec::new(),
         }
     });
+    // Text keys are looked up in a set: a mapping of many keys merging many others stays linear.
+    let mut text_keys: HashSet<String> = pairs
+        .iter()
+        .filter_map(|(k, _)| match &k.kind {
+            Kind::Str(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
     for (k, v) in sources.flatten() {
-        if !pairs.iter().any(|(have, _)| have.kind == k.kind) {
+        let new = match &k.kind {
+            Kind::Str(s) => text_keys.insert(s.clone()),
+            other => !pairs.iter().any(|(have, _)| have.kind == *other),
+        };
+        if new {
             pairs.push((k, v));
         }
     }
