@@ -30,12 +30,24 @@ pub enum TreeError {
     /// Anchors (`&name`) that hold more values than aliases may replay.
     AnchorLimit(Location),
     TooDeep(Location),
+    /// More values than any desired state holds.
+    TooMany(Location),
     /// A `<<` whose value is not a mapping or a list of them.
     MergeNotMapping(Location),
     /// A `!!binary` or `!!timestamp` value: pfstate has neither.
     UnusedTag(Location),
     /// A tagged scalar that is not what its tag says.
     Unreadable(Location),
+}
+
+/// How much one file may make the reader do.
+pub struct Limits {
+    /// Nesting of collections.
+    pub depth: usize,
+    /// Events that aliases replay, and apart, events that anchors hold.
+    pub replayed: usize,
+    /// Nodes, aliases' copies counted once.
+    pub nodes: usize,
 }
 
 /// A collection being read.
@@ -63,15 +75,19 @@ struct Builder {
     replayed: usize,
     max_depth: usize,
     max_replayed: usize,
+    /// Nodes read so far (aliases' copies included), bounded by `max_nodes`.
+    nodes: usize,
+    max_nodes: usize,
     /// Events held by anchors (each anchored node is kept for its aliases), bounded by the same
     /// limit: thirty anchors nested around one long list would otherwise hold thirty copies.
     anchored: usize,
 }
 
-/// Parse `text` into a tree; `max_depth` bounds the nesting, `max_replayed` the events that
-/// aliases replay (an "alias bomb" of a few lines would expand to a billion nodes) and, apart,
-/// the events anchors hold.
-pub fn build(text: &str, max_depth: usize, max_replayed: usize) -> Result<Node, TreeError> {
+/// Parse `text` into a tree within `limits`: an "alias bomb" of a few lines would expand to a
+/// billion nodes, and a flat list of millions of one-letter values (about 80 bytes a node) is
+/// no desired state either.
+pub fn build(text: &str, limits: &Limits) -> Result<Node, TreeError> {
+    let (max_depth, max_replayed) = (limits.depth, limits.replayed);
     let mut options = Options::default();
     options.emit_comments = false;
     options.block_nesting_limit = options.block_nesting_limit.max(max_depth + 1);
@@ -83,6 +99,8 @@ pub fn build(text: &str, max_depth: usize, max_replayed: usize) -> Result<Node, 
         max_depth,
         max_replayed,
         anchored: 0,
+        nodes: 0,
+        max_nodes: limits.nodes,
     };
     let mut root: Option<Node> = None;
     let mut documents = 0;
@@ -219,6 +237,10 @@ impl Builder {
         anchor: usize,
         merge: bool,
     ) -> Result<Option<Node>, TreeError> {
+        self.nodes += 1;
+        if self.nodes > self.max_nodes {
+            return Err(TreeError::TooMany(node.location));
+        }
         if anchor != 0 {
             let size = events(&node);
             self.anchored += size;

@@ -156,6 +156,22 @@ fn anchors_that_hold_too_much_are_refused() {
     assert!(parse_tree("f.yaml", &once).is_ok());
 }
 
+/// A node budget: more values than any desired state holds are refused while reading, not
+/// after building gigabytes of tree (a small budget here; the real one is `LIMITS.nodes`).
+#[test]
+fn more_values_than_the_budget_are_refused() {
+    let limits = super::events::Limits {
+        nodes: 1_000,
+        ..super::LIMITS
+    };
+    let text = |n: usize| format!("version: 1\nz: [{}]\n", "x, ".repeat(n));
+    assert!(super::events::build(&text(990), &limits).is_ok());
+    let e = super::events::build(&text(1_000), &limits).expect_err("refused");
+    let (at, message) = super::describe_tree(&e, &text(1_000));
+    assert_eq!(at.line, 2, "{message}");
+    assert!(message.contains("too many values"), "{message}");
+}
+
 #[test]
 fn anchors_and_merge_keys_still_work() {
     let text = "version: 1\nd: &d {port: 80}\nl:\n  <<: *d\n  address: x\n";
@@ -185,8 +201,7 @@ fn serde_tree(text: &str) -> Result<crate::spec::tree::Node, (crate::error::Loca
 }
 
 fn builder_tree(text: &str) -> Result<crate::spec::tree::Node, (crate::error::Location, String)> {
-    super::events::build(text, super::MAX_DEPTH, super::MAX_ALIAS_EVENTS)
-        .map_err(|e| super::describe_tree(&e, text))
+    super::events::build(text, &super::LIMITS).map_err(|e| super::describe_tree(&e, text))
 }
 
 /// Every example, every scalar spelling YAML 1.2 gives a type to (and near misses), anchors,
