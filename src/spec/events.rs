@@ -273,6 +273,9 @@ fn is_merge_key(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> bool {
 
 /// The mapping's own pairs, then those of each `<<` value whose key it does not have yet.
 fn merged(mut pairs: Vec<(Node, Node)>, merges: Vec<Node>) -> Result<Vec<(Node, Node)>, TreeError> {
+    if merges.is_empty() {
+        return Ok(pairs);
+    }
     // Merged pairs read as written where they are merged: at the `<<` value (an alias's place,
     // or the inline mapping's).
     let mut sources = Vec::new();
