@@ -48,18 +48,7 @@ root_test!(drift_is_detected_and_repaired_exactly, || {
     let jpre = "PREROUTING -m comment --comment pfstate -j PFSTATE-PREROUTING";
 
     drift_case(&pf, &a, "missing jump", "PFSTATE-PREROUTING", || {
-        ns.ipt(&[
-            "-t",
-            "nat",
-            "-D",
-            "PREROUTING",
-            "-m",
-            "comment",
-            "--comment",
-            "pfstate",
-            "-j",
-            "PFSTATE-PREROUTING",
-        ]);
+        ns.ipt_line("-t nat -D PREROUTING -m comment --comment pfstate -j PFSTATE-PREROUTING");
     });
     drift_case(
         &pf,
@@ -67,31 +56,10 @@ root_test!(drift_is_detected_and_repaired_exactly, || {
         "jump above the calico block",
         "PFSTATE-PREROUTING",
         || {
-            ns.ipt(&[
-                "-t",
-                "nat",
-                "-D",
-                "PREROUTING",
-                "-m",
-                "comment",
-                "--comment",
-                "pfstate",
-                "-j",
-                "PFSTATE-PREROUTING",
-            ]);
-            ns.ipt(&[
-                "-t",
-                "nat",
-                "-I",
-                "PREROUTING",
-                "1",
-                "-m",
-                "comment",
-                "--comment",
-                "pfstate",
-                "-j",
-                "PFSTATE-PREROUTING",
-            ]);
+            ns.ipt_line("-t nat -D PREROUTING -m comment --comment pfstate -j PFSTATE-PREROUTING");
+            ns.ipt_line(
+                "-t nat -I PREROUTING 1 -m comment --comment pfstate -j PFSTATE-PREROUTING",
+            );
         },
     );
     assert!(ns.save(false).contains(&format!("-A {jpre}")));
@@ -101,30 +69,12 @@ root_test!(drift_is_detected_and_repaired_exactly, || {
         "jump below calico's trailing rule",
         "PFSTATE-POSTROUTING",
         || {
-            ns.ipt(&[
-                "-t",
-                "nat",
-                "-D",
-                "POSTROUTING",
-                "-m",
-                "comment",
-                "--comment",
-                "pfstate",
-                "-j",
-                "PFSTATE-POSTROUTING",
-            ]);
-            ns.ipt(&[
-                "-t",
-                "nat",
-                "-A",
-                "POSTROUTING",
-                "-m",
-                "comment",
-                "--comment",
-                "pfstate",
-                "-j",
-                "PFSTATE-POSTROUTING",
-            ]);
+            ns.ipt_line(
+                "-t nat -D POSTROUTING -m comment --comment pfstate -j PFSTATE-POSTROUTING",
+            );
+            ns.ipt_line(
+                "-t nat -A POSTROUTING -m comment --comment pfstate -j PFSTATE-POSTROUTING",
+            );
         },
     );
     drift_case(
@@ -133,43 +83,15 @@ root_test!(drift_is_detected_and_repaired_exactly, || {
         "jump in FORWARD while DOCKER-USER exists",
         "PFSTATE-FORWARD",
         || {
-            ns.ipt(&[
-                "-D",
-                "DOCKER-USER",
-                "-m",
-                "comment",
-                "--comment",
-                "pfstate",
-                "-j",
-                "PFSTATE-FORWARD",
-            ]);
-            ns.ipt(&[
-                "-I",
-                "FORWARD",
-                "1",
-                "-m",
-                "comment",
-                "--comment",
-                "pfstate",
-                "-j",
-                "PFSTATE-FORWARD",
-            ]);
+            ns.ipt_line("-D DOCKER-USER -m comment --comment pfstate -j PFSTATE-FORWARD");
+            ns.ipt_line("-I FORWARD 1 -m comment --comment pfstate -j PFSTATE-FORWARD");
         },
     );
     drift_case(&pf, &a, "duplicate jump", "PFSTATE-INPUT", || {
-        ns.ipt(&[
-            "-A",
-            "INPUT",
-            "-m",
-            "comment",
-            "--comment",
-            "pfstate",
-            "-j",
-            "PFSTATE-INPUT",
-        ]);
+        ns.ipt_line("-A INPUT -m comment --comment pfstate -j PFSTATE-INPUT");
     });
     drift_case(&pf, &a, "deleted owned rule", "PFSTATE-FORWARD", || {
-        ns.ipt(&["-D", "PFSTATE-FORWARD", "1"]);
+        ns.ipt_line("-D PFSTATE-FORWARD 1");
     });
     drift_case(&pf, &a, "edited owned rule", "PFSTATE-PREROUTING", || {
         let rules = chain_rules(&ns.save(false), "nat", "PFSTATE-PREROUTING");
@@ -189,11 +111,11 @@ root_test!(drift_is_detected_and_repaired_exactly, || {
         "extra rule in an owned chain",
         "PFSTATE-INPUT",
         || {
-            ns.ipt(&["-A", "PFSTATE-INPUT", "-j", "DROP"]);
+            ns.ipt_line("-A PFSTATE-INPUT -j DROP");
         },
     );
     drift_case(&pf, &a, "canary gone", "PFSTATE-CANARY", || {
-        ns.ipt(&["-X", "PFSTATE-CANARY"]);
+        ns.ipt_line("-X PFSTATE-CANARY");
     });
     drift_case(&pf, &a, "runtime sysctl", "ip_forward", || {
         ns.sh(&["sysctl", "-qw", "net.ipv4.ip_forward=0"]);

@@ -100,6 +100,12 @@ impl Ns {
         self.sh(&[&["iptables", "-w"][..], args].concat());
     }
 
+    /// One `iptables` command written as a line (`-t nat -D PREROUTING ...`); only for
+    /// arguments without spaces.
+    pub(super) fn ipt_line(&self, line: &str) {
+        self.ipt(&line.split_whitespace().collect::<Vec<_>>());
+    }
+
     pub(super) fn sysctl(&self, key: &str) -> String {
         self.sh(&["sysctl", "-n", key]).trim().to_string()
     }

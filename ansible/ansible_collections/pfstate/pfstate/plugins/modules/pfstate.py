@@ -66,17 +66,9 @@ options:
         O(state=confirmed) keeps it.
     type: bool
     default: true
-  binary:
-    description:
-      - Path of the pfstate binary on the managed host; by default looked up in PATH and the sbin
-        directories.
-    type: path
-  root:
-    description:
-      - Passed as C(--root); every file pfstate reads or writes goes under this directory.
-    type: path
 extends_documentation_fragment:
   - action_common_attributes
+  - pfstate.pfstate.host
 attributes:
   check_mode:
     support: full

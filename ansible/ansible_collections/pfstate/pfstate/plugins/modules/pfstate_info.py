@@ -26,16 +26,9 @@ options:
     type: list
     elements: path
     default: []
-  binary:
-    description:
-      - Path of the pfstate binary on the managed host.
-    type: path
-  root:
-    description:
-      - Passed as C(--root).
-    type: path
 extends_documentation_fragment:
   - action_common_attributes
+  - pfstate.pfstate.host
 attributes:
   check_mode:
     support: full
