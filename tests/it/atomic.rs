@@ -12,15 +12,7 @@ use pfstate::host::fake::backends::{WithOther, other_backend};
 use pfstate::host::fake::{FakeHost, FakeNetfilter, FakeState};
 use pfstate::model::Family;
 
-fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn example(name: &str) -> String {
-    let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use crate::common::{example, fixture};
 
 /// The README's gateway (both families, sysctls, three files, the unit) ...
 fn state_a() -> String {

@@ -177,3 +177,28 @@ pub fn write_yaml(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&p, text).expect("write yaml");
     p.display().to_string()
 }
+
+/// The text of `tests/fixtures/NAME`.
+pub fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The text of `examples/NAME`.
+pub fn example(name: &str) -> String {
+    let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every `examples/*.yaml`, sorted by name.
+pub fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("examples/")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    out.sort();
+    assert!(out.len() > 10, "{out:?}");
+    out
+}

@@ -16,6 +16,7 @@
 
 use crate::payload_check;
 
+use crate::common::examples;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,18 +33,6 @@ fn repo() -> &'static Path {
 
 fn golden_dir() -> PathBuf {
     repo().join("tests/golden")
-}
-
-/// The examples, sorted by name.
-fn examples() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
-        .expect("examples/")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    out.sort();
-    assert!(!out.is_empty(), "no examples/*.yaml");
-    out
 }
 
 fn golden_path(example: &Path) -> PathBuf {

@@ -6,24 +6,12 @@
 //!
 //! Root only for the namespaces; without root each test prints SKIPPED and passes.
 
-use std::path::{Path, PathBuf};
+use crate::common::examples;
 use std::process::Command;
 
 use pfstate::lab::{Netns, NetnsOptions, root_state, skip_unless_root};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pfstate");
-
-fn examples() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    out.sort();
-    assert!(out.len() > 10, "{out:?}");
-    out
-}
 
 /// How a command is run: in which namespace (`None`: this machine), as which user.
 struct Where<'a> {

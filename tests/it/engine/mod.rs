@@ -33,15 +33,7 @@ fn sysctl_keys() -> Vec<String> {
     keys
 }
 
-fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn example(name: &str) -> String {
-    let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use crate::common::{example, fixture};
 
 /// What a scenario can see and do; one implementation per world.
 trait World {
