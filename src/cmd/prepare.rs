@@ -92,7 +92,7 @@ pub(super) fn prepare(
 /// The unified diff of a prepared plan and whether anything would change, with the
 /// companion units whose enablement changes.
 pub(super) fn plan_diff(ctx: &Ctx, p: &Prepared, want_enabled: bool) -> (String, bool) {
-    let (mut d, _) = view::plan_view(
+    let mut d = view::plan_view(
         &p.plan,
         &p.observed,
         &p.files,

@@ -59,8 +59,7 @@ pub fn plan_changes(
 }
 
 /// The whole diff of a plan: rules per family, runtime sysctls, files (shown at their path
-/// under `root`), and the state of `unit` (`want_enabled`). Returns it and whether anything
-/// would change ([`plan_changes`]).
+/// under `root`), and the state of `unit` (`want_enabled`): the parts [`plan_changes`] looks at.
 pub fn plan_view(
     plan: &Plan,
     observed: &Observed,
@@ -68,7 +67,7 @@ pub fn plan_view(
     root: &Root,
     unit: &str,
     want_enabled: bool,
-) -> (String, bool) {
+) -> String {
     let mut out = String::new();
     for fp in &plan.families {
         append(&mut out, rules_diff(fp));
@@ -103,8 +102,7 @@ pub fn plan_view(
             enabled_word(want_enabled)
         ));
     }
-    let changed = plan_changes(plan, observed, files, want_enabled);
-    (out, changed)
+    out
 }
 
 /// `out` followed by `part`, without a second copy of a first part (a whole rule set's diff is

@@ -134,13 +134,11 @@ fn float_of(t: &str, raw: &str) -> Result<Option<Kind>, Refusal> {
         unsigned,
         ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF"
     );
-    let overflow = unsigned.as_bytes().first().is_some_and(u8::is_ascii_digit)
-        && t.parse::<f64>().is_ok_and(f64::is_infinite);
-    if non_finite || overflow {
+    // Rust also reads `inf` and `nan`: those stay text, only a digit-led overflow is refused.
+    let parsed = t.parse::<f64>().ok();
+    let digit_led = unsigned.as_bytes().first().is_some_and(u8::is_ascii_digit);
+    if non_finite || (digit_led && parsed.is_some_and(f64::is_infinite)) {
         return Err(Refusal::NonFinite(raw.to_string()));
     }
-    Ok(t.parse::<f64>()
-        .ok()
-        .filter(|f| f.is_finite())
-        .map(Kind::Float))
+    Ok(parsed.filter(|f| f.is_finite()).map(Kind::Float))
 }
